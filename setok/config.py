@@ -1,0 +1,438 @@
+"""The one configuration loader (DESIGN.md §4).
+
+``config/paper.yaml`` is the single source of truth; overlays (``config/ci.yaml``) are deep-merged on top, then a named
+variant's delta. The result is a tree of frozen dataclasses. Unknown keys, missing keys and wrong types are rejected
+with the dotted key path and the reason, before any job starts. Snakemake validates the same file against
+``workflow/schemas/config.schema.yaml``, which is generated from these dataclasses (``python -m setok.config schema``)
+and kept in sync by a test.
+
+Only factories and entry points read a :class:`Config`; modules take plain keyword arguments.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration is malformed; the message starts with the dotted key path."""
+
+
+# --------------------------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """The pretrained vision-language model giving SeTok's vision encoder and the frozen text encoder (App. C.2)."""
+
+    library: Literal["open_clip"] = "open_clip"
+    model_name: str = "ViT-SO400M-14-SigLIP-384"
+    pretrained: str | None = "webli"
+    # Inline open_clip model config (embed_dim, vision_cfg, text_cfg); used instead of the named config when set.
+    model_config: dict[str, Any] | None = None
+    image_size: int = 384
+    train_vision: bool = True  # Table 11: the vision encoder is unlocked while training SeTok
+
+
+@dataclass(frozen=True)
+class ClusteringConfig:
+    """Algorithm 1 settings; see setok.modeling.clustering.cluster for their meaning."""
+
+    mode: Literal["hard", "soft", "fixed"] = "hard"
+    knn: int = 5
+    beta: float = 1.0
+    kernel_c: float = 1.0
+    kernel_scale: Literal["constant", "iteration"] = "constant"
+    density_measure: Literal["distance", "kernel"] = "distance"
+    alpha_form: Literal["logit", "literal"] = "logit"
+    min_seed_score: float = 0.1
+    max_tokens: int = 64
+    num_clusters: int | None = None
+    normalize: bool = True
+
+
+@dataclass(frozen=True)
+class MergerConfig:
+    """Token Merger (Sec. 2.1): 2D RoPE inside each cluster, inner- and inter-cluster Transformers."""
+
+    kind: Literal["transformer", "average"] = "transformer"  # "average": Table 6 "w/o Token Merger"
+    dim: int = 512
+    inner_layers: int = 12
+    inter_layers: int = 8
+    heads: int = 8
+    mlp_ratio: float = 4.0
+    position_embedding: Literal["rope2d", "none"] = "rope2d"
+    rope_theta: float = 100.0
+
+
+@dataclass(frozen=True)
+class DetokenizerConfig:
+    """Detokenizer (App. D.1): mask tokens cross-attend to the tokens, then a CNN pixel decoder upsamples."""
+
+    layers: int = 12
+    dim: int = 512
+    heads: int = 8
+    mlp_ratio: float = 4.0
+    grid: int = 16  # the fixed number of mask tokens is grid * grid
+    image_size: int = 256  # reconstruction resolution (Table 3: 256 x 256 ImageNet)
+    decoder_channels: list[int] = field(default_factory=lambda: [512, 256, 256, 128, 128])
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Eq. (3) weights and the concept-level contrastive loss of Eq. (5)-(7)."""
+
+    rec_weight: float = 1.0  # alpha of Eq. (3)
+    contrastive_weight: float = 1.0  # beta of Eq. (3)
+    rec: Literal["mse", "l1"] = "mse"
+    temperature: float = 0.07
+    learn_temperature: bool = True
+    objects_per_image: int = 4  # K of App. C.2
+    prompt_templates: list[str] = field(default_factory=lambda: ["A photo of a {}."])
+    image_embedding: Literal["mean", "max_token"] = "mean"
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
+    merger: MergerConfig = field(default_factory=MergerConfig)
+    detokenizer: DetokenizerConfig = field(default_factory=DetokenizerConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One dataset in its official layout.
+
+    kinds: ``imagenet`` (class folders; ``root`` + optional ``synsets`` = LOC_synset_mapping.txt),
+    ``openimages`` (``root`` image folder + ``labels`` CSV with ImageID,LabelName[,Confidence] + ``classes`` CSV
+    LabelName,DisplayName), ``bundled`` (real photos installed with Python packages, labelled in
+    setok/data/samples/labels.yaml).
+    """
+
+    kind: Literal["imagenet", "openimages", "bundled"] = "bundled"
+    root: str | None = None
+    synsets: str | None = None
+    labels: str | None = None
+    classes: str | None = None
+    contrastive: bool = True  # whether this source's labels feed the contrastive loss (ImageNet: reconstruction only)
+    limit: int | None = None  # use only the first N images (after sorting)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation schedule of one training stage (App. D.3 / Table 9)."""
+
+    steps: int = 100_000
+    batch_size: int = 256  # global batch size
+    micro_batch_size: int = 32  # per GPU
+    lr: float = 1e-4
+    weight_decay: float = 0.05
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    warmup_steps: int = 5000
+    grad_clip: float = 1.0
+    precision: Literal["fp32", "bf16", "fp16"] = "bf16"
+    zero_stage: int = 2
+    optimizer: Literal["torch_adamw", "deepspeed_adam"] = "deepspeed_adam"
+    checkpoint_every: int = 5000
+    log_every: int = 50
+    num_workers: int = 8
+    seed: int = 0
+    sources: list[str] = field(default_factory=lambda: ["imagenet", "openimages"])
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Tokenizer evaluation (Table 3 / 6 rFID and zero-shot top-1 on ImageNet val)."""
+
+    dataset: str = "imagenet_val"
+    benchmarks: list[str] = field(default_factory=lambda: ["fid", "imagenet"])
+    batch_size: int = 64
+    limit: int | None = None
+    bootstrap: int = 1000
+    fid_image_size: int = 256
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole experiment: base settings, the variant applied (``name``) and the named variant deltas."""
+
+    name: str = "base"
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    train_tokenizer: TrainConfig = field(default_factory=TrainConfig)
+    datasets: dict[str, DataSource] = field(default_factory=dict)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    run_variants: list[str] = field(default_factory=list)  # variants `snakemake all` runs (the rest: ablation_<v>)
+    default_variant: str = "hard_cluster"
+
+
+# --------------------------------------------------------------------------------------------- conversion
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is not None:
+        return getattr(origin, "__name__", str(origin))
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and convert nested dicts to dataclasses."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _convert(a, value, path)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{path}: {value!r} is not one of {', '.join(repr(a) for a in args)}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, path)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {type(value).__name__} {value!r}")
+        return [_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__} {value!r}")
+        return {str(k): _convert(args[1], v, f"{path}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true/false, got {type(value).__name__} {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {type(value).__name__} {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: expected a number, got {type(value).__name__} {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {type(value).__name__} {value!r}")
+        return value
+    raise TypeError(f"unsupported annotation {tp!r} at {path}")  # a bug in this file, not in the config
+
+
+def from_dict(cls: type, data: Any, path: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types with their key path."""
+    where = path or "<config>"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__} {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        key = f"{path}.{unknown[0]}" if path else unknown[0]
+        raise ConfigError(f"{key}: unknown key (allowed here: {', '.join(sorted(names))})")
+    kwargs = {k: _convert(hints[k], v, f"{path}.{k}" if path else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(obj: Any) -> Any:
+    """Inverse of :func:`from_dict`: plain dicts / lists / scalars."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def deep_merge(base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``delta`` into a copy of ``base`` (mappings merge, everything else replaces)."""
+    out = copy.deepcopy(base)
+    for k, v in delta.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def _check(cfg: Config) -> None:
+    """Cross-field rules the types cannot express."""
+    c = cfg.tokenizer.clustering
+    if c.mode == "fixed" and c.num_clusters is None:
+        raise ConfigError("tokenizer.clustering.num_clusters: required when mode is 'fixed'")
+    if c.mode != "fixed" and c.max_tokens < 1:
+        raise ConfigError("tokenizer.clustering.max_tokens: must be >= 1")
+    for name in cfg.train_tokenizer.sources:
+        if name not in cfg.datasets:
+            raise ConfigError(f"train_tokenizer.sources: {name!r} is not a key of datasets")
+    if cfg.eval.dataset not in cfg.datasets:
+        raise ConfigError(f"eval.dataset: {cfg.eval.dataset!r} is not a key of datasets")
+    for v in cfg.run_variants:
+        if v not in cfg.variants:
+            raise ConfigError(f"run_variants: {v!r} is not a key of variants")
+    t = cfg.train_tokenizer
+    if t.batch_size % t.micro_batch_size:
+        raise ConfigError("train_tokenizer.batch_size: must be a multiple of micro_batch_size")
+
+
+def resolve(raw: dict[str, Any], variant: str | None = None) -> Config:
+    """Validate the merged mapping and apply ``variant``'s delta (``None``: the base config as it is)."""
+    base = from_dict(Config, raw)
+    _check(base)
+    if variant is None:
+        return base
+    if variant not in base.variants:
+        raise ConfigError(f"variants.{variant}: unknown variant (known: {', '.join(sorted(base.variants))})")
+    # A resolved config is self-contained: the variant applied, no other variants, no DAG-level lists.
+    dag_keys = ("variants", "run_variants")
+    merged = deep_merge({k: v for k, v in raw.items() if k not in dag_keys}, base.variants[variant])
+    merged["name"] = variant
+    try:
+        cfg = from_dict(Config, merged)
+        _check(cfg)
+    except ConfigError as e:
+        raise ConfigError(f"variants.{variant}.{e}") from None
+    return cfg
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return data
+
+
+def load_config(paths: list[str | Path] | str | Path, variant: str | None = None) -> Config:
+    """Read, deep-merge (in order) and validate config files, then apply ``variant``."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    raw: dict[str, Any] = {}
+    for p in paths:
+        raw = deep_merge(raw, read_yaml(p))
+    return resolve(raw, variant)
+
+
+def validate_all(raw: dict[str, Any]) -> Config:
+    """Validate the base and every variant (called by Snakemake before any job is planned)."""
+    base = resolve(raw)
+    for v in base.variants:
+        resolve(raw, v)
+    return base
+
+
+def config_sha(cfg: Config) -> str:
+    """Short content hash of a resolved config (recorded in every result JSON)."""
+    blob = json.dumps(to_dict(cfg), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def dump(cfg: Config) -> str:
+    """YAML text of a resolved config; loading it back gives an equal :class:`Config`."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None, width=120)
+
+
+# --------------------------------------------------------------------------------------------- JSON schema
+
+
+def _schema(tp: Any) -> dict[str, Any]:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return {}
+    if origin in (Union, types.UnionType):
+        return {"anyOf": [_schema(a) for a in args]}
+    if origin is Literal:
+        return {"enum": list(args)}
+    if dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {f.name: _schema(hints[f.name]) for f in dataclasses.fields(tp)},
+        }
+    if origin is list:
+        return {"type": "array", "items": _schema(args[0])}
+    if origin is dict:
+        return {"type": "object", "additionalProperties": _schema(args[1])}
+    return {
+        bool: {"type": "boolean"}, int: {"type": "integer"}, float: {"type": "number"},
+        str: {"type": "string"}, type(None): {"type": "null"},
+    }[tp]
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON schema of the config file (variants are free-form deltas, checked by :func:`resolve`)."""
+    s = _schema(Config)
+    s["$schema"] = "http://json-schema.org/draft-07/schema#"
+    s["description"] = "Generated by `python -m setok.config schema` from setok/config.py; do not edit."
+    return s
+
+
+def schema_yaml() -> str:
+    return yaml.safe_dump(json_schema(), sort_keys=False, width=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m setok.config schema`` prints the schema; ``check FILE... [--variant V]`` validates."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m setok.config")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("schema", help="print the JSON schema (YAML) generated from the dataclasses")
+    chk = sub.add_parser("check", help="validate config files and all their variants")
+    chk.add_argument("files", nargs="+")
+    chk.add_argument("--variant")
+    args = ap.parse_args(argv)
+    if args.cmd == "schema":
+        sys.stdout.write(schema_yaml())
+        return 0
+    try:
+        raw: dict[str, Any] = {}
+        for p in args.files:
+            raw = deep_merge(raw, read_yaml(p))
+        cfg = resolve(raw, args.variant) if args.variant else validate_all(raw)
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    sys.stdout.write(dump(cfg))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
