@@ -1,0 +1,1 @@
+"""SeTok model code. Modules take plain keyword arguments; only ``build`` reads configuration."""
