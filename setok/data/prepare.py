@@ -1,0 +1,72 @@
+"""Prepare an evaluation set for the tokenizer benchmarks.
+
+``python -m setok.data.prepare --config C --dataset NAME --out results/data/NAME`` writes
+
+* ``images/<id>.png``: every image at ``eval.fid_image_size`` (the rFID reference set; same centre crop as the
+  tokenizer's input);
+* ``labels.jsonl``: ``{"id", "label"}`` per image (the ``imagenet`` benchmark's references);
+* ``classes.json``: the class names, in label order (the zero-shot classifier's vocabulary).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from torch.utils.data import Dataset, Subset
+
+from setok.config import ConfigError, load_config
+from setok.data import build_dataset, write_reference_images
+from setok.io import DataError, write_json, write_jsonl
+
+log = logging.getLogger("setok.data.prepare")
+
+
+def eval_subset(dataset: Dataset, limit: int | None) -> Dataset:
+    """The first ``limit`` images (all when None), keeping ``ids`` for the reference writer."""
+    if limit is None or limit >= len(dataset):
+        return dataset
+    sub = Subset(dataset, range(limit))
+    sub.ids = list(dataset.ids[:limit])  # type: ignore[attr-defined]
+    return sub
+
+
+def prepare(config: Path, name: str, out: Path) -> None:
+    cfg = load_config(config)
+    if name not in cfg.datasets:
+        raise ConfigError(f"datasets.{name}: not in {config}")
+    full = build_dataset(cfg.datasets[name], image_size=cfg.eval.fid_image_size)
+    classes = list(getattr(full, "classes", []))
+    if not classes:
+        raise DataError(f"dataset {name!r} has no class names; zero-shot top-1 needs a classification set")
+    dataset = eval_subset(full, cfg.eval.limit)
+    write_reference_images(dataset, out / "images", size=cfg.eval.fid_image_size)
+    targets = getattr(full, "targets", None)
+    ids = list(dataset.ids)  # type: ignore[attr-defined]
+    labels = list(targets[: len(ids)]) if targets is not None else [int(dataset[i]["label"]) for i in range(len(ids))]
+    if any(lab < 0 for lab in labels):
+        raise DataError(f"dataset {name!r}: some images have no class label")
+    write_jsonl(out / "labels.jsonl", [{"id": i, "label": int(lab)} for i, lab in zip(ids, labels)])
+    write_json(out / "classes.json", classes)
+    log.info("prepared %d images of %s (%d classes) in %s", len(ids), name, len(classes), out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m setok.data.prepare", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True, type=Path)
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--out", required=True, type=Path)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        prepare(args.config, args.dataset, args.out)
+    except (ConfigError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
