@@ -1,0 +1,146 @@
+"""Train the SeTok tokenizer (Sec. 2.1, Eq. 3): ``python -m setok.train.tokenizer --config C --out DIR``.
+
+Writes into ``DIR``: ``checkpoints/`` (DeepSpeed, atomic, resumable), ``train_log.jsonl`` (losses), ``config.yaml``
+(the resolved config) and, when training has finished, ``model.pt`` (the final weights, written last and atomically:
+its presence means the stage is complete).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from setok.config import Config, ConfigError, config_sha, dump, load_config, to_dict
+from setok.io import DataError, torch_save, write_text
+from setok.modeling.build import build_setok
+from setok.modeling.losses import concept_contrastive_loss, concept_similarities, reconstruction_loss
+from setok.train.checkpoint import CheckpointManager
+from setok.train.concepts import sample_concepts
+from setok.train.distributed import device, init_distributed
+from setok.train.engine import build_engine
+from setok.train.schedule import StepBatchSampler
+
+log = logging.getLogger("setok.train.tokenizer")
+
+
+def setok_loss(
+    model: Any, text_encoder: Any, batch: dict[str, Any], cfg: Config, step: int, *, forward: Any = None
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Eq. (3): ``alpha * L_rec + beta * L_con`` for one micro-batch.
+
+    ``model`` is the bare SeTok module (for ``embed`` and ``logit_scale``); ``forward`` is the callable that runs
+    its forward pass (the DeepSpeed engine during training).
+    """
+    lc = cfg.tokenizer.loss
+    size = cfg.tokenizer.detokenizer.image_size
+    images = batch["image"]
+    target = F.interpolate(images, size=(size, size), mode="bicubic", antialias=True, align_corners=False) * 2 - 1
+    tok, recon = (forward or model)(images)
+    l_rec = reconstruction_loss(recon, target, kind=lc.rec)
+    loss = lc.rec_weight * l_rec
+    logs = {"rec": l_rec.item(), "tokens": tok.num_tokens.float().mean().item()}
+    if lc.contrastive_weight > 0:
+        g = torch.Generator().manual_seed(cfg.train_tokenizer.seed * 7919 + step)
+        prompts, valid = sample_concepts(
+            batch["labels"], batch["contrastive"].tolist(), k=lc.objects_per_image,
+            templates=list(lc.prompt_templates), generator=g,
+        )
+        texts = text_encoder(prompts).view(len(batch["labels"]), lc.objects_per_image, -1).to(recon.dtype)
+        sim = concept_similarities(model.embed(tok.tokens, tok.valid), texts)
+        l_con = concept_contrastive_loss(sim, valid.to(sim.device), model.logit_scale.exp())
+        loss = loss + lc.contrastive_weight * l_con
+        logs["contrastive"] = l_con.item()
+    logs["loss"] = loss.item()
+    return loss, logs
+
+
+def train(cfg: Config, out: Path, *, stop_after: int | None = None) -> Path | None:
+    """Train (or resume) SeTok; returns the path of ``model.pt``, or None when stopped early by ``stop_after``."""
+    from setok.data import build_datasets, collate
+
+    rank, world = init_distributed()
+    dev = device()
+    tc = cfg.train_tokenizer
+    out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        write_text(out / "config.yaml", dump(cfg))
+    torch.manual_seed(tc.seed)
+    model, text = build_setok(cfg.tokenizer)
+    text.to(dev)
+    engine = build_engine(model, tc, world=world)
+    ckpt = CheckpointManager(out / "checkpoints")
+    state = ckpt.load(engine) or {"step": 0}
+    start = int(state["step"])
+    if start:
+        log.info("resumed from %s at step %d", ckpt.latest(), start)
+
+    dataset = build_datasets([cfg.datasets[s] for s in tc.sources], image_size=cfg.tokenizer.backbone.image_size)
+    sampler = StepBatchSampler(
+        num_samples=len(dataset), batch_size=tc.batch_size, micro_batch_size=tc.micro_batch_size, steps=tc.steps,
+        start_step=start, seed=tc.seed, rank=rank, world=world,
+    )
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=tc.num_workers)
+    log_file = (out / "train_log.jsonl").open("a") if rank == 0 else None
+    step, micro, t0 = start, 0, time.time()
+    bar = tqdm(total=tc.steps, initial=start, desc=f"train_tokenizer[{cfg.name}]", disable=rank != 0, file=sys.stderr)
+    for batch in loader:
+        batch["image"] = batch["image"].to(dev, non_blocking=True)
+        loss, logs = setok_loss(engine.module, text, batch, cfg, step, forward=engine)
+        engine.backward(loss)
+        engine.step()
+        micro += 1
+        if micro % sampler.accumulation:
+            continue
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{logs['loss']:.4f}", tokens=f"{logs['tokens']:.1f}")
+        if log_file and (step % tc.log_every == 0 or step == tc.steps):
+            row = {"step": step, "lr": engine.get_lr()[0], "seconds": round(time.time() - t0, 3), **logs}
+            log_file.write(json.dumps(row) + "\n")
+            log_file.flush()
+        if step % tc.checkpoint_every == 0 or step == tc.steps:
+            ckpt.save(engine, step, {"step": step})
+        if stop_after is not None and step >= stop_after and step < tc.steps:
+            log.warning("stopping after step %d as asked (--stop-after); resume by running again", step)
+            bar.close()
+            return None
+    bar.close()
+    final = out / "model.pt"
+    if rank == 0:
+        torch_save(
+            {"state_dict": engine.module.state_dict(), "config": to_dict(cfg), "config_sha": config_sha(cfg),
+             "step": step}, final,
+        )
+        log.info("wrote %s after %d steps", final, step)
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m setok.train.tokenizer", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", action="append", required=True, help="config file(s), merged in order")
+    ap.add_argument("--variant", help="variant to apply (omit for an already resolved config)")
+    ap.add_argument("--out", required=True, type=Path, help="output folder, e.g. results/<variant>/tokenizer")
+    ap.add_argument("--stop-after", type=int, help="stop after this step, as an interruption would (for tests)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        cfg = load_config(args.config, args.variant)
+        train(cfg, args.out, stop_after=args.stop_after)
+    except (ConfigError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
