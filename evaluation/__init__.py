@@ -1,0 +1,19 @@
+"""Benchmark scoring for the SeTok reproduction harness.
+
+Every benchmark is one small file in :mod:`evaluation.benchmarks` registered with
+:func:`evaluation.registry.register`; ``python -m evaluation list`` shows them and
+``python -m evaluation score <benchmark> --help`` documents each one's file formats.
+
+Layout (one concept per module):
+
+* :mod:`evaluation.registry` -- :class:`~evaluation.registry.Benchmark`, :class:`~evaluation.registry.ScoreResult`,
+  ``register`` / ``get`` / ``score``.
+* :mod:`evaluation.metrics` -- pure functions over numpy arrays (top-k accuracy, Fréchet distance); no model, no I/O.
+* :mod:`evaluation.bootstrap` -- percentile-bootstrap 95% intervals.
+* :mod:`evaluation.readers` -- file readers that validate input and raise one-line :class:`setok.io.DataError`.
+* :mod:`evaluation.features` -- the Inception network used by FID (offline weights) and image-folder features.
+* :mod:`evaluation.results` -- the result JSON + per-sample JSONL writer.
+* :mod:`evaluation.cli` -- ``python -m evaluation``.
+
+Importing this package is cheap: torch is only imported when FID features are computed.
+"""

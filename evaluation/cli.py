@@ -1,0 +1,173 @@
+"""Command line: ``python -m evaluation {list, score, fid-features}``.
+
+``score`` is a fixed contract used by the workflow::
+
+    python -m evaluation score <benchmark> --predictions P [--annotations A] [--questions Q] --out R.json
+        [--variant V] [--checkpoint C] [--config-sha S] [--bootstrap N] [--seed S] [benchmark options]
+
+It writes ``R.json`` and ``R.samples.jsonl`` (see :mod:`evaluation.results`). Bad input prints one line
+``error: <file>: <problem>`` to stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from evaluation import registry
+from evaluation.results import write_result
+from setok.io import DataError
+
+COMMON_OPTIONS = {
+    "predictions",
+    "annotations",
+    "questions",
+    "out",
+    "variant",
+    "checkpoint",
+    "config_sha",
+    "bootstrap",
+    "seed",
+    "command",
+    "benchmark",
+}
+
+
+def _score_parser(sub: argparse._SubParsersAction, bench: registry.Benchmark) -> None:
+    p = sub.add_parser(
+        bench.name,
+        help=bench.summary,
+        description=bench.help,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--predictions", required=True, type=Path, help="model outputs (format above)"
+    )
+    p.add_argument(
+        "--annotations",
+        required=bench.needs_annotations,
+        type=Path,
+        default=None,
+        help="references (format above)",
+    )
+    if bench.takes_questions:
+        p.add_argument(
+            "--questions", type=Path, default=None, help="questions file (format above)"
+        )
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="result JSON; per-sample scores go to <stem>.samples.jsonl",
+    )
+    p.add_argument(
+        "--variant", default=None, help="model variant recorded in the result"
+    )
+    p.add_argument(
+        "--checkpoint", default=None, help="checkpoint recorded in the result"
+    )
+    p.add_argument(
+        "--config-sha", default=None, help="config hash recorded in the result"
+    )
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"bootstrap resamples for ci95 (default {bench.default_bootstrap}; 0 disables)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    bench.add_arguments(p)
+    p.set_defaults(benchmark=bench.name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (one ``score`` sub-parser per registered benchmark)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m evaluation", description="Score benchmark predictions."
+    )
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="{list,score,fid-features}"
+    )
+    commands.add_parser("list", help="print the registered benchmarks")
+    score = commands.add_parser(
+        "score",
+        help="score predictions; `score <benchmark> --help` documents the file formats",
+    )
+    benches = score.add_subparsers(dest="benchmark", required=True, metavar="benchmark")
+    for name in registry.names():
+        _score_parser(benches, registry.get(name))
+    feats = commands.add_parser(
+        "fid-features",
+        help="write Inception pool3 features (+ mu, sigma) of an image folder to .npz, reusable as an FID input",
+    )
+    feats.add_argument("folder", type=Path)
+    feats.add_argument("--out", required=True, type=Path, help="output .npz")
+    feats.add_argument("--device", default=None)
+    feats.add_argument("--batch-size", type=int, default=32)
+    return parser
+
+
+def _list() -> int:
+    for name in registry.names():
+        bench = registry.get(name)
+        metrics = ", ".join(
+            f"{m.name} ({'higher' if m.higher_is_better else 'lower'} is better)"
+            for m in bench.metrics
+        )
+        print(f"{name}\t{bench.summary}\tmetrics: {metrics}")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    bench = registry.get(args.benchmark)
+    if args.bootstrap is not None and args.bootstrap < 0:
+        raise DataError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    opts = {k: v for k, v in vars(args).items() if k not in COMMON_OPTIONS}
+    result = bench.score(
+        args.predictions,
+        args.annotations,
+        questions=getattr(args, "questions", None),
+        n_bootstrap=args.bootstrap,
+        seed=args.seed,
+        **opts,
+    )
+    write_result(
+        args.out,
+        benchmark=bench.name,
+        variant=args.variant,
+        result=result,
+        checkpoint=args.checkpoint,
+        config_sha=args.config_sha,
+    )
+    shown = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
+    print(f"{bench.name}: {shown} (n={result.n}) -> {args.out}")
+    return 0
+
+
+def _fid_features(args: argparse.Namespace) -> int:
+    from evaluation.features.images import folder_features
+    from evaluation.readers.fid import write_fid_npz
+
+    files, feats = folder_features(
+        args.folder, batch_size=args.batch_size, device=args.device
+    )
+    write_fid_npz(args.out, feats, names=[f.name for f in files])
+    print(f"{len(files)} images -> {args.out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (2 on bad input, with a one-line ``error:`` on stderr)."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            return _list()
+        if args.command == "score":
+            return _score(args)
+        return _fid_features(args)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,1 @@
+"""Pure metric functions over numpy arrays: no model, no file I/O."""

@@ -1,0 +1,216 @@
+"""The benchmark registry: one :class:`Benchmark` subclass per file in :mod:`evaluation.benchmarks`.
+
+Adding a benchmark (vqav2, gqa, pope, ...) is one small file::
+
+    from evaluation.registry import Benchmark, Metric, ScoreResult, register
+
+    @register("pope")
+    class Pope(Benchmark):
+        help = '''POPE yes/no hallucination benchmark.
+
+    references (--annotations): jsonl {"question_id", "answer"} ...
+    predictions (--predictions): jsonl {"question_id", "text"} ...'''
+        metrics = (Metric("accuracy", higher_is_better=True), Metric("f1", higher_is_better=True))
+
+        def score(self, predictions, annotations=None, *, questions=None, n_bootstrap=None, seed=0, **opts):
+            ...  # read files with evaluation.readers, compute with evaluation.metrics
+            return ScoreResult(metrics={...}, n=..., rows=[...], ci95={...})
+
+Every module in :mod:`evaluation.benchmarks` is imported on first use of :func:`get` / :func:`names`, so nothing else
+has to be edited.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One reported number of a benchmark.
+
+    Attributes:
+        name: Key in ``ScoreResult.metrics`` and in the result JSON.
+        higher_is_better: Direction used by tables and comparisons.
+        help: One line on what the number is (unit included).
+    """
+
+    name: str
+    higher_is_better: bool
+    help: str = ""
+
+
+@dataclass
+class ScoreResult:
+    """What :meth:`Benchmark.score` returns.
+
+    Attributes:
+        metrics: Metric name to value (plain floats).
+        n: Number of scored samples (``None`` when unknown, e.g. FID from precomputed statistics).
+        rows: Per-sample scores, one dict per sample; written to ``<out stem>.samples.jsonl`` so any metric can be
+            re-derived.
+        ci95: Metric name to ``(low, high)`` percentile-bootstrap 95% interval; metrics without an interval are absent.
+    """
+
+    metrics: dict[str, float]
+    n: int | None
+    rows: list[dict[str, Any]]
+    ci95: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+class Benchmark(ABC):
+    """Base class of a registered benchmark.
+
+    Class attributes to set in a subclass: ``help`` (documents the reference and prediction formats; shown by
+    ``python -m evaluation score <name> --help``), ``metrics`` and, when they differ from the defaults,
+    ``needs_annotations``, ``takes_questions`` and ``default_bootstrap``. ``name`` is set by :func:`register`.
+    """
+
+    name: ClassVar[str] = ""
+    help: ClassVar[str] = ""
+    metrics: ClassVar[tuple[Metric, ...]] = ()
+    needs_annotations: ClassVar[bool] = True
+    takes_questions: ClassVar[bool] = False
+    default_bootstrap: ClassVar[int] = 1000
+
+    @abstractmethod
+    def score(
+        self,
+        predictions: PathLike,
+        annotations: PathLike | None = None,
+        *,
+        questions: PathLike | None = None,
+        n_bootstrap: int | None = None,
+        seed: int = 0,
+        **opts: Any,
+    ) -> ScoreResult:
+        """Score a predictions file against references.
+
+        Args:
+            predictions: Path of the model's outputs (format in :attr:`help`).
+            annotations: Path of the references (format in :attr:`help`).
+            questions: Path of the questions file, for benchmarks that take one.
+            n_bootstrap: Bootstrap resamples for ``ci95``; ``None`` means :attr:`default_bootstrap`, 0 means none.
+            seed: Seed of the bootstrap resampling.
+            **opts: Benchmark-specific options (see :meth:`add_arguments`).
+
+        Returns:
+            The metrics, sample count, per-sample rows and intervals.
+
+        Raises:
+            setok.io.DataError: An input file is missing or malformed (one line naming the file).
+        """
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Add benchmark-specific CLI options; their values reach :meth:`score` as keyword arguments.
+
+        Args:
+            parser: The ``score <name>`` sub-parser.
+        """
+
+    @property
+    def summary(self) -> str:
+        """First line of :attr:`help`."""
+        return self.help.strip().splitlines()[0] if self.help.strip() else ""
+
+    def resolve_bootstrap(self, n_bootstrap: int | None) -> int:
+        """Number of resamples to use given the caller's request (``None`` = this benchmark's default)."""
+        n = self.default_bootstrap if n_bootstrap is None else int(n_bootstrap)
+        if n < 0:
+            raise ValueError(f"n_bootstrap must be >= 0, got {n}")
+        return n
+
+
+_REGISTRY: dict[str, type[Benchmark]] = {}
+_LOADED = False
+B = TypeVar("B", bound=type[Benchmark])
+
+
+def register(name: str) -> Callable[[B], B]:
+    """Class decorator adding a :class:`Benchmark` subclass to the registry under ``name``.
+
+    Args:
+        name: CLI name of the benchmark (``python -m evaluation score <name>``).
+
+    Returns:
+        The decorator; it sets ``cls.name`` and returns the class unchanged otherwise.
+
+    Raises:
+        ValueError: ``name`` is taken by another class, or the class lacks ``help`` or ``metrics``.
+    """
+
+    def decorate(cls: B) -> B:
+        if not (isinstance(cls, type) and issubclass(cls, Benchmark)):
+            raise TypeError(f"@register({name!r}) must decorate a Benchmark subclass")
+        if name in _REGISTRY and _REGISTRY[name].__qualname__ != cls.__qualname__:
+            raise ValueError(
+                f"benchmark {name!r} is already registered by {_REGISTRY[name].__qualname__}"
+            )
+        if not cls.help.strip() or not cls.metrics:
+            raise ValueError(
+                f"benchmark {name!r} must define help (its file formats) and metrics"
+            )
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def _load_builtin() -> None:
+    """Import :mod:`evaluation.benchmarks` once, which imports (and so registers) every benchmark module."""
+    global _LOADED
+    if not _LOADED:
+        importlib.import_module("evaluation.benchmarks")
+        _LOADED = True
+
+
+def names() -> list[str]:
+    """Sorted names of all registered benchmarks."""
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> Benchmark:
+    """A fresh instance of the benchmark registered as ``name``.
+
+    Raises:
+        KeyError: No benchmark of that name (the message lists the known ones).
+    """
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise KeyError(
+            f"unknown benchmark {name!r}; known: {', '.join(sorted(_REGISTRY))}"
+        )
+    return _REGISTRY[name]()
+
+
+def score(
+    benchmark: str,
+    predictions: PathLike,
+    annotations: PathLike | None = None,
+    **opts: Any,
+) -> ScoreResult:
+    """Score ``predictions`` with the named benchmark (``get(benchmark).score(...)``).
+
+    Args:
+        benchmark: Registered name, e.g. ``"imagenet"`` or ``"fid"``.
+        predictions: Predictions path.
+        annotations: References path.
+        **opts: ``questions``, ``n_bootstrap``, ``seed`` and benchmark-specific options.
+
+    Returns:
+        The benchmark's :class:`ScoreResult`.
+    """
+    return get(benchmark).score(
+        Path(predictions), None if annotations is None else Path(annotations), **opts
+    )
