@@ -1,0 +1,24 @@
+# The only Snakefile (DESIGN.md §2, §8): data -> tokenizer -> evaluation -> tables.
+#   snakemake --cores 8                                  full reproduction on this machine (config/paper.yaml)
+#   snakemake --configfile config/ci.yaml smoke          the CPU smoke run (`make smoke`)
+#   snakemake ablation_no_pe                             one variant end to end
+#   snakemake --profile profiles/slurm                   the cluster
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/paper.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/tokenizer.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "reports/tables/tokenizer.md",

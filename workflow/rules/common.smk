@@ -1,0 +1,37 @@
+# Helpers and validation only; no rules here.
+import re
+import sys
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from setok.config import ConfigError, dump, resolve, validate_all
+
+# Fail before any job is planned: first the generated JSON schema, then the typed loader (every variant).
+validate(config, "../schemas/config.schema.yaml")
+try:
+    BASE = validate_all(config)
+except ConfigError as e:
+    raise WorkflowError(f"config error: {e}") from None
+
+PY = sys.executable
+VARIANTS = sorted(BASE.variants)
+RUN_VARIANTS = list(BASE.run_variants)
+TOKENIZER_BENCHMARKS = list(BASE.eval.benchmarks)
+EVAL_DATASET = BASE.eval.dataset
+
+
+wildcard_constraints:
+    variant="|".join(re.escape(v) for v in VARIANTS),
+    dataset="|".join(re.escape(d) for d in BASE.datasets),
+    benchmark="|".join(re.escape(b) for b in TOKENIZER_BENCHMARKS),
+
+
+def resolved_config(wildcards):
+    """YAML of the fully resolved config of one variant (a param, so a config change reruns the jobs)."""
+    return dump(resolve(config, wildcards.variant))
+
+
+def base_config(wildcards):
+    """YAML of the base config (datasets, evaluation settings) without any variant applied."""
+    return dump(BASE)
