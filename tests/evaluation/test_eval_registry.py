@@ -1,0 +1,71 @@
+"""Registering benchmarks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from evaluation import registry
+from evaluation.registry import Benchmark, Metric, ScoreResult, register
+
+
+@pytest.fixture
+def clean_registry() -> Iterator[None]:
+    saved = dict(registry._REGISTRY)
+    yield
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(saved)
+
+
+def _toy(help_text: str = "Toy benchmark.\n\nreferences: none") -> type[Benchmark]:
+    class Toy(Benchmark):
+        help = help_text
+        metrics = (Metric("m", higher_is_better=False),)
+
+        def score(
+            self, predictions: object, annotations: object = None, **opts: object
+        ) -> ScoreResult:  # type: ignore[override]
+            return ScoreResult(metrics={"m": 1.0}, n=1, rows=[{"m": 1.0}])
+
+    return Toy
+
+
+def test_register_adds_a_benchmark_under_its_name(clean_registry: None) -> None:
+    register("toy")(_toy())
+    assert "toy" in registry.names()
+    bench = registry.get("toy")
+    assert bench.name == "toy" and bench.summary == "Toy benchmark."
+    assert registry.score("toy", "p").metrics == {"m": 1.0}
+
+
+def test_register_rejects_a_second_class_under_a_taken_name(
+    clean_registry: None,
+) -> None:
+    register("toy")(_toy())
+
+    class Other(_toy()):  # type: ignore[misc, valid-type]
+        pass
+
+    with pytest.raises(ValueError, match="already registered"):
+        register("toy")(Other)
+
+
+def test_register_requires_format_help(clean_registry: None) -> None:
+    with pytest.raises(ValueError, match="must define help"):
+        register("nohelp")(_toy(help_text=""))
+
+
+def test_unknown_benchmark_lists_known_ones() -> None:
+    with pytest.raises(KeyError, match="imagenet"):
+        registry.get("nope")
+
+
+def test_builtin_benchmarks_declare_metric_directions() -> None:
+    assert registry.get("fid").metrics[0] == Metric(
+        "fid", higher_is_better=False, help=registry.get("fid").metrics[0].help
+    )
+    assert (
+        registry.get("fid").default_bootstrap == 0
+        and registry.get("imagenet").default_bootstrap == 1000
+    )
