@@ -12,6 +12,8 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TORCH_HOME := $(CURDIR)/.cache/torch
 export TOKENIZERS_PARALLELISM := false
+# Rules call `python -m ...`: the venv comes first on PATH (on a cluster, the activated conda env does).
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PIP_CONSTRAINT :=
 SMOKE_CORES ?= 2
 

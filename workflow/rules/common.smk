@@ -1,6 +1,5 @@
 # Helpers and validation only; no rules here.
 import re
-import sys
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -14,11 +13,11 @@ try:
 except ConfigError as e:
     raise WorkflowError(f"config error: {e}") from None
 
-PY = sys.executable
 VARIANTS = sorted(BASE.variants)
 RUN_VARIANTS = list(BASE.run_variants)
 TOKENIZER_BENCHMARKS = list(BASE.eval.benchmarks)
 EVAL_DATASET = BASE.eval.dataset
+ENV = "../../environment.yml"  # the conda environment every rule runs in (`--use-conda`)
 
 
 wildcard_constraints:
@@ -35,3 +34,13 @@ def resolved_config(wildcards):
 def base_config(wildcards):
     """YAML of the base config (datasets, evaluation settings) without any variant applied."""
     return dump(BASE)
+
+
+def score_inputs(wildcards):
+    """Predictions and references of one tokenizer benchmark (DESIGN.md §6 formats)."""
+    data = f"results/data/{EVAL_DATASET}"
+    tok = f"results/{wildcards.variant}/tokenizer"
+    return {
+        "fid": {"predictions": f"{tok}/recon", "annotations": f"{data}/images"},
+        "imagenet": {"predictions": f"{tok}/imagenet.predictions.jsonl", "annotations": f"{data}/labels.jsonl"},
+    }[wildcards.benchmark]

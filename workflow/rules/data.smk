@@ -21,6 +21,8 @@ rule prepare_eval_data:
         classes="results/data/{dataset}/classes.json",
     log:
         "logs/prepare_eval_data/{dataset}.log",
+    conda:
+        ENV
     shell:
-        "{PY} -m setok.data.prepare --config {input} --dataset {wildcards.dataset} "
+        "python -m setok.data.prepare --config {input} --dataset {wildcards.dataset} "
         "--out results/data/{wildcards.dataset} > {log} 2>&1"

@@ -1,13 +1,3 @@
-def score_inputs(wildcards):
-    """Predictions and references of one tokenizer benchmark (DESIGN.md §6 formats)."""
-    data = f"results/data/{EVAL_DATASET}"
-    tok = f"results/{wildcards.variant}/tokenizer"
-    return {
-        "fid": {"predictions": f"{tok}/recon", "annotations": f"{data}/images"},
-        "imagenet": {"predictions": f"{tok}/imagenet.predictions.jsonl", "annotations": f"{data}/labels.jsonl"},
-    }[wildcards.benchmark]
-
-
 rule score_tokenizer:
     """One result JSON per variant x tokenizer benchmark: results/{variant}/eval/{benchmark}.json."""
     input:
@@ -24,8 +14,10 @@ rule score_tokenizer:
         gpu=1,
         mem_mb=32000,
         runtime=120,
+    conda:
+        ENV
     shell:
-        "{PY} -m evaluation score {wildcards.benchmark} --predictions {input.predictions} "
+        "python -m evaluation score {wildcards.benchmark} --predictions {input.predictions} "
         "--annotations {input.annotations} --out {output.result} --variant {wildcards.variant} "
         "--checkpoint {input.model} --bootstrap {params.bootstrap} > {log} 2>&1"
 

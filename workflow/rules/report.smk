@@ -13,8 +13,10 @@ rule tokenizer_table:
         variants=RUN_VARIANTS,
     log:
         "logs/tokenizer_table.log",
+    conda:
+        ENV
     shell:
-        "{PY} -m evaluation.report.tokenizer_table --results results --variants {params.variants} "
+        "python -m evaluation.report.tokenizer_table --results results --variants {params.variants} "
         "--paper {input.paper} --md {output.md} --tex {output.tex} > {log} 2>&1"
 
 
@@ -22,8 +24,12 @@ rule smoke:
     """`make smoke`: the configured variants end to end, then print the regenerated table."""
     input:
         "reports/tables/tokenizer.md",
+    log:
+        "logs/smoke.log",
+    conda:
+        ENV
     shell:
-        "cat {input}"
+        "cat {input} | tee {log}"
 
 
 rule tables:

@@ -25,8 +25,10 @@ rule train_tokenizer:
         gpu=8,
         mem_mb=256000,
         runtime=2880,
+    conda:
+        ENV
     shell:
-        "{PY} -m setok.train.tokenizer --config {input} --out results/{wildcards.variant}/tokenizer > {log} 2>&1"
+        "python -m setok.train.tokenizer --config {input} --out results/{wildcards.variant}/tokenizer > {log} 2>&1"
 
 
 rule tokenizer_predictions:
@@ -45,6 +47,8 @@ rule tokenizer_predictions:
         gpu=1,
         mem_mb=64000,
         runtime=240,
+    conda:
+        ENV
     shell:
-        "{PY} -m evaluation.predict.tokenizer --model {input.model} --config {input.config} "
+        "python -m evaluation.predict.tokenizer --model {input.model} --config {input.config} "
         "--classes {input.classes} --out results/{wildcards.variant}/tokenizer > {log} 2>&1"
