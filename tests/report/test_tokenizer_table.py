@@ -1,0 +1,33 @@
+"""The generated tokenizer table: fixed result files give exactly this Markdown; missing values show "—"."""
+import json
+from pathlib import Path
+
+from evaluation.report.tokenizer_table import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+def test_table_from_fixed_results_is_byte_identical(tmp_path):
+    res = tmp_path / "results"
+    write(res / "hard_cluster/tokenizer/tokens.json", {"mean": 24.5})
+    write(res / "hard_cluster/eval/fid.json", {"metrics": {"fid": 2.5}, "ci95": {}})
+    write(res / "hard_cluster/eval/imagenet.json", {"metrics": {"top1": 70.25}, "ci95": {"top1": [68.0, 72.5]}})
+    write(res / "no_pe/eval/fid.json", {"metrics": {"fid": 3.0}, "ci95": {}})  # no tokens, no top-1
+    md, tex = tmp_path / "t.md", tmp_path / "t.tex"
+    assert main(["--results", str(res), "--variants", "hard_cluster", "no_pe", "--paper",
+                 str(ROOT / "evaluation/paper_numbers.yaml"), "--md", str(md), "--tex", str(tex)]) == 0
+    lines = md.read_text().splitlines()
+    assert lines[2] == ("| hard_cluster | 24.5 | 25.0 | -0.5 | 2.50 | 2.07 | +0.43 | 70.2 [68.0, 72.5] | 75.4 | -5.2 |")
+    assert lines[3] == "| no_pe | — | — | — | 3.00 | 3.56 | -0.56 | — | — | — |"
+    t = tex.read_text()
+    assert r"\toprule" in t and r"hard\_cluster & 24.5 & 25.0 & -0.5 & 2.50 & 2.07 & +0.43" in t
+    assert " 0.0 " not in md.read_text()  # a missing value is never printed as 0
+    before = md.read_bytes()
+    main(["--results", str(res), "--variants", "hard_cluster", "no_pe", "--paper",
+          str(ROOT / "evaluation/paper_numbers.yaml"), "--md", str(md), "--tex", str(tex)])
+    assert md.read_bytes() == before
