@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from setok.config import ConfigError, load_config
-from setok.io import DataError, atomic_path, read_json, write_json, write_jsonl
+from setok.cli import run
+from setok.config import load_config
+from setok.io import atomic_path, read_json, write_json, write_jsonl
 from setok.modeling.build import load_setok
 
 log = logging.getLogger("evaluation.predict.tokenizer")
@@ -89,13 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--classes", required=True, type=Path, help="classes.json written by setok.data.prepare")
     ap.add_argument("--out", required=True, type=Path)
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        predict(args.model, args.config, args.classes, args.out)
-    except (ConfigError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run(lambda: predict(args.model, args.config, args.classes, args.out))
 
 
 if __name__ == "__main__":

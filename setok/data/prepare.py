@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 from torch.utils.data import Dataset, Subset
 
+from setok.cli import run
 from setok.config import ConfigError, load_config
 from setok.data import build_dataset, write_reference_images
 from setok.io import DataError, write_json, write_jsonl
@@ -59,13 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--out", required=True, type=Path)
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        prepare(args.config, args.dataset, args.out)
-    except (ConfigError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run(lambda: prepare(args.config, args.dataset, args.out))
 
 
 if __name__ == "__main__":

@@ -52,7 +52,10 @@ def build_engine(model: nn.Module, cfg: TrainConfig, *, world: int) -> Any:
     if cfg.optimizer == "torch_adamw":
         optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
     schedule = partial(warmup_cosine, warmup=cfg.warmup_steps, total=cfg.steps)
-    scheduler: Any = (lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule))
+
+    def scheduler(opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+        return torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+
     engine, _, _, _ = deepspeed.initialize(
         model=model, model_parameters=groups if optimizer is None else None, optimizer=optimizer,
         lr_scheduler=scheduler, config=deepspeed_config(cfg, world=world),

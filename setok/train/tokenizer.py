@@ -19,8 +19,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from setok.config import Config, ConfigError, config_sha, dump, load_config, to_dict
-from setok.io import DataError, torch_save, write_text
+from setok.cli import run
+from setok.config import Config, config_sha, dump, load_config, to_dict
+from setok.io import torch_save, write_text
 from setok.modeling.build import build_setok
 from setok.modeling.losses import concept_contrastive_loss, concept_similarities, reconstruction_loss
 from setok.train.checkpoint import CheckpointManager
@@ -132,14 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, type=Path, help="output folder, e.g. results/<variant>/tokenizer")
     ap.add_argument("--stop-after", type=int, help="stop after this step, as an interruption would (for tests)")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        cfg = load_config(args.config, args.variant)
-        train(cfg, args.out, stop_after=args.stop_after)
-    except (ConfigError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run(lambda: train(load_config(args.config, args.variant), args.out, stop_after=args.stop_after))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from setok.modeling.clustering import (
-    cluster, density_rank, kernel, local_density, pairwise_sq_distances, peak_distance, seed_scores,
+    cluster,
+    density_rank,
+    kernel,
+    local_density,
+    pairwise_sq_distances,
+    peak_distance,
+    seed_scores,
 )
 
 
