@@ -44,8 +44,9 @@ def setok_loss(
     lc = cfg.tokenizer.loss
     size = cfg.tokenizer.detokenizer.image_size
     images = batch["image"]
-    target = F.interpolate(images, size=(size, size), mode="bicubic", antialias=True, align_corners=False) * 2 - 1
+    target = F.interpolate(images.float(), size=(size, size), mode="bicubic", antialias=True, align_corners=False)
     tok, recon = (forward or model)(images)
+    target = (target * 2 - 1).to(recon.dtype)
     l_rec = reconstruction_loss(recon, target, kind=lc.rec)
     loss = lc.rec_weight * l_rec
     logs = {"rec": l_rec.item(), "tokens": tok.num_tokens.float().mean().item()}
@@ -78,6 +79,7 @@ def train(cfg: Config, out: Path, *, stop_after: int | None = None) -> Path | No
     model, text = build_setok(cfg.tokenizer)
     text.to(dev)
     engine = build_engine(model, tc, world=world)
+    dtype = next(engine.module.parameters()).dtype  # bf16 / fp16 engines hold low-precision weights
     ckpt = CheckpointManager(out / "checkpoints")
     state = ckpt.load(engine) or {"step": 0}
     start = int(state["step"])
@@ -94,7 +96,7 @@ def train(cfg: Config, out: Path, *, stop_after: int | None = None) -> Path | No
     step, micro, t0 = start, 0, time.time()
     bar = tqdm(total=tc.steps, initial=start, desc=f"train_tokenizer[{cfg.name}]", disable=rank != 0, file=sys.stderr)
     for batch in loader:
-        batch["image"] = batch["image"].to(dev, non_blocking=True)
+        batch["image"] = batch["image"].to(dev, dtype=dtype, non_blocking=True)
         loss, logs = setok_loss(engine.module, text, batch, cfg, step, forward=engine)
         engine.backward(loss)
         engine.step()

@@ -61,3 +61,18 @@ def test_training_actually_updates_the_weights(uninterrupted):
     fresh, _ = build_setok(tiny_config().tokenizer)
     changed = [k for k, v in fresh.state_dict().items() if not torch.equal(v, full["state_dict"][k])]
     assert any(k.startswith("merger.") for k in changed) and any(k.startswith("detokenizer.") for k in changed)
+
+
+def test_loss_runs_on_a_bfloat16_model():
+    """The paper config trains in bf16: images are cast to the weights' dtype and the target to the output's."""
+    from setok.modeling.build import build_setok
+    from setok.train.tokenizer import setok_loss
+
+    cfg = tiny_config()
+    model, text = build_setok(cfg.tokenizer)
+    model = model.to(torch.bfloat16)
+    batch = {"image": torch.rand(2, 3, 32, 32, dtype=torch.bfloat16), "labels": [["cat"], ["dog", "ball"]],
+             "contrastive": torch.tensor([True, True])}
+    loss, logs = setok_loss(model, text, batch, cfg, step=0)
+    loss.backward()
+    assert loss.dtype == torch.bfloat16 and torch.isfinite(loss) and logs["contrastive"] > 0
