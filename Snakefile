@@ -22,3 +22,4 @@ rule all:
     default_target: True
     input:
         "reports/tables/tokenizer.md",
+        "reports/figures/tokenizer/token_masks.png",

@@ -20,19 +20,44 @@ rule tokenizer_table:
         "--paper {input.paper} --md {output.md} --tex {output.tex} > {log} 2>&1"
 
 
+rule tokenizer_figures:
+    """Token-mask overlays (Figure 6), reconstructions (Figure 7) and token counts per variant (Table 5)."""
+    input:
+        tokens=expand("results/{variant}/tokenizer/tokens.json", variant=RUN_VARIANTS),
+        recon=expand("results/{variant}/tokenizer/recon", variant=RUN_VARIANTS),
+        images=f"results/data/{EVAL_DATASET}/images",
+    output:
+        expand("reports/figures/tokenizer/{name}.png", name=["token_masks", "reconstructions", "token_counts"]),
+    params:
+        variants=RUN_VARIANTS,
+    log:
+        "logs/tokenizer_figures.log",
+    conda:
+        ENV
+    shell:
+        "python -m evaluation.report.figures --results results --images {input.images} --variants {params.variants} "
+        "--out reports/figures/tokenizer > {log} 2>&1"
+
+
 rule smoke:
     """`make smoke`: the configured variants end to end, then print the regenerated table."""
     input:
-        "reports/tables/tokenizer.md",
+        table="reports/tables/tokenizer.md",
+        figures="reports/figures/tokenizer/token_masks.png",
     log:
         "logs/smoke.log",
     conda:
         ENV
     shell:
-        "cat {input} | tee {log}"
+        "cat {input.table} | tee {log}; echo 'figures: reports/figures/tokenizer/' | tee -a {log}"
 
 
 rule tables:
     """Regenerate every table from the results already computed."""
     input:
         "reports/tables/tokenizer.md",
+
+
+rule figures:
+    input:
+        "reports/figures/tokenizer/token_masks.png",
