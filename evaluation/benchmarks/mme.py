@@ -1,0 +1,130 @@
+"""MME: perception and cognition scores (points) from per-subtask acc + acc+."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import numpy as np
+
+from evaluation.bootstrap import bootstrap_statistic, percentile_interval
+from evaluation.metrics.mme import COGNITION, GROUPS, PERCEPTION, SUBTASKS, image_points, parse_mme_answer
+from evaluation.readers.mme import read_mme
+from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
+
+
+def subtask_seed(seed: int, k: int) -> int:
+    """Independent, deterministic bootstrap seed of subtask ``k`` (subtasks are resampled separately)."""
+    return int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
+
+
+@register("mme")
+class Mme(Benchmark):
+    """MME scored by the official ``eval_tool/calculation.py`` rules."""
+
+    help = """MME yes/no benchmark: perception (0-2000) and cognition (0-800) scores in points, and one per subtask.
+
+predictions (--predictions): a folder in the official eval_tool layout, one <subtask>.txt per subtask:
+    existence count position color posters celebrity scene landmark artwork OCR (perception)
+    commonsense_reasoning numerical_calculation text_translation code_reasoning (cognition)
+  one line per question, tab-separated:  image<TAB>question<TAB>gt<TAB>prediction
+  (eval_tool/Your_Results/<subtask>.txt with the answer appended, as LLaVA's convert_answer_to_mme.py writes).
+  gt is Yes/No (any case). Every image must have exactly two questions. Missing subtask files are an error naming
+  them, unless --subtasks restricts the set.
+references (--annotations, optional): a folder of the eval_tool/Your_Results templates, <subtask>.txt with lines
+  image<TAB>question<TAB>gt; when given, each results file must answer exactly those questions with the same gt.
+
+Parsing (official calculation.py): the prediction, lowercased, is "yes"/"no" if it equals that word, else "yes" if
+its first 4 characters contain "yes", else "no" if they contain "no", else "other" (always wrong; nothing is
+stripped, so "  yes" and "y" are "other" -- lmms-eval would accept both). Per subtask: acc = % questions right,
+acc+ = % images with both questions right, score = acc + acc+ (max 200). perception / cognition = sum of the
+scores of their subtasks that are scored (with --subtasks, a group none of whose subtasks is scored is omitted).
+Per-sample rows, one per image: {"id": "<subtask>/<image>", "subtask", "image", "gt": [..], "parsed": [..],
+"correct": 0|1|2, "both": 0|1, "points": 50*correct + 100*both}; a subtask score is the mean of its points.
+ci95: percentile bootstrap resampling images (question pairs) within each subtask independently (default 1000
+resamples); perception/cognition intervals sum the same subtask replicates."""
+    metrics = (
+        Metric("perception", higher_is_better=True, help="sum of the 10 perception subtask scores, points (max 2000)"),
+        Metric("cognition", higher_is_better=True, help="sum of the 4 cognition subtask scores, points (max 800)"),
+    ) + tuple(Metric(s, higher_is_better=True, help=f"{s}: acc + acc+, points (max 200)") for s in SUBTASKS)
+    needs_annotations = False
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Add ``--subtasks``."""
+        parser.add_argument(
+            "--subtasks",
+            nargs="+",
+            choices=SUBTASKS,
+            default=None,
+            metavar="SUBTASK",
+            help="score only these subtasks (default: all 14)",
+        )
+
+    def score(
+        self,
+        predictions: PathLike,
+        annotations: PathLike | None = None,
+        *,
+        questions: PathLike | None = None,
+        n_bootstrap: int | None = None,
+        seed: int = 0,
+        subtasks: list[str] | None = None,
+        **opts: Any,
+    ) -> ScoreResult:
+        """Score an MME results folder (formats in :attr:`help`).
+
+        Args:
+            predictions: Folder of ``<subtask>.txt`` result files.
+            annotations: Optional folder of template files to check coverage against.
+            questions: Not used.
+            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
+            seed: Bootstrap seed.
+            subtasks: Subtasks to score (default: all 14, in the official order).
+            **opts: Unused.
+
+        Returns:
+            Subtask scores and perception/cognition sums in points, one row per image.
+        """
+        chosen = [s for s in SUBTASKS if subtasks is None or s in subtasks]
+        data = read_mme(predictions, chosen, annotations)
+        n_boot = self.resolve_bootstrap(n_bootstrap)
+        metrics: dict[str, float] = {}
+        ci95: dict[str, tuple[float, float]] = {}
+        reps: dict[str, np.ndarray] = {}
+        rows: list[dict[str, Any]] = []
+        for sub in data:
+            parsed = [[parse_mme_answer(q.prediction) for q in pair] for pair in sub.pairs]
+            gts = [[q.gt.lower() for q in pair] for pair in sub.pairs]
+            correct = np.array([[p == g for p, g in zip(ps, gs)] for ps, gs in zip(parsed, gts)], dtype=bool)
+            points = image_points(correct)
+            metrics[sub.name] = float(points.mean())
+            rows.extend(
+                {
+                    "id": f"{sub.name}/{img}",
+                    "subtask": sub.name,
+                    "image": img,
+                    "gt": gs,
+                    "parsed": ps,
+                    "correct": int(c.sum()),
+                    "both": int(c.all()),
+                    "points": float(pt),
+                }
+                for img, gs, ps, c, pt in zip(sub.images, gts, parsed, correct, points)
+            )
+            if n_boot:
+                reps[sub.name] = bootstrap_statistic(
+                    len(points),
+                    lambda idx, pts=points: pts[idx].mean(axis=1),
+                    n_boot=n_boot,
+                    seed=subtask_seed(seed, SUBTASKS.index(sub.name)),
+                )
+                ci95[sub.name] = percentile_interval(reps[sub.name])
+        for group, members in GROUPS.items():
+            scored = [s for s in members if s in metrics]
+            if not scored:
+                continue
+            metrics[group] = float(sum(metrics[s] for s in scored))
+            if n_boot:
+                ci95[group] = percentile_interval(np.sum([reps[s] for s in scored], axis=0))
+        ordered = {m: metrics[m] for m in ("perception", "cognition", *PERCEPTION, *COGNITION) if m in metrics}
+        return ScoreResult(metrics=ordered, n=len(rows), rows=rows, ci95=ci95)
