@@ -22,12 +22,15 @@ from setok.io import DataError
 if TYPE_CHECKING:
     import torch
 
+    from evaluation.features.images import Preprocess
+
 
 def load_fid_input(
     path: str | os.PathLike[str],
     extractor: Callable[[], torch.nn.Module],
     *,
     batch_size: int = 32,
+    preprocess: Preprocess | None = None,
 ) -> FidInput:
     """Read one FID side: an image folder (features computed now) or an ``.npz`` (see :mod:`evaluation.readers.fid`).
 
@@ -35,6 +38,7 @@ def load_fid_input(
         path: Folder of images or ``.npz`` file.
         extractor: Returns the Inception extractor; only called for folders (so ``.npz`` inputs never load torch).
         batch_size: Images per forward pass.
+        preprocess: Optional PIL transform applied to every image of a folder (not to ``.npz`` inputs).
 
     Raises:
         DataError: Missing path, unsupported kind, or malformed content.
@@ -48,7 +52,7 @@ def load_fid_input(
             raise DataError(f"{path}: FID needs at least 2 images, found {len(files)}")
         return from_features(
             path,
-            image_features(files, extractor(), batch_size=batch_size),
+            image_features(files, extractor(), batch_size=batch_size, preprocess=preprocess),
             [f.name for f in files],
         )
     if path.suffix.lower() == ".npz":
@@ -127,6 +131,10 @@ recomputes FID N times -- slow (about a second per resample on CPU at 2048-d) an
             help="images per Inception forward pass",
         )
 
+    def preprocess(self, **opts: Any) -> Preprocess | None:
+        """Transform applied to folder images before the Inception; none here (subclasses add protocols)."""
+        return None
+
     def score(
         self,
         predictions: PathLike,
@@ -149,14 +157,14 @@ recomputes FID N times -- slow (about a second per resample on CPU at 2048-d) an
             seed: Bootstrap seed.
             device: Inception device (default CUDA when available).
             batch_size: Images per forward pass.
-            **opts: Unused.
+            **opts: Passed to :meth:`preprocess` (unused here).
 
         Returns:
             ``{"fid": value}``, per-prediction rows, optional ``ci95``.
         """
         if annotations is None:
             raise DataError(
-                f"{predictions}: fid needs --annotations (the reference images or statistics)"
+                f"{predictions}: {self.name} needs --annotations (the reference images or statistics)"
             )
         cache: list[torch.nn.Module] = []
 
@@ -167,8 +175,9 @@ recomputes FID N times -- slow (about a second per resample on CPU at 2048-d) an
                 cache.append(build_inception_extractor(device=device))
             return cache[0]
 
-        pred = load_fid_input(predictions, extractor, batch_size=batch_size)
-        ref = load_fid_input(annotations, extractor, batch_size=batch_size)
+        prep = self.preprocess(**opts)
+        pred = load_fid_input(predictions, extractor, batch_size=batch_size, preprocess=prep)
+        ref = load_fid_input(annotations, extractor, batch_size=batch_size, preprocess=prep)
         if pred.stats["mu"].shape != ref.stats["mu"].shape:
             raise DataError(
                 f"{predictions}: feature dimension {pred.stats['mu'].shape[0]} differs from "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,9 @@ from setok.io import DataError, load_image
 
 if TYPE_CHECKING:
     import torch
+    from PIL import Image
+
+Preprocess = Callable[["Image.Image"], "Image.Image"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -35,12 +39,18 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     return files
 
 
-def _uint8_tensor(path: Path) -> torch.Tensor:
-    """``(3, H, W)`` uint8 tensor of an RGB image (what torch-fidelity's own folder loader produces)."""
+def _uint8_tensor(path: Path, preprocess: Preprocess | None = None) -> torch.Tensor:
+    """``(3, H, W)`` uint8 tensor of an RGB image (what torch-fidelity's own folder loader produces).
+
+    ``preprocess`` (e.g. a center crop + resize protocol) is applied to the RGB PIL image first.
+    """
     import torch
 
+    image = load_image(path)
+    if preprocess is not None:
+        image = preprocess(image)
     return (
-        torch.from_numpy(np.array(load_image(path), dtype=np.uint8))
+        torch.from_numpy(np.array(image, dtype=np.uint8))
         .permute(2, 0, 1)
         .contiguous()
     )
@@ -52,6 +62,7 @@ def image_features(
     *,
     batch_size: int = 32,
     device: str | None = None,
+    preprocess: Preprocess | None = None,
 ) -> np.ndarray:
     """Pool3 features of images, in the order given.
 
@@ -63,6 +74,7 @@ def image_features(
         extractor: A :func:`evaluation.features.inception.build_inception_extractor` result (built if ``None``).
         batch_size: Images per forward pass.
         device: Device when the extractor is built here; default CUDA when available.
+        preprocess: Optional PIL-to-PIL transform applied to each RGB image before it becomes a tensor.
 
     Returns:
         ``(len(paths), 2048)`` float64 features.
@@ -88,7 +100,7 @@ def image_features(
             batch.clear()
 
     for path in paths:
-        img = _uint8_tensor(path)
+        img = _uint8_tensor(path, preprocess)
         if batch and (img.shape != batch[0].shape or len(batch) >= batch_size):
             flush()
         batch.append(img)

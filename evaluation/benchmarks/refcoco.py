@@ -1,0 +1,148 @@
+"""Referring segmentation (RefCOCO, RefCOCO+, RefCOCOg, ReasonSeg): cIoU and gIoU in percent, LISA's definitions."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from evaluation.metrics.segmentation import ciou, ciou_giou_ci95, giou, intersection_union, sample_iou
+from evaluation.readers.segmentation import (
+    decode,
+    pair_masks,
+    read_reasonseg_folder,
+    read_refer_release,
+)
+from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
+from setok.io import DataError
+
+_FORMATS = """
+predictions (--predictions): JSON list (or .jsonl), one binary mask per sample, COCO RLE at the reference's size:
+    [{"id": 12345, "segmentation": {"size": [h, w], "counts": "<compressed RLE>" or [run, lengths, ...]}}, ...]
+references (--annotations), one of:
+  * the same format, optionally with "ignore": <RLE> (pixels excluded from both masks, ReasonSeg's 255 label);
+  * a RefCOCO/RefCOCO+/RefCOCOg release folder (instances.json + refs(unc|umd|google).p): every sentence of every
+    ref in --split is one sample, id = its sent_id, target = the ref's annotation (polygons united into one mask);
+  * a ReasonSeg split folder (<name>.jpg + <name>.json, labelme shapes): one sample per image, id = <name>, masks
+    drawn with OpenCV as LISA's get_mask_from_json ("ignore" shapes -> ignore, "flag" shapes skipped).
+Every reference id needs exactly one prediction of the same size; missing, duplicate and extra ids are errors.
+
+Metrics (dvlab-research/LISA train_ds.py validate + utils.intersectionAndUnionGPU, foreground class), in percent:
+  per sample I = |pred & target|, U = |pred| + |target| - I (ignore pixels removed from both);
+  IoU = I / (U + 1e-5), and 1.0 when U = 0 (empty target and empty prediction);
+  ciou = 100 * sum(I) / (sum(U) + 1e-10);  giou = 100 * sum(IoU) / (N + 1e-5) (LISA's AverageMeter.all_reduce).
+An empty prediction on a non-empty target has IoU 0; an empty target with an empty prediction counts 1 in gIoU and
+adds nothing to the cIoU sums. Where polygons of one annotation overlap, LISA's sum-of-polygons target (value 2)
+drops those pixels from the target; the union used here keeps them (rare).
+Per-sample rows: {"id", "intersection", "union", "iou": 100 * IoU}. ci95 (default 1000 resamples over samples):
+percentile bootstrap; ciou as the ratio of the resampled sums, giou as the resampled IoU sum / (N + 1e-5)."""
+
+
+@register("refcoco")
+class RefCocoBenchmark(Benchmark):
+    """cIoU / gIoU of predicted binary masks against referring-expression targets."""
+
+    help = "RefCOCO referring segmentation: cIoU and gIoU (percent, LISA's definitions).\n" + _FORMATS
+    metrics = (
+        Metric("ciou", higher_is_better=True, help="cumulative IoU, sum(I) / sum(U), percent"),
+        Metric("giou", higher_is_better=True, help="mean per-sample IoU (empty/empty = 1), percent"),
+    )
+    default_split_by: ClassVar[str] = "unc"
+    default_split: ClassVar[str] = "val"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Add ``--split`` and ``--split-by`` (release folders only)."""
+        parser.add_argument(
+            "--split", default=self.default_split, help=f"split of a release folder (default {self.default_split})"
+        )
+        parser.add_argument(
+            "--split-by",
+            default=self.default_split_by,
+            help=f"refs file of a release folder: refs(<split-by>).p (default {self.default_split_by})",
+        )
+
+    def reference_rows(self, folder: Path, split: str, split_by: str) -> list[dict[str, Any]]:
+        """Reference rows of a release folder (a RefCOCO-style folder unless it holds ReasonSeg ``.json`` files)."""
+        if (folder / "instances.json").is_file() or not any(folder.glob("*.json")):
+            return read_refer_release(folder, split, split_by)
+        return read_reasonseg_folder(folder)
+
+    def score(
+        self,
+        predictions: PathLike,
+        annotations: PathLike | None = None,
+        *,
+        questions: PathLike | None = None,
+        n_bootstrap: int | None = None,
+        seed: int = 0,
+        split: str | None = None,
+        split_by: str | None = None,
+        **opts: Any,
+    ) -> ScoreResult:
+        """Score predicted masks (see :attr:`help` for the formats and definitions).
+
+        Args:
+            predictions: ``[{"id", "segmentation"}]`` JSON.
+            annotations: Reference mask list, RefCOCO release folder or ReasonSeg folder (required).
+            questions: Not used.
+            n_bootstrap: Resamples over samples (``None``: 1000; 0: no ``ci95``).
+            seed: Bootstrap seed.
+            split: Split of a release folder (default :attr:`default_split`).
+            split_by: ``refs(<split_by>).p`` of a release folder (default :attr:`default_split_by`).
+            **opts: Unused.
+
+        Returns:
+            ``ciou`` and ``giou`` in percent, one row per reference sample.
+        """
+        if annotations is None:
+            raise DataError(f"{predictions}: {self.name} needs --annotations (the reference masks)")
+        annotations = Path(annotations)
+        rows = None
+        if annotations.is_dir():
+            rows = self.reference_rows(annotations, split or self.default_split, split_by or self.default_split_by)
+        pairs = pair_masks(predictions, annotations, rows)
+        inter = np.zeros(len(pairs), dtype=np.int64)
+        union = np.zeros(len(pairs), dtype=np.int64)
+        for k, pair in enumerate(pairs):
+            ignore = None if pair.ignore is None else decode(pair.ignore)
+            inter[k], union[k] = intersection_union(decode(pair.prediction), decode(pair.reference), ignore)
+        ious = sample_iou(inter, union)
+        metrics = {"ciou": 100.0 * ciou(inter, union), "giou": 100.0 * giou(ious)}
+        n_boot = self.resolve_bootstrap(n_bootstrap)
+        ci95: dict[str, tuple[float, float]] = {}
+        if n_boot > 0:
+            for name, (lo, hi) in ciou_giou_ci95(inter, union, n_boot=n_boot, seed=seed).items():
+                ci95[name] = (100.0 * lo, 100.0 * hi)
+        out_rows = [
+            {"id": p.id, "intersection": int(i), "union": int(u), "iou": 100.0 * float(v)}
+            for p, i, u, v in zip(pairs, inter, union, ious)
+        ]
+        return ScoreResult(metrics=metrics, n=len(out_rows), rows=out_rows, ci95=ci95)
+
+
+@register("refcoco+")
+class RefCocoPlusBenchmark(RefCocoBenchmark):
+    """RefCOCO+ (refs(unc).p); same scorer as ``refcoco``."""
+
+    help = "RefCOCO+ referring segmentation: cIoU and gIoU (percent, LISA's definitions).\n" + _FORMATS
+
+
+@register("refcocog")
+class RefCocogBenchmark(RefCocoBenchmark):
+    """RefCOCOg (UMD split, refs(umd).p, by default); same scorer as ``refcoco``."""
+
+    help = "RefCOCOg referring segmentation: cIoU and gIoU (percent, LISA's definitions; --split-by umd).\n" + _FORMATS
+    default_split_by = "umd"
+
+
+@register("reasonseg")
+class ReasonSegBenchmark(RefCocoBenchmark):
+    """ReasonSeg (LISA): a split folder of images + labelme JSON, or a mask list; same scorer as ``refcoco``."""
+
+    help = "ReasonSeg reasoning segmentation: cIoU and gIoU (percent, LISA's definitions).\n" + _FORMATS
+
+    def reference_rows(self, folder: Path, split: str, split_by: str) -> list[dict[str, Any]]:
+        """A ReasonSeg split folder (``--split`` and ``--split-by`` do not apply)."""
+        return read_reasonseg_folder(folder)
