@@ -1,0 +1,105 @@
+"""GQA: LLaVA's prediction conversion, then the official GQA ``eval.py`` accuracy over balanced questions (percent)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from evaluation.metrics.gqa import gqa_answer_kind, gqa_correct, llava_gqa_prediction
+from evaluation.metrics.vqa import accuracy_by_type
+from evaluation.readers.gqa import read_gqa
+from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
+from setok.io import DataError
+
+STRUCTURAL = ("verify", "query", "choose", "logical", "compare")
+SEMANTIC = ("attr", "cat", "global", "obj", "rel")
+
+
+@register("gqa")
+class GQA(Benchmark):
+    """GQA (testdev-balanced in the papers) accuracy as GQA's ``eval.py`` computes it."""
+
+    help = """GQA accuracy (percent) over balanced questions, as the official GQA eval.py; plus per type.
+
+references (--questions; --annotations is accepted as a synonym): the official questions JSON, e.g.
+  testdev_balanced_questions.json, an object keyed by question id:
+    {"20968497": {"imageId": "n15740", "question": "...", "answer": "yes", "isBalanced": true,
+                  "types": {"structural": "verify", "semantic": "attr", "detailed": "existAttrC"}, ...}, ...}
+predictions (--predictions): GQA's predictions format, a JSON array (what LLaVA's convert_gqa_for_eval.py writes):
+    [{"questionId": "20968497", "prediction": "Yes."}, ...]
+  every balanced question needs one; predictions for unbalanced questions of the file are ignored (as eval.py does);
+  unknown and duplicate questionIds are errors. An integer questionId is read as its decimal string.
+
+Scoring: each prediction is converted as LLaVA's scripts/convert_gqa_for_eval.py does, text.rstrip('.').lower()
+(all trailing periods go, then lower-case; whitespace is NOT stripped), then GQA eval.py: correct iff the prediction
+equals the question's "answer" exactly; only questions with isBalanced count. Converting an already converted
+prediction changes nothing. --no-convert compares the predictions as stored (eval.py alone).
+
+Metrics: accuracy; accuracy_binary and accuracy_open (open = structural type "query", as eval.py);
+accuracy_<structural type> (verify, query, choose, logical, compare) and accuracy_<semantic type> (attr, cat,
+global, obj, rel), for the types present. Per-sample rows: {"questionId", "prediction" (as compared), "answer",
+"structural", "semantic", "correct": 0|1}. ci95: percentile bootstrap over questions (per type: over its questions)."""
+    metrics = (
+        Metric("accuracy", higher_is_better=True, help="exact-match accuracy over balanced questions, percent"),
+        Metric("accuracy_binary", higher_is_better=True, help="accuracy on binary (non-query) questions, percent"),
+        Metric("accuracy_open", higher_is_better=True, help="accuracy on open (query) questions, percent"),
+        *(Metric(f"accuracy_{t}", True, f"accuracy, structural type {t}, percent") for t in STRUCTURAL),
+        *(Metric(f"accuracy_{t}", True, f"accuracy, semantic type {t}, percent") for t in SEMANTIC),
+    )
+    needs_annotations = False
+    takes_questions = True
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Add ``--no-convert``."""
+        parser.add_argument(
+            "--no-convert",
+            action="store_true",
+            help="compare predictions as stored (skip LLaVA's rstrip('.').lower() conversion)",
+        )
+
+    def score(
+        self,
+        predictions: PathLike,
+        annotations: PathLike | None = None,
+        *,
+        questions: PathLike | None = None,
+        n_bootstrap: int | None = None,
+        seed: int = 0,
+        no_convert: bool = False,
+        **opts: Any,
+    ) -> ScoreResult:
+        """Score GQA predictions against the official balanced questions (formats in :attr:`help`).
+
+        Args:
+            predictions: ``[{"questionId", "prediction"}]`` JSON.
+            annotations: Synonym of ``questions``.
+            questions: Official ``*_balanced_questions.json`` (or ``*_all_questions.json``).
+            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
+            seed: Bootstrap seed.
+            no_convert: Skip LLaVA's prediction conversion.
+            **opts: Unused.
+
+        Returns:
+            Accuracies in percent, one row per balanced question in file order.
+        """
+        if questions is not None and annotations is not None and Path(questions) != Path(annotations):
+            raise DataError(f"{annotations}: gqa takes one reference file; give --questions only")
+        reference = questions if questions is not None else annotations
+        if reference is None:
+            raise DataError(f"{predictions}: gqa needs --questions (the official *_balanced_questions.json)")
+        data = read_gqa(predictions, reference)
+        preds = data.predictions if no_convert else [llava_gqa_prediction(p) for p in data.predictions]
+        correct = gqa_correct(preds, data.answers, convert=False)
+        kinds = [gqa_answer_kind(s) for s in data.structural]
+        metrics, ci95 = accuracy_by_type(
+            correct, kinds, data.structural, data.semantic,
+            n_boot=self.resolve_bootstrap(n_bootstrap), seed=seed,
+        )
+        rows = [
+            {"questionId": q, "prediction": p, "answer": a, "structural": st, "semantic": se, "correct": int(c)}
+            for q, p, a, st, se, c in zip(
+                data.ids, preds, data.answers, data.structural, data.semantic, correct.tolist()
+            )
+        ]
+        return ScoreResult(metrics=metrics, n=len(rows), rows=rows, ci95=ci95)

@@ -1,0 +1,138 @@
+"""VQAv2: the official VQA accuracy (GT-Vision-Lab vqaEval.py) after LLaVA's EvalAI answer processing, in percent.
+
+:func:`score_vqa_family` is shared with :mod:`evaluation.benchmarks.okvqa` and :mod:`evaluation.benchmarks.vizwiz`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from evaluation.metrics.vqa import Rule, accuracy_by_type, vqa_accuracy
+from evaluation.readers.vqa import VqaData, read_vqa
+from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
+from setok.io import DataError
+
+VQA_RULES = """\
+Scoring (GT-Vision-Lab/VQA PythonEvaluationTools/vqaEvaluation/vqaEval.py, current version): each prediction first
+goes through LLaVA's EvalAIAnswerProcessor (llava/eval/m4c_evaluator.py, what convert_vqav2_for_submission.py applies
+before upload): lower-case, delete ',' and '?', "'s" -> " 's", punctuation, number words -> digits, drop a/an/the,
+contractions ("Two" -> "2", "a dog." -> "dog", "dont" -> "don't"). Then, as vqaEval.py: '\\n'/'\\t' -> ' ' and strip
+on prediction and the 10 human answers; if the humans' answers are not all identical, both sides are normalised again
+with vqaEval's processPunctuation + processDigitArticle (a unanimous question compares the stripped strings as they
+are: "t-shirt" x10 never matches the processed "t shirt"). Per human i: min(1, #other humans equal to the
+prediction / 3), "other" meaning a different answer dict (leave-one-out for distinct answer_id); the question scores
+the mean over humans: 2 matching humans -> (8*2/3 + 2*1/3)/10 = 0.6, 3 -> 0.9, >= 4 -> 1."""
+
+
+def score_vqa_family(
+    data: VqaData, *, rule: Rule, evalai: bool, id_key: str, n_bootstrap: int, seed: int
+) -> ScoreResult:
+    """Score aligned VQA-style data: overall and per-answer-type accuracy in percent, one row per question.
+
+    Args:
+        data: Output of a reader in :mod:`evaluation.readers.vqa`.
+        rule: ``"vqa"`` or ``"vizwiz"`` (see :func:`evaluation.metrics.vqa.vqa_accuracy`).
+        evalai: Apply LLaVA's EvalAI answer processor to the predictions first.
+        id_key: Name of the id field in the rows (``"question_id"`` or ``"image"``).
+        n_bootstrap: Resamples for ``ci95`` (0: none).
+        seed: Bootstrap seed.
+
+    Returns:
+        ``accuracy`` and ``accuracy_<answer type>`` with intervals; rows ``{id_key, "answer_type", "prediction",
+        "matches", "accuracy"}`` (``prediction`` as compared, ``accuracy`` in [0, 1]).
+    """
+    scores = vqa_accuracy(
+        data.predictions, data.answers, rule=rule, evalai=evalai,
+        answer_identity=data.identity if rule == "vqa" else None,
+    )
+    metrics, ci95 = accuracy_by_type(scores.accuracy, data.answer_types, n_boot=n_bootstrap, seed=seed)
+    rows = [
+        {id_key: i, "answer_type": t, "prediction": p, "matches": int(m), "accuracy": float(a)}
+        for i, t, p, m, a in zip(
+            data.ids, data.answer_types, scores.prediction, scores.matches.tolist(), scores.accuracy.tolist()
+        )
+    ]
+    return ScoreResult(metrics=metrics, n=len(rows), rows=rows, ci95=ci95)
+
+
+def add_raw_predictions_flag(parser: argparse.ArgumentParser) -> None:
+    """``--raw-predictions``: skip the EvalAI answer processor (score exactly what the official script would see)."""
+    parser.add_argument(
+        "--raw-predictions",
+        action="store_true",
+        help="do not pass predictions through LLaVA's EvalAIAnswerProcessor first",
+    )
+
+
+VQA_FAMILY_METRICS = (
+    Metric("accuracy", higher_is_better=True, help="VQA accuracy over all questions, percent"),
+    Metric("accuracy_yes_no", higher_is_better=True, help="VQA accuracy, answer_type 'yes/no', percent"),
+    Metric("accuracy_number", higher_is_better=True, help="VQA accuracy, answer_type 'number', percent"),
+    Metric("accuracy_other", higher_is_better=True, help="VQA accuracy, answer_type 'other', percent"),
+)
+
+
+@register("vqav2")
+class VQAv2(Benchmark):
+    """VQAv2 val (or any split with public annotations) scored as the official evaluator does."""
+
+    help = f"""VQAv2 open-ended accuracy (percent), overall and per answer type, as the official vqaEval.py.
+
+references (--annotations): the official annotations JSON, e.g. v2_mscoco_val2014_annotations.json:
+    {{"annotations": [{{"question_id": 262148000, "image_id": 262148, "question_type": "what",
+                      "answer_type": "other", "multiple_choice_answer": "down",
+                      "answers": [{{"answer": "down", "answer_confidence": "yes", "answer_id": 1}}, ...10]}}, ...]}}
+questions (--questions, optional): the official questions JSON, e.g. v2_OpenEnded_mscoco_val2014_questions.json:
+    {{"questions": [{{"question_id": 262148000, "image_id": 262148, "question": "..."}}, ...]}}
+  when given, its question ids must be exactly the annotations'.
+predictions (--predictions): the EvalAI upload format, a JSON array:
+    [{{"question_id": 262148000, "answer": "Down."}}, ...]
+  one per annotated question: missing, extra and duplicate question ids are errors.
+
+{VQA_RULES}
+
+Metrics: accuracy, and accuracy_<answer_type> for every answer_type present, the official strings with ' ' and '/'
+replaced by '_': accuracy_yes_no, accuracy_number, accuracy_other. Unrounded (vqaEval.py rounds to 2 decimals).
+Per-sample rows: {{"question_id", "answer_type", "prediction" (as compared), "matches" (humans equal to it),
+"accuracy" (0..1)}}. ci95: percentile bootstrap over questions (per type: over that type's questions).
+--raw-predictions skips the EvalAI processor (for predictions already processed, or to score as vqaEval.py alone)."""
+    metrics = VQA_FAMILY_METRICS
+    takes_questions = True
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Add ``--raw-predictions``."""
+        add_raw_predictions_flag(parser)
+
+    def score(
+        self,
+        predictions: PathLike,
+        annotations: PathLike | None = None,
+        *,
+        questions: PathLike | None = None,
+        n_bootstrap: int | None = None,
+        seed: int = 0,
+        raw_predictions: bool = False,
+        **opts: Any,
+    ) -> ScoreResult:
+        """Score EvalAI-format predictions against the official annotations (formats in :attr:`help`).
+
+        Args:
+            predictions: ``[{"question_id", "answer"}]`` JSON.
+            annotations: Official annotations JSON (required).
+            questions: Official questions JSON (optional cross-check of the ids).
+            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
+            seed: Bootstrap seed.
+            raw_predictions: Skip LLaVA's EvalAI answer processor.
+            **opts: Unused.
+
+        Returns:
+            Accuracies in percent, one row per question in annotation order.
+        """
+        if annotations is None:
+            raise DataError(f"{predictions}: {self.name} needs --annotations (the official annotations JSON)")
+        data = read_vqa(predictions, annotations, questions)
+        return score_vqa_family(
+            data, rule="vqa", evalai=not raw_predictions, id_key="question_id",
+            n_bootstrap=self.resolve_bootstrap(n_bootstrap), seed=seed,
+        )

@@ -1,0 +1,222 @@
+"""Readers of the official VQAv2 / OK-VQA and VizWiz-VQA release formats, and of their prediction files.
+
+VQAv2 and OK-VQA (``--annotations``, e.g. ``v2_mscoco_val2014_annotations.json``, OK-VQA's
+``mscoco_val2014_annotations.json``)::
+
+    {"annotations": [{"question_id": 1, "image_id": 9, "question_type": "what", "answer_type": "other",
+                      "multiple_choice_answer": "dog",
+                      "answers": [{"answer": "dog", "answer_confidence": "yes", "answer_id": 1}, ...]}, ...]}
+
+optional ``--questions`` (``v2_OpenEnded_mscoco_val2014_questions.json``): ``{"questions": [{"question_id", "image_id",
+"question"}, ...]}``; predictions (the EvalAI upload format): ``[{"question_id": 1, "answer": "dog"}, ...]``.
+
+VizWiz (``--annotations``, ``val.json``)::
+
+    [{"image": "VizWiz_val_00000000.jpg", "question": "...", "answer_type": "other", "answerable": 1,
+      "answers": [{"answer": "basil leaves", "answer_confidence": "yes"}, ...]}, ...]
+
+predictions: ``[{"image": "VizWiz_val_00000000.jpg", "answer": "basil"}, ...]``.
+
+Every reference needs exactly one prediction (as ``vqa.py`` ``loadRes`` asserts for VQA): missing, extra and
+duplicate ids are errors, each reported in one line naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass
+from itertools import repeat
+from pathlib import Path
+from typing import Any
+
+from evaluation.readers import preview
+from setok.io import DataError, read_json
+
+SampleId = str | int
+
+
+@dataclass(frozen=True)
+class VqaData:
+    """Predictions aligned to the annotations' order.
+
+    Attributes:
+        ids: Question ids (VQA) or image names (VizWiz), in annotation-file order.
+        answer_types: The official ``answer_type`` of each question.
+        predictions: The raw predicted answer of each question.
+        answers: The human answers of each question, as stored.
+        identity: Per question, one string per human answer encoding its other fields (for vqaEval.py's
+            whole-dict comparison), or ``None`` where the ``answer_id`` values are distinct (plain leave-one-out).
+    """
+
+    ids: list[SampleId]
+    answer_types: list[str]
+    predictions: list[str]
+    answers: list[list[str]]
+    identity: list[list[str] | None]
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _records(path: Path, data: Any, key: str | None, what: str) -> list[Any]:
+    """The list of records: ``data[key]`` (VQA files) or ``data`` itself (``key=None``)."""
+    if key is not None:
+        if not isinstance(data, dict) or not isinstance(data.get(key), list):
+            raise DataError(f"{path}: expected a JSON object with a {key!r} list ({what})")
+        data = data[key]
+    elif not isinstance(data, list):
+        raise DataError(f"{path}: expected a JSON array ({what})")
+    if not data:
+        raise DataError(f"{path}: no records")
+    return data
+
+
+def _first_bad_record(path: Path, records: list[Any], id_key: str, fields: tuple[str, ...]) -> DataError:
+    """The error for the first record that is not an object with ``id_key`` (string or integer) and ``fields``."""
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            return DataError(f"{path}: record {i} is not a JSON object")
+        missing = [k for k in (id_key, *fields) if k not in rec]
+        if missing:
+            return DataError(f"{path}: record {i} lacks {' and '.join(map(repr, missing))}")
+        if not _is_id(rec[id_key]):
+            return DataError(f"{path}: record {i} has a {id_key!r} that is not a string or integer: {rec[id_key]!r}")
+    return DataError(f"{path}: malformed records")
+
+
+def _check_ids(path: Path, records: list[Any], id_key: str, fields: tuple[str, ...]) -> list[SampleId]:
+    """Ids of ``records`` in order, after checking each is an object with ``id_key`` and ``fields`` (no duplicates).
+
+    The common, well-formed case runs at C speed (``map``/``set``); the slow scan only runs to name a bad record.
+    """
+    try:
+        ids = [rec[id_key] for rec in records]  # a non-object record raises here
+    except (TypeError, KeyError):
+        raise _first_bad_record(path, records, id_key, fields) from None
+    if not set(map(type, ids)) <= {int, str} or not all(key in rec for key in fields for rec in records):
+        raise _first_bad_record(path, records, id_key, fields)
+    if len(set(ids)) != len(ids):
+        dups = [i for i, c in Counter(ids).items() if c > 1]
+        raise DataError(f"{path}: {len(dups)} duplicate {id_key} values: {preview(dups)}")
+    return ids
+
+
+def _identity(answers: list[dict[str, Any]]) -> list[str]:
+    """Each answer's fields other than ``answer``, as canonical JSON (what vqaEval.py's dict comparison sees)."""
+    return [json.dumps({k: v for k, v in a.items() if k != "answer"}, sort_keys=True, default=str) for a in answers]
+
+
+def _bad_answers(path: Path, id_key: str, ids: list[SampleId], records: list[Any]) -> DataError:
+    """The error for the first record whose ``answers`` or ``answer_type`` is malformed."""
+    for sid, rec in zip(ids, records):
+        ans = rec["answers"]
+        if not isinstance(ans, list) or not ans:
+            return DataError(f"{path}: {id_key} {sid!r} has no human answers ('answers' must be a non-empty list)")
+        if not all(isinstance(a, dict) and isinstance(a.get("answer"), str) for a in ans):
+            return DataError(f"{path}: {id_key} {sid!r} has an answer that is not an object with a string 'answer'")
+        if not isinstance(rec["answer_type"], str):
+            return DataError(f"{path}: {id_key} {sid!r} has a non-string answer_type {rec['answer_type']!r}")
+    return DataError(f"{path}: malformed answers")
+
+
+def _references(path: Path, records: list[Any], id_key: str) -> tuple[list[SampleId], list[str], list[list[str]],
+                                                                        list[list[str] | None]]:
+    """``(ids, answer_types, answers, identity)`` of annotation records, validated.
+
+    ``identity[q]`` is ``None`` when question ``q``'s ``answer_id`` values are present and distinct (plain
+    leave-one-out), else its answers' other fields (see :func:`_identity`).
+    """
+    ids = _check_ids(path, records, id_key, ("answers", "answer_type"))
+    try:
+        lists = [rec["answers"] for rec in records]
+        answers = [[a["answer"] for a in ans] for ans in lists]
+        types = [rec["answer_type"] for rec in records]
+    except (TypeError, KeyError):
+        raise _bad_answers(path, id_key, ids, records) from None
+    flat_types = set(map(type, (s for a in answers for s in a)))
+    if flat_types - {str} or not all(answers) or set(map(type, types)) - {str}:
+        raise _bad_answers(path, id_key, ids, records)
+    identity: list[list[str] | None] = []
+    for ans in lists:
+        try:
+            aids = set(map(dict.get, ans, repeat("answer_id")))
+            distinct = None not in aids and len(aids) == len(ans)
+        except TypeError:  # an unhashable answer_id
+            distinct = False
+        identity.append(None if distinct else _identity(ans))
+    return ids, types, answers, identity
+
+
+def _predictions(path: Path, id_key: str, references: Path, ref_ids: list[SampleId]) -> list[str]:
+    """Predicted answers aligned to ``ref_ids``; missing, extra or duplicate ids and non-string answers are errors."""
+    records = _records(path, read_json(path), None, f'[{{"{id_key}", "answer"}}, ...]')
+    ids = _check_ids(path, records, id_key, ("answer",))
+    by_id = {rec[id_key]: rec["answer"] for rec in records}
+    if set(map(type, by_id.values())) - {str}:
+        bad = [i for i, a in by_id.items() if not isinstance(a, str)]
+        raise DataError(f"{path}: 'answer' is not a string for {id_key} {preview(bad)}")
+    missing = [i for i in ref_ids if i not in by_id]
+    if missing:
+        raise DataError(
+            f"{path}: predictions cover {len(ref_ids) - len(missing)} of {len(ref_ids)} questions of {references}; "
+            f"missing {id_key} {preview(missing)}"
+        )
+    if len(ids) != len(ref_ids):
+        known = set(ref_ids)
+        extra = [i for i in ids if i not in known]
+        raise DataError(f"{path}: {len(extra)} {id_key} values are not in {references}: {preview(extra)}")
+    return [by_id[i] for i in ref_ids]
+
+
+def read_vqa(
+    predictions: str | os.PathLike[str],
+    annotations: str | os.PathLike[str],
+    questions: str | os.PathLike[str] | None = None,
+) -> VqaData:
+    """Read official VQAv2 / OK-VQA annotations (and questions) with EvalAI-format predictions.
+
+    Args:
+        predictions: ``[{"question_id", "answer"}]`` JSON.
+        annotations: ``{"annotations": [...]}`` JSON (module docstring).
+        questions: Optional ``{"questions": [...]}`` JSON; its question ids must be those of ``annotations``.
+
+    Returns:
+        The aligned data, in annotation order.
+
+    Raises:
+        DataError: A malformed file, or ids that do not line up between the files.
+    """
+    predictions, annotations = Path(predictions), Path(annotations)
+    records = _records(annotations, read_json(annotations), "annotations", "the official VQA annotations")
+    ids, types, answers, identity = _references(annotations, records, "question_id")
+    if questions is not None:
+        questions = Path(questions)
+        qrecs = _records(questions, read_json(questions), "questions", "the official VQA questions")
+        qids = _check_ids(questions, qrecs, "question_id", ())
+        known = set(qids)
+        unasked = [i for i in ids if i not in known]
+        if unasked or len(qids) != len(ids):
+            ann = set(ids)
+            extra = [i for i in qids if i not in ann]
+            raise DataError(
+                f"{questions}: question ids differ from {annotations}: {len(unasked)} annotated but not asked "
+                f"({preview(unasked)}), {len(extra)} asked but not annotated ({preview(extra)})"
+            )
+    preds = _predictions(predictions, "question_id", annotations, ids)
+    return VqaData(ids=ids, answer_types=types, predictions=preds, answers=answers, identity=identity)
+
+
+def read_vizwiz(predictions: str | os.PathLike[str], annotations: str | os.PathLike[str]) -> VqaData:
+    """Read the official VizWiz-VQA annotations (``val.json``) with ``[{"image", "answer"}]`` predictions.
+
+    Raises:
+        DataError: A malformed file (e.g. the test split, which has no ``answers``), or images that do not line up.
+    """
+    predictions, annotations = Path(predictions), Path(annotations)
+    records = _records(annotations, read_json(annotations), None, "the official VizWiz-VQA annotations")
+    ids, types, answers, _ = _references(annotations, records, "image")
+    preds = _predictions(predictions, "image", annotations, ids)
+    return VqaData(ids=ids, answer_types=types, predictions=preds, answers=answers, identity=[None] * len(ids))
