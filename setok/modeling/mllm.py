@@ -1,0 +1,185 @@
+"""SeTokIM (Sec. 2.2, Figure 3): an LLM over one sequence of text tokens and SeTok's variable-length visual tokens.
+
+An image sits in the sequence as ``[Img] v_1 ... v_C [/Img]``. Text positions are trained with cross-entropy; each
+visual token ``v_k`` of an image the model must *generate* is predicted from the LLM state one position earlier,
+``z_k = W_out h_{k-1}``, through the diffusion loss (Eq. 4, MAR's ``DiffLoss``); a learned end-of-image head decides,
+at every generated visual token, whether the image ends there, so the number of generated tokens is dynamic.
+
+Batches are packed once on the data side (:func:`pack_sequences`); the forward pass is vectorised over the batch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+IMG_START, IMG_END = "[Img]", "[/Img]"
+
+
+@dataclass
+class Segment:
+    """One piece of a sample: text, or an image given as SeTok tokens.
+
+    Attributes:
+        text: the text (None for an image segment).
+        tokens: ``(C, D)`` SeTok tokens of an image (None for text).
+        train: text: whether its tokens get the cross-entropy loss; image: whether the model learns to generate it
+            (diffusion loss + end-of-image decision). Images the model only reads have ``train=False``.
+    """
+
+    text: str | None = None
+    tokens: Tensor | None = None
+    train: bool = True
+
+
+@dataclass
+class MultimodalBatch:
+    """A packed, right-padded batch.
+
+    Attributes:
+        input_ids: ``(B, L)`` token ids; visual positions hold ``pad_id``.
+        attention_mask: ``(B, L)`` 1 for real positions.
+        labels: ``(B, L)`` next-token targets for the text loss, -100 where ignored (already aligned: the target of
+            position ``t`` is the token at ``t + 1``).
+        visual: ``(B, L)`` bool, True at visual-token positions.
+        visual_tokens: ``(M, D)`` the visual tokens in row-major order of ``visual``.
+        visual_train: ``(M,)`` bool, the visual tokens the model must generate.
+        visual_last: ``(M,)`` bool, the last token of its image (end-of-image target).
+    """
+
+    input_ids: Tensor
+    attention_mask: Tensor
+    labels: Tensor
+    visual: Tensor
+    visual_tokens: Tensor
+    visual_train: Tensor
+    visual_last: Tensor
+    extras: dict[str, Tensor] = field(default_factory=dict)
+
+    def to(self, device: torch.device | str) -> "MultimodalBatch":
+        return MultimodalBatch(**{k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in vars(self).items()})
+
+
+def pack_sequences(
+    samples: list[list[Segment]], *, tokenize: "callable", img_start_id: int, img_end_id: int, pad_id: int,
+    token_dim: int, bos_id: int | None = None,
+) -> MultimodalBatch:
+    """Lay out samples as ``[bos] text [Img] v_1..v_C [/Img] text ...`` and right-pad them.
+
+    Args:
+        samples: each a list of :class:`Segment`.
+        tokenize: ``str -> list[int]`` without special tokens.
+        img_start_id, img_end_id: ids of ``[Img]`` / ``[/Img]``.
+        pad_id: id written at padding and visual positions.
+        token_dim: width ``D`` of the SeTok tokens (for an empty batch of images).
+        bos_id: prepended when given.
+
+    The text loss covers trained text tokens and the ``[Img]`` that opens a trained image (the LLM decides to
+    draw); ``[/Img]`` is emitted by the end-of-image head, so it carries no text loss.
+    """
+    rows: list[tuple[list[int], list[int], list[bool]]] = []
+    vis_tokens, vis_train, vis_last = [], [], []
+    for segments in samples:
+        ids: list[int] = [] if bos_id is None else [bos_id]
+        supervised: list[bool] = [False] * len(ids)  # whether ids[t] is a target (predicted from t - 1)
+        visual: list[bool] = [False] * len(ids)
+        for seg in segments:
+            if seg.tokens is None:
+                toks = tokenize(seg.text or "")
+                ids += toks
+                supervised += [seg.train] * len(toks)
+                visual += [False] * len(toks)
+                continue
+            c = seg.tokens.shape[0]
+            ids += [img_start_id] + [pad_id] * c + [img_end_id]
+            supervised += [seg.train] + [False] * c + [False]
+            visual += [False] + [True] * c + [False]
+            vis_tokens.append(seg.tokens)
+            vis_train += [seg.train] * c
+            vis_last += [False] * (c - 1) + [True]
+        rows.append((ids, supervised, visual))
+    length = max(len(r[0]) for r in rows)
+    b = len(rows)
+    input_ids = torch.full((b, length), pad_id, dtype=torch.long)
+    attention = torch.zeros(b, length, dtype=torch.long)
+    labels = torch.full((b, length), -100, dtype=torch.long)
+    visual = torch.zeros(b, length, dtype=torch.bool)
+    for i, (ids, sup, vis) in enumerate(rows):
+        n = len(ids)
+        input_ids[i, :n] = torch.tensor(ids)
+        attention[i, :n] = 1
+        visual[i, :n] = torch.tensor(vis)
+        target = torch.tensor(ids[1:])
+        labels[i, : n - 1] = torch.where(torch.tensor(sup[1:]), target, torch.full_like(target, -100))
+    tokens = torch.cat(vis_tokens) if vis_tokens else torch.zeros(0, token_dim)
+    return MultimodalBatch(
+        input_ids=input_ids, attention_mask=attention, labels=labels, visual=visual, visual_tokens=tokens,
+        visual_train=torch.tensor(vis_train, dtype=torch.bool), visual_last=torch.tensor(vis_last, dtype=torch.bool),
+    )
+
+
+class InputProjector(nn.Sequential):
+    """SeTok token -> LLM embedding (two-layer MLP, as LLaVA-1.5's connector)."""
+
+    def __init__(self, *, token_dim: int, hidden: int) -> None:
+        super().__init__(nn.Linear(token_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+
+
+class SeTokIM(nn.Module):
+    """The multimodal LLM of SeTok.
+
+    Args:
+        lm: a transformers causal LM whose vocabulary already holds ``[Img]`` and ``[/Img]``.
+        diffloss: the per-token diffusion head; ``diffloss(target (N, D), z (N, cond_dim)) -> loss``.
+        token_dim: width of SeTok tokens (512).
+        cond_dim: width of the diffusion head's condition ``z``.
+        vis_weight, eoi_weight: weights of the diffusion and end-of-image losses next to the text loss.
+    """
+
+    def __init__(
+        self, *, lm: nn.Module, diffloss: nn.Module, token_dim: int, cond_dim: int, vis_weight: float = 1.0,
+        eoi_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        hidden = lm.get_input_embeddings().embedding_dim
+        self.lm = lm
+        self.diffloss = diffloss
+        self.input_projector = InputProjector(token_dim=token_dim, hidden=hidden)
+        self.output_projector = nn.Linear(hidden, cond_dim)
+        self.eoi_head = nn.Linear(hidden, 1)
+        self.vis_weight, self.eoi_weight = vis_weight, eoi_weight
+
+    def embed(self, batch: MultimodalBatch) -> Tensor:
+        """``(B, L, H)`` input embeddings: text from the LLM's table, visual tokens through the input projector."""
+        emb = self.lm.get_input_embeddings()(batch.input_ids)  # (B, L, H)
+        if batch.visual_tokens.shape[0]:
+            emb = emb.masked_scatter(batch.visual[..., None], self.input_projector(batch.visual_tokens.to(emb.dtype)))
+        return emb
+
+    def hidden_states(self, batch: MultimodalBatch) -> tuple[Tensor, Tensor]:
+        """Run the LLM. Returns ``(logits (B, L, V), last hidden state (B, L, H))``."""
+        out = self.lm(inputs_embeds=self.embed(batch), attention_mask=batch.attention_mask, output_hidden_states=True)
+        return out.logits, out.hidden_states[-1]
+
+    def forward(self, batch: MultimodalBatch) -> tuple[Tensor, dict[str, float]]:
+        """Eq. (4) over text and visual positions. Returns ``(loss, logs)``."""
+        logits, h = self.hidden_states(batch)
+        text = F.cross_entropy(logits.flatten(0, 1).float(), batch.labels.flatten(), ignore_index=-100) \
+            if bool((batch.labels != -100).any()) else logits.sum() * 0.0
+        loss, logs = text, {"text": text.item()}
+        train = batch.visual_train
+        if bool(train.any()):
+            # z_k comes from the position just before visual token k ([Img] or v_{k-1}).
+            before = torch.zeros_like(batch.visual)
+            before[:, :-1] = batch.visual[:, 1:]
+            z = self.output_projector(h[before])[train]  # (M_train, cond_dim)
+            vis = self.diffloss(batch.visual_tokens[train].to(z.dtype), z)
+            # End of image: decided at each generated visual token from its own state.
+            eoi_logit = self.eoi_head(h[batch.visual]).squeeze(-1)[train]  # (M_train,)
+            eoi = F.binary_cross_entropy_with_logits(eoi_logit.float(), batch.visual_last[train].float())
+            loss = loss + self.vis_weight * vis + self.eoi_weight * eoi
+            logs.update(vis=vis.item(), eoi=eoi.item())
+        logs["loss"] = loss.item()
+        return loss, logs
