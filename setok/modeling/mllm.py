@@ -9,6 +9,7 @@ Batches are packed once on the data side (:func:`pack_sequences`); the forward p
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -63,7 +64,7 @@ class MultimodalBatch:
 
 
 def pack_sequences(
-    samples: list[list[Segment]], *, tokenize: "callable", img_start_id: int, img_end_id: int, pad_id: int,
+    samples: list[list[Segment]], *, tokenize: Callable[[str], list[int]], img_start_id: int, img_end_id: int, pad_id: int,
     token_dim: int, bos_id: int | None = None,
 ) -> MultimodalBatch:
     """Lay out samples as ``[bos] text [Img] v_1..v_C [/Img] text ...`` and right-pad them.
