@@ -64,8 +64,14 @@ class MultimodalBatch:
 
 
 def pack_sequences(
-    samples: list[list[Segment]], *, tokenize: Callable[[str], list[int]], img_start_id: int, img_end_id: int, pad_id: int,
-    token_dim: int, bos_id: int | None = None,
+    samples: list[list[Segment]],
+    *,
+    tokenize: Callable[[str], list[int]],
+    img_start_id: int,
+    img_end_id: int,
+    pad_id: int,
+    token_dim: int,
+    bos_id: int | None = None,
 ) -> MultimodalBatch:
     """Lay out samples as ``[bos] text [Img] v_1..v_C [/Img] text ...`` and right-pad them.
 
