@@ -4,7 +4,7 @@ import re
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from setok.config import ConfigError, dump, resolve, validate_all
+from setok.config import ConfigError, config_sha, dump, resolve, validate_all
 
 # Fail before any job is planned: first the generated JSON schema, then the typed loader (every variant).
 validate(config, "../schemas/config.schema.yaml")
@@ -29,6 +29,11 @@ wildcard_constraints:
 def resolved_config(wildcards):
     """YAML of the fully resolved config of one variant (a param, so a config change reruns the jobs)."""
     return dump(resolve(config, wildcards.variant))
+
+
+def variant_sha(wildcards):
+    """Content hash of a variant's resolved config, recorded in each result JSON."""
+    return config_sha(resolve(config, wildcards.variant))
 
 
 def base_config(wildcards):

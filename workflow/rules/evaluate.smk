@@ -8,6 +8,7 @@ rule score_tokenizer:
         samples="results/{variant}/eval/{benchmark}.samples.jsonl",
     params:
         bootstrap=BASE.eval.bootstrap,
+        sha=variant_sha,
     log:
         "logs/{variant}/score_{benchmark}.log",
     resources:
@@ -19,7 +20,7 @@ rule score_tokenizer:
     shell:
         "python -m evaluation score {wildcards.benchmark} --predictions {input.predictions} "
         "--annotations {input.annotations} --out {output.result} --variant {wildcards.variant} "
-        "--checkpoint {input.model} --bootstrap {params.bootstrap} > {log} 2>&1"
+        "--checkpoint {input.model} --config-sha {params.sha} --bootstrap {params.bootstrap} > {log} 2>&1"
 
 
 for _v in VARIANTS:
