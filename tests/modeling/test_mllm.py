@@ -121,3 +121,19 @@ def test_text_only_batch_has_no_visual_losses():
                         token_dim=D)
     _, logs = m(bt)
     assert "vis" not in logs and logs["loss"] == logs["text"]
+
+
+def test_setokim_trains_with_the_real_diffusion_head():
+    from setok.modeling.diffloss import DiffLoss
+
+    m = model().train()
+    m.diffloss = DiffLoss(token_dim=D, cond_dim=16, width=32, depth=3, num_timesteps=100)
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+    bt = batch(torch.randn(3, D), torch.randn(2, D))
+    for _ in range(2):  # MAR zero-initialises the AdaLN modulation: z gets gradient from the second step on
+        opt.zero_grad()
+        loss, logs = m(bt)
+        loss.backward()
+        opt.step()
+    assert torch.isfinite(loss) and logs["vis"] > 0
+    assert m.output_projector.weight.grad.abs().sum() > 0
