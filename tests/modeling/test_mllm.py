@@ -130,7 +130,9 @@ def test_setokim_trains_with_the_real_diffusion_head():
     m.diffloss = DiffLoss(token_dim=D, cond_dim=16, width=32, depth=3, num_timesteps=100)
     opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
     bt = batch(torch.randn(3, D), torch.randn(2, D))
-    for _ in range(2):  # MAR zero-initialises the AdaLN modulation: z gets gradient from the second step on
+    # MAR zero-initialises the output layer and the AdaLN modulation: the output layer moves at step 1, the
+    # modulation at step 2, and z receives gradient from step 3 on.
+    for _ in range(3):
         opt.zero_grad()
         loss, logs = m(bt)
         loss.backward()
