@@ -232,6 +232,22 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class BenchmarkConfig:
+    """How the DAG scores one benchmark: the model's predictions and the official references.
+
+    ``predictions`` is a file or folder name under ``results/<variant>/predictions/`` (written by the model's
+    prediction job, or put there by hand to score any model); ``annotations`` / ``questions`` are the official files
+    (``python -m evaluation score <benchmark> --help`` documents each); ``options`` become extra CLI flags
+    (``{split: val}`` -> ``--split val``; ``true`` -> a bare flag).
+    """
+
+    predictions: str
+    annotations: str | None = None
+    questions: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole experiment: base settings, the variant applied (``name``) and the named variant deltas."""
 
@@ -241,6 +257,8 @@ class Config:
     mllm: MLLMConfig = field(default_factory=MLLMConfig)
     datasets: dict[str, DataSource] = field(default_factory=dict)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    benchmarks: dict[str, BenchmarkConfig] = field(default_factory=dict)
+    mllm_benchmarks: list[str] = field(default_factory=list)  # scored per variant by the DAG (issue 4 predicts)
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     run_variants: list[str] = field(default_factory=list)  # variants `snakemake all` runs (the rest: ablation_<v>)
     default_variant: str = "hard_cluster"
@@ -365,6 +383,9 @@ def _check(cfg: Config) -> None:
             raise ConfigError(f"train_tokenizer.sources: {name!r} is not a key of datasets")
     if cfg.eval.dataset not in cfg.datasets:
         raise ConfigError(f"eval.dataset: {cfg.eval.dataset!r} is not a key of datasets")
+    for b in cfg.mllm_benchmarks:
+        if b not in cfg.benchmarks:
+            raise ConfigError(f"mllm_benchmarks: {b!r} is not a key of benchmarks")
     for v in cfg.run_variants:
         if v not in cfg.variants:
             raise ConfigError(f"run_variants: {v!r} is not a key of variants")

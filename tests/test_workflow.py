@@ -58,3 +58,39 @@ def test_every_variant_has_an_ablation_target():
 
 def test_workflow_lint_is_clean():
     assert "Congratulations" in snakemake("--lint", "--configfile", "config/ci.yaml")
+
+
+def test_score_benchmark_scores_predictions_placed_under_results(tmp_path):
+    """The DAG fan-out: results/<variant>/predictions/<file> + official references -> eval/<benchmark>.json."""
+    import json
+
+    (tmp_path / "ref").mkdir()
+    labels = ["yes", "no", "yes", "no"]
+    (tmp_path / "ref/coco_pope_random.json").write_text("".join(
+        json.dumps({"question_id": i, "image": f"{i}.jpg", "text": "Is there a cat?", "label": lab}) + "\n"
+        for i, lab in enumerate(labels, 1)))
+    preds = tmp_path / "results/no_pe/predictions/pope"
+    preds.mkdir(parents=True)
+    # yes, no, no, yes against yes, no, yes, no: TP = TN = FP = FN = 1.
+    (preds / "random.jsonl").write_text("".join(
+        json.dumps({"question_id": i, "text": t}) + "\n" for i, t in enumerate(["Yes, a cat.", "No.", "No", "Yes"], 1)))
+    (tmp_path / "bench.yaml").write_text("benchmarks:\n  pope: {predictions: pope, annotations: ref}\n")
+    configs = [str(ROOT / "config/paper.yaml"), str(ROOT / "config/ci.yaml"), str(tmp_path / "bench.yaml")]
+    snakemake("-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "--cores", "1", "results/no_pe/eval/pope.json",
+              "--configfile", *configs)
+    result = json.loads((tmp_path / "results/no_pe/eval/pope.json").read_text())
+    assert result["variant"] == "no_pe" and result["n"] == 4 and result["config_sha"]
+    assert result["metrics"]["accuracy"] == 50.0 and result["metrics"]["yes_ratio"] == 50.0
+    assert (tmp_path / "results/no_pe/eval/pope.samples.jsonl").is_file()
+
+
+def test_missing_official_reference_is_named_before_any_job(tmp_path):
+    preds = tmp_path / "results/no_pe/predictions"
+    preds.mkdir(parents=True)
+    (preds / "vqav2.json").write_text("[]")
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    r = subprocess.run([str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "-n",
+                        "results/no_pe/eval/vqav2.json", "--configfile", str(ROOT / "config/paper.yaml")],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode != 0
+    assert "resources/vqav2/v2_mscoco_val2014_annotations.json" in r.stdout + r.stderr

@@ -16,6 +16,7 @@ except ConfigError as e:
 VARIANTS = sorted(BASE.variants)
 RUN_VARIANTS = list(BASE.run_variants)
 TOKENIZER_BENCHMARKS = list(BASE.eval.benchmarks)
+MLLM_BENCHMARKS = list(BASE.mllm_benchmarks)
 EVAL_DATASET = BASE.eval.dataset
 ENV = "../../environment.yml"  # the conda environment every rule runs in (`--use-conda`)
 
@@ -23,7 +24,7 @@ ENV = "../../environment.yml"  # the conda environment every rule runs in (`--us
 wildcard_constraints:
     variant="|".join(re.escape(v) for v in VARIANTS),
     dataset="|".join(re.escape(d) for d in BASE.datasets),
-    benchmark="|".join(re.escape(b) for b in TOKENIZER_BENCHMARKS),
+    benchmark="|".join(re.escape(b) for b in [*TOKENIZER_BENCHMARKS, *MLLM_BENCHMARKS]),
 
 
 def resolved_config(wildcards):
@@ -49,3 +50,25 @@ def score_inputs(wildcards):
         "fid": {"predictions": f"{tok}/recon", "annotations": f"{data}/images"},
         "imagenet": {"predictions": f"{tok}/imagenet.predictions.jsonl", "annotations": f"{data}/labels.jsonl"},
     }[wildcards.benchmark]
+
+
+def benchmark_inputs(wildcards):
+    """Predictions of one variant and the official reference files of one benchmark (config `benchmarks`)."""
+    b = BASE.benchmarks[wildcards.benchmark]
+    files = {"predictions": f"results/{wildcards.variant}/predictions/{b.predictions}"}
+    files.update({k: getattr(b, k) for k in ("annotations", "questions") if getattr(b, k)})
+    return files
+
+
+def benchmark_flags(wildcards, input):
+    """The CLI flags of a benchmark: references from the inputs, then its configured options."""
+    flags = [f"--{k} {input[k]}" for k in ("annotations", "questions") if k in input.keys()]
+    for key, value in BASE.benchmarks[wildcards.benchmark].options.items():
+        flag = f"--{key.replace('_', '-')}"
+        if value is True:
+            flags.append(flag)
+        elif value is not False and value is not None:
+            values = value if isinstance(value, list) else [value]
+            flags.append(" ".join([flag, *(str(v) for v in values)]))
+    return " ".join(flags)
+

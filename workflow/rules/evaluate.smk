@@ -1,5 +1,7 @@
 rule score_tokenizer:
     """One result JSON per variant x tokenizer benchmark: results/{variant}/eval/{benchmark}.json."""
+    wildcard_constraints:
+        benchmark="|".join(re.escape(b) for b in TOKENIZER_BENCHMARKS),
     input:
         unpack(score_inputs),
         model="results/{variant}/tokenizer/model.pt",
@@ -21,6 +23,33 @@ rule score_tokenizer:
         "python -m evaluation score {wildcards.benchmark} --predictions {input.predictions} "
         "--annotations {input.annotations} --out {output.result} --variant {wildcards.variant} "
         "--checkpoint {input.model} --config-sha {params.sha} --bootstrap {params.bootstrap} > {log} 2>&1"
+
+
+rule score_benchmark:
+    """One result JSON per variant x MLLM benchmark, from results/{variant}/predictions/ and official references."""
+    wildcard_constraints:
+        benchmark="|".join(re.escape(b) for b in MLLM_BENCHMARKS),
+    input:
+        unpack(benchmark_inputs),
+    output:
+        result="results/{variant}/eval/{benchmark}.json",
+        samples="results/{variant}/eval/{benchmark}.samples.jsonl",
+    params:
+        flags=benchmark_flags,
+        bootstrap=BASE.eval.bootstrap,
+        sha=variant_sha,
+    log:
+        "logs/{variant}/score_{benchmark}.log",
+    resources:
+        gpu=1,
+        mem_mb=32000,
+        runtime=120,
+    conda:
+        ENV
+    shell:
+        "python -m evaluation score {wildcards.benchmark} --predictions {input.predictions} {params.flags} "
+        "--out {output.result} --variant {wildcards.variant} --config-sha {params.sha} "
+        "--bootstrap {params.bootstrap} > {log} 2>&1"
 
 
 for _v in VARIANTS:
