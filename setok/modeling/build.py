@@ -3,15 +3,23 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from setok.config import BackboneConfig, Config, TokenizerConfig, from_dict
+from setok.config import BackboneConfig, Config, LLMConfig, LoRAConfig, TokenizerConfig, from_dict
 from setok.io import DataError
 from setok.modeling.backbone import TextEncoder, VisionEncoder, build_open_clip_backbone
 from setok.modeling.detokenizer import Detokenizer
+from setok.modeling.diffloss import DiffLoss
+from setok.modeling.llm import DTYPES, add_lora, load_llm, special_ids
+from setok.modeling.mask_decoder import MaskDecoder
+from setok.modeling.mllm import SeTokIM
 from setok.modeling.setok import SeTok
 from setok.modeling.token_merger import TokenMerger
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 def build_backbone(cfg: BackboneConfig) -> tuple[VisionEncoder, TextEncoder]:
@@ -57,3 +65,55 @@ def load_setok(path: str | Path) -> tuple[SeTok, TextEncoder, Config]:
     model, text = build_setok(cfg.tokenizer)
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), text, cfg
+
+
+# --------------------------------------------------------------------------------------------- SeTokIM (Sec. 2.2)
+
+
+def build_llm(cfg: LLMConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The LLM of SeTokIM and its tokenizer, with ``[Img]``/``[/Img]`` (and a pad token if missing) added."""
+    return load_llm(
+        source=cfg.source, name=cfg.name, gguf_file=cfg.gguf_file, tokenizer=cfg.tokenizer,
+        model_config=cfg.model_config, dtype=DTYPES[cfg.dtype],
+    )
+
+
+def apply_lora(model: PreTrainedModel, cfg: LoRAConfig, *, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
+    """Stage II: LoRA on ``cfg.target_modules``; the ``[Img]``/``[/Img]`` embedding rows of ``tokenizer`` stay
+    trainable. Use as ``setokim.lm = apply_lora(setokim.lm, cfg.mllm.lora, tokenizer=tokenizer)``."""
+    ids = special_ids(tokenizer)
+    return add_lora(
+        model, r=cfg.r, alpha=cfg.alpha, dropout=cfg.dropout, target_modules=list(cfg.target_modules),
+        token_ids=[ids["img_start"], ids["img_end"]],
+    )
+
+
+def build_setokim(
+    cfg: Config, *, token_dim: int, image_dim: int
+) -> tuple[SeTokIM, PreTrainedTokenizerBase, MaskDecoder]:
+    """SeTokIM (LLM + projectors + diffusion head + end-of-image head), its tokenizer and the mask decoder.
+
+    Args:
+        cfg: the experiment; reads ``cfg.mllm``.
+        token_dim: width of SeTok's tokens (``cfg.tokenizer.merger.dim`` of the trained tokenizer).
+        image_dim: width of SeTok's vision-encoder image embedding (the mask decoder's image input).
+
+    The diffusion head is conditioned on ``z = W_out h`` of the LLM's hidden width (cond_dim = hidden size). No LoRA
+    here: Stage II wraps ``model.lm`` with :func:`apply_lora`.
+    """
+    m = cfg.mllm
+    lm, tokenizer = build_llm(m.llm)
+    hidden = lm.get_input_embeddings().embedding_dim
+    diffloss = DiffLoss(
+        token_dim=token_dim, cond_dim=hidden, width=m.diffloss.width, depth=m.diffloss.depth,
+        num_timesteps=m.diffloss.num_timesteps, diffusion_batch_mul=m.diffloss.diffusion_batch_mul,
+    )
+    model = SeTokIM(
+        lm=lm, diffloss=diffloss, token_dim=token_dim, cond_dim=hidden, vis_weight=m.vis_weight,
+        eoi_weight=m.eoi_weight,
+    )
+    mask_decoder = MaskDecoder(
+        image_dim=image_dim, token_dim=token_dim, dim=m.mask_decoder.dim, depth=m.mask_decoder.depth,
+        heads=m.mask_decoder.heads, upscale=m.mask_decoder.upscale,
+    )
+    return model, tokenizer, mask_decoder
