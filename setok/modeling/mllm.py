@@ -117,9 +117,9 @@ def pack_sequences(
         n = len(ids)
         input_ids[i, :n] = torch.tensor(ids)
         attention[i, :n] = 1
-        visual[i, :n] = torch.tensor(vis)
-        target = torch.tensor(ids[1:])
-        labels[i, : n - 1] = torch.where(torch.tensor(sup[1:]), target, torch.full_like(target, -100))
+        visual[i, :n] = torch.tensor(vis, dtype=torch.bool)
+        target = torch.tensor(ids[1:], dtype=torch.long)
+        labels[i, : n - 1] = torch.where(torch.tensor(sup[1:], dtype=torch.bool), target, torch.full_like(target, -100))
     tokens = torch.cat(vis_tokens) if vis_tokens else torch.zeros(0, token_dim)
     return MultimodalBatch(
         input_ids=input_ids, attention_mask=attention, labels=labels, visual=visual, visual_tokens=tokens,

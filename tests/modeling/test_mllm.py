@@ -139,3 +139,10 @@ def test_setokim_trains_with_the_real_diffusion_head():
         opt.step()
     assert torch.isfinite(loss) and logs["vis"] > 0
     assert m.output_projector.weight.grad.abs().sum() > 0
+
+
+def test_a_one_token_sample_packs():
+    """An unconditional prompt can be just [bos] (classifier-free guidance drops the caption)."""
+    bt = pack_sequences([[Segment(text="")], [Segment(text="ab")]], tokenize=tokenize, img_start_id=IMG,
+                        img_end_id=END, pad_id=PAD, token_dim=D, bos_id=BOS)
+    assert bt.input_ids[0].tolist() == [BOS, PAD, PAD] and bt.labels[0].tolist() == [-100, -100, -100]
