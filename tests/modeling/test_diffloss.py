@@ -206,15 +206,6 @@ def test_guidance_with_equal_halves_equals_the_unguided_sampler():
     assert not torch.allclose(other, plain)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny matmuls: one thread avoids oversubscribing a busy CPU (10x faster under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_training_on_two_clusters_reduces_the_loss(one_thread):
     torch.manual_seed(0)
     head = DiffLoss(token_dim=2, cond_dim=2, width=32, num_timesteps=1000)

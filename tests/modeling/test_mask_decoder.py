@@ -123,15 +123,6 @@ def test_different_prompt_changes_the_mask():
     assert (a - b).abs().max() > 1e-2
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models train faster on one thread, and far faster when other processes share the CPU cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_adam_fits_a_square_mask_from_a_fixed_embedding(one_thread):
     torch.manual_seed(0)
     m = decoder()
