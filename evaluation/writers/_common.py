@@ -90,6 +90,15 @@ def check_strings(pairs: Sequence[tuple[Any, Any]], where: str) -> None:
         raise DataError(f"{where}: answers are not strings for {len(bad)} ids: {preview(bad)}")
 
 
+def align_answers(
+    answers: Mapping[Any, Any], expected: Sequence[Any], where: str, *, optional: Sequence[Any] = ()
+) -> list[tuple[Any, str]]:
+    """:func:`align` for text answers, then :func:`check_strings`: what every answer writer needs."""
+    pairs = align(answers, expected, where, optional=optional)
+    check_strings(pairs, where)
+    return pairs
+
+
 def one_line(text: str) -> str:
     """``text`` with tabs and line breaks (``\\r``, ``\\n``) replaced by spaces, for one-line TSV fields."""
     return text.replace("\r\n", " ").replace("\r", " ").replace("\n", " ").replace("\t", " ")

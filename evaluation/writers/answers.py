@@ -14,7 +14,7 @@ from typing import Any
 
 from evaluation.readers.caption import read_caption_references
 from evaluation.readers.multiple_choice import read_mmbench, read_mmmu, read_seed
-from evaluation.writers._common import PathLike, align, check_strings
+from evaluation.writers._common import PathLike, align_answers
 from setok.io import DataError, read_json, write_json, write_jsonl
 
 
@@ -49,8 +49,7 @@ def write_vqa(answers: Mapping[Any, str], annotations: PathLike, out: PathLike) 
     data = read_json(annotations)
     key = "annotations" if isinstance(data, dict) and "annotations" in data else "questions"
     ids = _records(annotations, data, key, "question_id")
-    pairs = align(answers, ids, _where(out, annotations))
-    check_strings(pairs, _where(out, annotations))
+    pairs = align_answers(answers, ids, _where(out, annotations))
     write_json(out, [{"question_id": i, "answer": a} for i, a in pairs])
     return Path(out)
 
@@ -65,8 +64,7 @@ def write_vizwiz(answers: Mapping[Any, str], annotations: PathLike, out: PathLik
     """
     annotations = Path(annotations)
     ids = _records(annotations, read_json(annotations), "", "image")
-    pairs = align(answers, ids, _where(out, annotations))
-    check_strings(pairs, _where(out, annotations))
+    pairs = align_answers(answers, ids, _where(out, annotations))
     write_json(out, [{"image": i, "answer": a} for i, a in pairs])
     return Path(out)
 
@@ -88,8 +86,7 @@ def write_gqa(answers: Mapping[Any, str], questions: PathLike, out: PathLike) ->
         raise DataError(f"{questions}: expected the official GQA questions object {{questionId: question}}")
     balanced = [k for k, v in data.items() if v.get("isBalanced")]
     others = [k for k, v in data.items() if not v.get("isBalanced")]
-    pairs = align(answers, balanced, _where(out, questions), optional=others)
-    check_strings(pairs, _where(out, questions))
+    pairs = align_answers(answers, balanced, _where(out, questions), optional=others)
     write_json(out, [{"questionId": i, "prediction": a} for i, a in pairs])
     return Path(out)
 
@@ -113,8 +110,7 @@ def write_seed(
         raise DataError(f"{annotations}: no questions of data_type {data_type!r}")
     chosen = set(ids)
     others = [q.id for q in questions if q.id not in chosen]  # answered video questions: written, ignored by scorer
-    pairs = align(answers, ids, _where(out, annotations), optional=others)
-    check_strings(pairs, _where(out, annotations))
+    pairs = align_answers(answers, ids, _where(out, annotations), optional=others)
     write_jsonl(out, [{"question_id": i, "prediction": a} for i, a in pairs])
     return Path(out)
 
@@ -129,8 +125,7 @@ def write_mmbench(answers: Mapping[Any, str], annotations: PathLike, out: PathLi
     """
     annotations = Path(annotations)
     ids = [r.index for r in read_mmbench(annotations)]
-    pairs = align(answers, ids, _where(out, annotations))
-    check_strings(pairs, _where(out, annotations))
+    pairs = align_answers(answers, ids, _where(out, annotations))
     write_jsonl(out, [{"index": i, "prediction": a} for i, a in pairs])
     return Path(out)
 
@@ -145,8 +140,7 @@ def write_mmmu(answers: Mapping[Any, str], annotations: PathLike, out: PathLike)
     """
     annotations = Path(annotations)
     ids = [q.id for q in read_mmmu(annotations)]
-    pairs = align(answers, ids, _where(out, annotations))
-    check_strings(pairs, _where(out, annotations))
+    pairs = align_answers(answers, ids, _where(out, annotations))
     write_jsonl(out, [{"id": i, "prediction": a} for i, a in pairs])
     return Path(out)
 
@@ -167,8 +161,7 @@ def write_captions(
     """
     annotations = Path(annotations)
     ids = list(read_caption_references(annotations, split))
-    pairs = align(answers, ids, _where(out, annotations))
-    check_strings(pairs, _where(out, annotations))
+    pairs = align_answers(answers, ids, _where(out, annotations))
     write_json(out, [{"image_id": i, "caption": a} for i, a in pairs])
     return Path(out)
 
@@ -189,7 +182,6 @@ def write_mmvet(answers: Mapping[Any, str], annotations: PathLike, out: PathLike
     named = {(f"v1_{k}" if isinstance(k, int) and not isinstance(k, bool) else k): v for k, v in answers.items()}
     if len(named) != len(answers):
         raise DataError(f"{_where(out, annotations)}: ids given both as n and as 'v1_n'")
-    pairs = align(named, list(refs), _where(out, annotations))
-    check_strings(pairs, _where(out, annotations))
+    pairs = align_answers(named, list(refs), _where(out, annotations))
     write_json(out, dict(pairs))
     return Path(out)

@@ -13,7 +13,7 @@ from evaluation.metrics.mme import SUBTASKS
 from evaluation.readers import preview
 from evaluation.readers.mme import read_lines
 from evaluation.readers.pope import read_pope_references, resolve_annotations
-from evaluation.writers._common import PathLike, align, atomic_dir, check_strings, one_line
+from evaluation.writers._common import PathLike, align_answers, atomic_dir, one_line
 from setok.io import DataError, write_jsonl, write_text
 
 
@@ -50,8 +50,7 @@ def write_pope(
         raise DataError(f"{where}: {len(refs)} splits need (split, question_id) keys; bare ids {preview(flat)}")
     keyed = {(k if isinstance(k, tuple) else (next(iter(refs)), k)): v for k, v in answers.items()}
     expected = [(name, qid) for name, ids in split_ids.items() for qid in ids]
-    pairs = align(keyed, expected, where)
-    check_strings(pairs, where)
+    pairs = align_answers(keyed, expected, where)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         for name in split_ids:
             rows = [{"question_id": qid, "text": text} for (split, qid), text in pairs if split == name]
@@ -105,8 +104,7 @@ def write_mme(
         raise DataError(f"{where}: answers must be keyed by (subtask, image, question); got {preview(bad_keys)}")
     if given_subtasks - set(subtasks):
         raise DataError(f"{where}: answers for subtasks not written: {preview(sorted(given_subtasks - set(subtasks)))}")
-    pairs = dict(align(answers, expected, where))
-    check_strings(list(pairs.items()), where)
+    pairs = dict(align_answers(answers, expected, where))
     with atomic_dir(out, overwrite=overwrite) as tmp:
         for s in subtasks:
             text = "".join(
