@@ -165,6 +165,21 @@ class LoRAConfig:
 
 
 @dataclass(frozen=True)
+class ConnectorConfig:
+    """How images reach the LLM (Table 13): SeTok tokens (``setok``) or a connector over the SigLIP patch features.
+
+    ``mlp``: 2-layer MLP over the patch grid average-pooled to ``num_tokens`` (256 = 16 x 16, LLaVA-1.5 style);
+    ``qformer``: ``num_tokens`` learned queries through a ``layers``-deep cross-attention transformer (BLIP-2);
+    ``resampler``: a Perceiver resampler with ``num_tokens`` latents (Flamingo). Baselines read images only.
+    """
+
+    kind: Literal["setok", "mlp", "qformer", "resampler"] = "setok"
+    num_tokens: int = 256
+    layers: int = 2
+    heads: int = 8
+
+
+@dataclass(frozen=True)
 class MLLMConfig:
     """SeTokIM (Sec. 2.2): LLM + projectors + diffusion head + end-of-image head + mask decoder."""
 
@@ -176,23 +191,40 @@ class MLLMConfig:
     eoi_weight: float = 1.0
     cfg_dropout: float = 0.1  # probability of dropping the text condition of an image to generate (CFG)
     max_length: int = 2048
+    connector: ConnectorConfig = field(default_factory=ConnectorConfig)
+    # Referring segmentation: the SeTok tokens the LLM learns to generate for a referred object are those whose
+    # cluster lies at least this fraction inside the object mask (ours; docs/paper-notes.md S4).
+    segment_overlap: float = 0.5
 
 
 @dataclass(frozen=True)
 class DataSource:
     """One dataset in its official layout.
 
-    kinds: ``imagenet`` (class folders; ``root`` + optional ``synsets`` = LOC_synset_mapping.txt),
+    Tokenizer kinds: ``imagenet`` (class folders; ``root`` + optional ``synsets`` = LOC_synset_mapping.txt),
     ``openimages`` (``root`` image folder + ``labels`` CSV with ImageID,LabelName[,Confidence] + ``classes`` CSV
     LabelName,DisplayName), ``bundled`` (real photos installed with Python packages, labelled in
     setok/data/samples/labels.yaml).
+
+    SeTokIM kinds (``setok.data.multimodal``): ``llava`` (conversation JSON ``annotations``, images under ``root``),
+    ``coco_captions`` (``captions_*.json`` + image folder), ``instructpix2pix`` (``root`` of sample folders with
+    ``prompt.json``), ``magicbrush`` (``root`` with ``edit_sessions.json`` + ``images/``), ``refcoco`` (``annotations``
+    = folder with ``refs(*).p`` + ``instances.json``, ``root`` = COCO train2014 images, ``split``), ``text``
+    (``annotations`` = a ``.jsonl`` / ``.jsonl.zst`` file of ``{"text": ...}``, SlimPajama's layout),
+    ``coco_instances`` (``instances_*.json`` + image folder: every object mask with its category name, for the mask
+    decoder phase). ``imagenet`` also serves SeTokIM as class-conditional generation ("a photo of a {class}").
     """
 
-    kind: Literal["imagenet", "openimages", "bundled"] = "bundled"
+    kind: Literal[
+        "imagenet", "openimages", "bundled", "llava", "coco_captions", "instructpix2pix", "magicbrush", "refcoco",
+        "coco_instances", "text",
+    ] = "bundled"
     root: str | None = None
     synsets: str | None = None
     labels: str | None = None
     classes: str | None = None
+    annotations: str | None = None  # SeTokIM sources: the official annotation file (or folder for refcoco)
+    split: str | None = None  # refcoco: train / val / testA ...; magicbrush: train / dev
     contrastive: bool = True  # whether this source's labels feed the contrastive loss (ImageNet: reconstruction only)
     limit: int | None = None  # use only the first N images (after sorting)
 
@@ -220,6 +252,21 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class StageConfig(TrainConfig):
+    """A SeTokIM training stage (Sec. 2.2 "Training Receipts", App. D.3): schedule + data mixture + template.
+
+    ``language_ratio`` is the share of samples drawn from ``text`` sources (Table 10: 7:3 language:vision = 0.7);
+    the rest is split over the other sources in proportion to ``weights`` (default: their sizes).
+    """
+
+    sources: list[str] = field(default_factory=list)
+    language_ratio: float = 0.0
+    weights: dict[str, float] = field(default_factory=dict)
+    template: Literal["plain", "vicuna_v1"] = "plain"
+    max_image_tokens: int = 64  # generated images are cut to this many SeTok tokens
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """Tokenizer evaluation (Table 3 / 6 rFID and zero-shot top-1 on ImageNet val)."""
 
@@ -244,6 +291,9 @@ class BenchmarkConfig:
     predictions: str
     annotations: str | None = None
     questions: str | None = None
+    images: str | None = None  # the image folder the model reads (prediction jobs only)
+    inputs: str | None = None  # model inputs held in neither annotations nor questions (prompts, edit instructions)
+    limit: int | None = None  # predict only the first N queries (CI; the scorer then needs a subset reference)
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -255,12 +305,16 @@ class Config:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     train_tokenizer: TrainConfig = field(default_factory=TrainConfig)
     mllm: MLLMConfig = field(default_factory=MLLMConfig)
+    train_stage1: StageConfig = field(default_factory=StageConfig)  # Stage-I multimodal pretraining
+    train_mask_decoder: StageConfig = field(default_factory=StageConfig)  # end of Stage-I: mask decoder alone
+    train_stage2: StageConfig = field(default_factory=StageConfig)  # Stage-II instruction tuning (LoRA)
     datasets: dict[str, DataSource] = field(default_factory=dict)
     eval: EvalConfig = field(default_factory=EvalConfig)
     benchmarks: dict[str, BenchmarkConfig] = field(default_factory=dict)
     mllm_benchmarks: list[str] = field(default_factory=list)  # scored per variant by the DAG (issue 4 predicts)
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     run_variants: list[str] = field(default_factory=list)  # variants `snakemake all` runs (the rest: ablation_<v>)
+    mllm_variants: list[str] = field(default_factory=list)  # variants whose SeTokIM is trained and benchmarked
     default_variant: str = "hard_cluster"
 
 
@@ -378,20 +432,28 @@ def _check(cfg: Config) -> None:
         raise ConfigError("tokenizer.clustering.num_clusters: required when mode is 'fixed'")
     if c.mode != "fixed" and c.max_tokens < 1:
         raise ConfigError("tokenizer.clustering.max_tokens: must be >= 1")
-    for name in cfg.train_tokenizer.sources:
-        if name not in cfg.datasets:
-            raise ConfigError(f"train_tokenizer.sources: {name!r} is not a key of datasets")
     if cfg.eval.dataset not in cfg.datasets:
         raise ConfigError(f"eval.dataset: {cfg.eval.dataset!r} is not a key of datasets")
     for b in cfg.mllm_benchmarks:
         if b not in cfg.benchmarks:
             raise ConfigError(f"mllm_benchmarks: {b!r} is not a key of benchmarks")
-    for v in cfg.run_variants:
-        if v not in cfg.variants:
-            raise ConfigError(f"run_variants: {v!r} is not a key of variants")
-    t = cfg.train_tokenizer
-    if t.batch_size % t.micro_batch_size:
-        raise ConfigError("train_tokenizer.batch_size: must be a multiple of micro_batch_size")
+    for key in ("run_variants", "mllm_variants"):
+        for v in getattr(cfg, key):
+            if v not in cfg.variants:
+                raise ConfigError(f"{key}: {v!r} is not a key of variants")
+    for stage in ("train_tokenizer", "train_stage1", "train_mask_decoder", "train_stage2"):
+        t = getattr(cfg, stage)
+        if t.batch_size % t.micro_batch_size:
+            raise ConfigError(f"{stage}.batch_size: must be a multiple of micro_batch_size")
+        for name in t.sources:
+            if name not in cfg.datasets:
+                raise ConfigError(f"{stage}.sources: {name!r} is not a key of datasets")
+        if isinstance(t, StageConfig):
+            if not 0.0 <= t.language_ratio < 1.0:
+                raise ConfigError(f"{stage}.language_ratio: must be in [0, 1), got {t.language_ratio}")
+            for name in t.weights:
+                if name not in t.sources:
+                    raise ConfigError(f"{stage}.weights.{name}: not one of {stage}.sources")
 
 
 def resolve(raw: dict[str, Any], variant: str | None = None) -> Config:
@@ -403,7 +465,7 @@ def resolve(raw: dict[str, Any], variant: str | None = None) -> Config:
     if variant not in base.variants:
         raise ConfigError(f"variants.{variant}: unknown variant (known: {', '.join(sorted(base.variants))})")
     # A resolved config is self-contained: the variant applied, no other variants, no DAG-level lists.
-    dag_keys = ("variants", "run_variants")
+    dag_keys = ("variants", "run_variants", "mllm_variants")
     merged = deep_merge({k: v for k, v in raw.items() if k not in dag_keys}, base.variants[variant])
     merged["name"] = variant
     try:

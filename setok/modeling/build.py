@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -117,3 +117,38 @@ def build_setokim(
         heads=m.mask_decoder.heads, upscale=m.mask_decoder.upscale,
     )
     return model, tokenizer, mask_decoder
+
+
+def _read_setokim(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: model file not found (train the previous stage first)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError) as e:
+        raise DataError(f"{path}: not a SeTokIM model file ({e.__class__.__name__}: {e})") from None
+    missing = [k for k in ("setokim", "mask_decoder", "config", "lora", "token_dim", "image_dim") if k not in ckpt]
+    if missing:
+        raise DataError(f"{path}: not a SeTokIM model file (missing {', '.join(missing)})")
+    return ckpt
+
+
+def load_setokim_state(path: str | Path, model: SeTokIM, mask_decoder: MaskDecoder) -> None:
+    """Load the weights of a previous stage's ``model.pt`` (without LoRA) into freshly built modules."""
+    ckpt = _read_setokim(path)
+    if ckpt["lora"]:
+        raise DataError(f"{path}: holds LoRA weights (a Stage-II model); initialise from a Stage-I model.pt")
+    model.load_state_dict(ckpt["setokim"])
+    mask_decoder.load_state_dict(ckpt["mask_decoder"])
+
+
+def load_setokim(path: str | Path) -> tuple[SeTokIM, PreTrainedTokenizerBase, MaskDecoder, Config]:
+    """Rebuild a trained SeTokIM, its tokenizer and mask decoder from a stage's ``model.pt`` (eval mode, CPU)."""
+    ckpt = _read_setokim(path)
+    cfg = from_dict(Config, ckpt["config"])
+    model, tokenizer, mask_decoder = build_setokim(cfg, token_dim=ckpt["token_dim"], image_dim=ckpt["image_dim"])
+    if ckpt["lora"]:
+        model.lm = apply_lora(model.lm, cfg.mllm.lora, tokenizer=tokenizer)
+    model.load_state_dict(ckpt["setokim"])
+    mask_decoder.load_state_dict(ckpt["mask_decoder"])
+    return model.eval(), tokenizer, mask_decoder.eval(), cfg

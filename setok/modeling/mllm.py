@@ -26,6 +26,7 @@ class Segment:
     Attributes:
         text: the text (None for an image segment).
         tokens: ``(C, D)`` SeTok tokens of an image (None for text).
+        ids: already tokenized text (e.g. the end-of-sequence id of a chat template); used instead of ``text``.
         train: text: whether its tokens get the cross-entropy loss; image: whether the model learns to generate it
             (diffusion loss + end-of-image decision). Images the model only reads have ``train=False``.
     """
@@ -33,6 +34,7 @@ class Segment:
     text: str | None = None
     tokens: Tensor | None = None
     train: bool = True
+    ids: list[int] | None = None
 
 
 @dataclass
@@ -94,7 +96,7 @@ def pack_sequences(
         visual: list[bool] = [False] * len(ids)
         for seg in segments:
             if seg.tokens is None:
-                toks = tokenize(seg.text or "")
+                toks = list(seg.ids) if seg.ids is not None else tokenize(seg.text or "")
                 ids += toks
                 supervised += [seg.train] * len(toks)
                 visual += [False] * len(toks)

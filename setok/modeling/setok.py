@@ -29,12 +29,14 @@ class Tokens:
         valid: ``(B, C)`` bool.
         clusters: the clustering (masks ``(B, h*w, C)``, token counts).
         grid: ``(h, w)`` patch grid of the encoder.
+        features: ``(B, h, w, d)`` the vision encoder's patch embeddings (the mask decoder's image embedding).
     """
 
     tokens: Tensor
     valid: Tensor
     clusters: ClusterOutput
     grid: tuple[int, int]
+    features: Tensor | None = None
 
     @property
     def num_tokens(self) -> Tensor:
@@ -84,7 +86,7 @@ class SeTok(nn.Module):
         b, h, w, d = feats.shape
         clusters = cluster(feats.detach(), **self.clustering)  # assignments carry no gradient
         v, valid = self.merger(feats.reshape(b, h * w, d), (h, w), clusters.masks, clusters.num_tokens)
-        return Tokens(tokens=v, valid=valid, clusters=clusters, grid=(h, w))
+        return Tokens(tokens=v, valid=valid, clusters=clusters, grid=(h, w), features=feats)
 
     def detokenize(self, tokens: Tensor, valid: Tensor) -> Tensor:
         """Args: tokens ``(B, C, dim)``, valid ``(B, C)``. Returns images ``(B, 3, S', S')`` in [-1, 1] scale."""

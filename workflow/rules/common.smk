@@ -17,6 +17,11 @@ VARIANTS = sorted(BASE.variants)
 RUN_VARIANTS = list(BASE.run_variants)
 TOKENIZER_BENCHMARKS = list(BASE.eval.benchmarks)
 MLLM_BENCHMARKS = list(BASE.mllm_benchmarks)
+MLLM_VARIANTS = list(BASE.mllm_variants)
+# results/{variant}/predictions/<name> -> benchmark; a name with a suffix is a file, the others are folders.
+PREDICTION_BENCHMARK = {BASE.benchmarks[b].predictions: b for b in MLLM_BENCHMARKS}
+PREDICTION_FILES = [p for p in PREDICTION_BENCHMARK if "." in p]
+PREDICTION_FOLDERS = [p for p in PREDICTION_BENCHMARK if "." not in p]
 EVAL_DATASET = BASE.eval.dataset
 ENV = "../../environment.yml"  # the conda environment every rule runs in (`--use-conda`)
 

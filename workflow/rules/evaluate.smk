@@ -60,3 +60,4 @@ for _v in VARIANTS:
         input:
             expand("results/{variant}/eval/{benchmark}.json", variant=_v, benchmark=TOKENIZER_BENCHMARKS),
             expand("results/{variant}/tokenizer/tokens.json", variant=_v),
+            expand("results/{variant}/eval/{benchmark}.json", variant=_v, benchmark=MLLM_BENCHMARKS),

@@ -1,0 +1,220 @@
+"""Run a trained SeTokIM over one benchmark and write its predictions in the benchmark's official format.
+
+    python -m evaluation.predict.mllm --model results/<v>/stage2/model.pt --tokenizer results/<v>/tokenizer/model.pt
+        --config results/<v>/config.yaml --benchmark vqav2 --out results/<v>/predictions/vqav2.json
+
+The benchmark's queries come from :mod:`evaluation.tasks` (official inputs, LLaVA-1.5 prompt conventions); the
+answers go through the task's writer (:mod:`evaluation.writers`), which checks the ids and writes atomically.
+
+Per query kind, batched with a KV cache (:mod:`setok.modeling.generation`), prompts in the Stage-II template:
+    ``answer`` / ``caption``: greedy text up to the query's ``max_new_tokens``, special tokens removed.
+    ``generate``: ``[Img]`` forced, SeTok tokens sampled by the diffusion head with classifier-free guidance (the
+        unconditional prompt drops the caption), decoded by SeTok's detokenizer.
+    ``edit``: as ``generate``, with the input image in the prompt (kept in the unconditional prompt too).
+    ``segment``: the answer is forced to start with the training wording's prefix and ``[Img]``; the generated tokens
+        prompt the mask decoder over the input image's encoder features; the mask is mapped back to the image size.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from setok.cli import run
+from setok.config import load_config
+from setok.data.geometry import letterbox_image, unletterbox_logits
+from setok.data.multimodal import ImageRef
+from setok.data.templates import EOS, Piece, prompt_pieces
+from setok.data.transforms import image_transform
+from setok.io import DataError, load_image
+from setok.modeling.build import load_setok, load_setokim
+from setok.modeling.generation import generate_image, generate_text, pack_prompts
+from setok.modeling.llm import special_ids
+from setok.modeling.mllm import Segment
+
+log = logging.getLogger("evaluation.predict.mllm")
+
+# The assistant's words before the object's tokens in referring-segmentation training samples (setok.data readers).
+SEGMENT_PREFIX = "Sure, it is "
+
+
+def to_pil(image: torch.Tensor) -> Any:
+    """``(3, S, S)`` in [-1, 1] -> PIL RGB image."""
+    from PIL import Image
+
+    arr = ((image.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(arr)
+
+
+class Predictor:
+    """A trained SeTokIM + its SeTok, answering :class:`evaluation.tasks.Query` batches."""
+
+    def __init__(self, model_path: Path, tokenizer_path: Path, *, device: str = "cpu") -> None:
+        self.model, self.tokenizer, self.mask_decoder, self.cfg = load_setokim(model_path)
+        self.setok, _, _ = load_setok(tokenizer_path)
+        self.device = torch.device(device)
+        for m in (self.model, self.mask_decoder, self.setok):
+            m.to(self.device)
+        self.ids = special_ids(self.tokenizer)
+        self.template = self.cfg.train_stage2.template
+        self.size = self.cfg.tokenizer.backbone.image_size
+        self.transform = image_transform(self.size)
+        self.token_dim = self.setok.merger.proj.out_features
+        self.dtype = next(self.model.parameters()).dtype
+
+    # ----------------------------------------------------------------------------------------------- helpers
+
+    def _tokenize(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _images(self, paths: Sequence[Path], *, letterbox: bool) -> Any:
+        """Tokenize images with SeTok. Returns its :class:`~setok.modeling.setok.Tokens` for ``(N, 3, S, S)``."""
+        pixels = torch.stack([
+            letterbox_image(load_image(p), self.size) if letterbox else self.transform(load_image(p)) for p in paths
+        ]).to(self.device)
+        return self.setok.tokenize(pixels)
+
+    def _segments(self, pieces: list[Piece], image_tokens: list[torch.Tensor]) -> list[Segment]:
+        """Pieces -> model segments, images taking ``image_tokens`` in order (all read-only)."""
+        out, k = [], 0
+        for p in pieces:
+            if p.content is EOS:
+                out.append(Segment(ids=[self.ids["eos"]], train=False))
+            elif isinstance(p.content, str):
+                out.append(Segment(text=p.content, train=False))
+            else:
+                out.append(Segment(tokens=image_tokens[k].to(self.dtype), train=False))
+                k += 1
+        return out
+
+    def _pack(self, rows: list[list[Segment]]) -> Any:
+        return pack_prompts(rows, tokenize=self._tokenize, img_start_id=self.ids["img_start"],
+                            img_end_id=self.ids["img_end"], pad_id=self.ids["pad"], token_dim=self.token_dim,
+                            bos_id=self.ids["bos"]).to(self.device)
+
+    def _prompts(self, queries: Sequence[Any], image_tokens: list[torch.Tensor] | None, *, prefix: str = "",
+                 drop: bool = False) -> Any:
+        rows = []
+        for i, q in enumerate(queries):
+            user: tuple[Any, ...] = (q.prompt,) if q.image is None else (ImageRef(Path(q.image)), q.prompt)
+            pieces = prompt_pieces(user, self.template, answer_prefix=prefix, drop_condition=drop)
+            rows.append(self._segments(pieces, [] if image_tokens is None else [image_tokens[i]]))
+        return self._pack(rows)
+
+    def _generate_tokens(self, queries: Sequence[Any], image_tokens: list[torch.Tensor] | None, *,
+                         prefix: str = "", guided: bool = True) -> list[torch.Tensor]:
+        d = self.cfg.mllm.diffloss
+        cond = self._prompts(queries, image_tokens, prefix=prefix)
+        scale = d.cfg if guided else 1.0
+        uncond = self._prompts(queries, image_tokens, prefix=prefix, drop=True) if scale != 1.0 else None
+        g = torch.Generator(device=self.device).manual_seed(0)
+        return generate_image(
+            self.model, cond, max_tokens=self.cfg.train_stage2.max_image_tokens, img_start_id=self.ids["img_start"],
+            img_end_id=self.ids["img_end"], temperature=d.temperature, cfg=scale, num_steps=d.sample_steps,
+            uncond_prompts=uncond, generator=g, pad_id=self.ids["pad"],
+        )
+
+    def _decode_images(self, tokens: list[torch.Tensor]) -> list[Any]:
+        c = max(t.shape[0] for t in tokens)
+        padded = torch.zeros(len(tokens), c, self.token_dim, device=self.device)
+        valid = torch.zeros(len(tokens), c, dtype=torch.bool, device=self.device)
+        for i, t in enumerate(tokens):
+            padded[i, : t.shape[0]], valid[i, : t.shape[0]] = t.float(), True
+        return [to_pil(img) for img in self.setok.detokenize(padded, valid)]
+
+    # ----------------------------------------------------------------------------------------------- per kind
+
+    @torch.no_grad()
+    def answer(self, queries: Sequence[Any]) -> list[str]:
+        tokens = None
+        if any(q.image is not None for q in queries):
+            if not all(q.image is not None for q in queries):
+                raise ValueError("a batch mixes queries with and without an image")
+            tok = self._images([Path(q.image) for q in queries], letterbox=False)
+            tokens = [t[v] for t, v in zip(tok.tokens, tok.valid)]
+        prompts = self._prompts(queries, tokens)
+        ids = generate_text(self.model, prompts, max_new_tokens=max(q.max_new_tokens for q in queries),
+                            eos_id=self.ids["eos"], pad_id=self.ids["pad"])
+        return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]
+
+    @torch.no_grad()
+    def generate(self, queries: Sequence[Any]) -> list[Any]:
+        return self._decode_images(self._generate_tokens(queries, None))
+
+    @torch.no_grad()
+    def edit(self, queries: Sequence[Any]) -> list[Any]:
+        tok = self._images([Path(q.image) for q in queries], letterbox=False)
+        return self._decode_images(self._generate_tokens(queries, [t[v] for t, v in zip(tok.tokens, tok.valid)]))
+
+    @torch.no_grad()
+    def segment(self, queries: Sequence[Any]) -> list[np.ndarray]:
+        paths = [Path(q.image) for q in queries]
+        tok = self._images(paths, letterbox=True)
+        generated = self._generate_tokens(queries, [t[v] for t, v in zip(tok.tokens, tok.valid)],
+                                          prefix=SEGMENT_PREFIX, guided=False)
+        c = max(t.shape[0] for t in generated)
+        prompts = torch.zeros(len(generated), c, self.token_dim, device=self.device)
+        valid = torch.zeros(len(generated), c, dtype=torch.bool, device=self.device)
+        for i, t in enumerate(generated):
+            prompts[i, : t.shape[0]], valid[i, : t.shape[0]] = t.float(), True
+        logits = self.mask_decoder(tok.features, prompts, valid)[:, 0]  # (N, 4h, 4w) over the letterboxed square
+        masks = []
+        for lg, p in zip(logits, paths):
+            w, h = load_image(p).size
+            masks.append((unletterbox_logits(lg, w, h) > 0).cpu().numpy())
+        return masks
+
+
+def predict(model: Path, tokenizer: Path, config: Path, benchmark: str, out: Path, *, batch_size: int | None = None,
+            device: str = "cpu") -> Path:
+    from evaluation.tasks import build_task
+
+    cfg = load_config(config)
+    if benchmark not in cfg.benchmarks:
+        raise DataError(f"{config}: benchmark {benchmark!r} is not configured (known: {', '.join(cfg.benchmarks)})")
+    task = build_task(benchmark, cfg.benchmarks[benchmark])
+    queries = task.queries()
+    predictor = Predictor(model, tokenizer, device=device)
+    run_kind = {"answer": predictor.answer, "caption": predictor.answer, "generate": predictor.generate,
+                "edit": predictor.edit, "segment": predictor.segment}
+    size = batch_size or cfg.eval.batch_size
+    outputs: dict[Any, Any] = {}
+    by_kind: dict[tuple[str, bool], list[Any]] = {}
+    for q in queries:
+        by_kind.setdefault((q.kind, q.image is None), []).append(q)
+    bar = tqdm(total=len(queries), desc=f"predict[{benchmark}]", file=sys.stderr)
+    for (kind, _), qs in by_kind.items():
+        for start in range(0, len(qs), size):
+            chunk = qs[start : start + size]
+            outputs.update({q.id: o for q, o in zip(chunk, run_kind[kind](chunk))})
+            bar.update(len(chunk))
+    bar.close()
+    path = task.write(outputs, out)
+    log.info("wrote %d predictions of %s to %s", len(outputs), benchmark, path)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m evaluation.predict.mllm", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, type=Path, help="SeTokIM model.pt (results/<v>/stage2/model.pt)")
+    ap.add_argument("--tokenizer", required=True, type=Path, help="SeTok model.pt (results/<v>/tokenizer/model.pt)")
+    ap.add_argument("--config", required=True, type=Path, help="resolved config with the benchmark's inputs")
+    ap.add_argument("--benchmark", required=True)
+    ap.add_argument("--out", required=True, type=Path, help="the predictions file or folder the scorer reads")
+    ap.add_argument("--batch-size", type=int)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args(argv)
+    return run(lambda: predict(args.model, args.tokenizer, args.config, args.benchmark, args.out,
+                               batch_size=args.batch_size, device=args.device))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

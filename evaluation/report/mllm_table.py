@@ -1,0 +1,89 @@
+"""The SeTokIM benchmark table: one row per benchmark, its headline metric per variant, beside the paper's number.
+
+``python -m evaluation.report.mllm_table --results results --variants V... --benchmarks B... --md OUT.md --tex OUT.tex``
+
+Reads result JSON and paper numbers only. The paper column is the SeTok paper's value for the first variant's row
+(``evaluation/paper_numbers.yaml``); a missing value shows "—", never 0.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from evaluation.report.tokenizer_table import DASH, fmt, paper_lookup
+from setok.cli import run
+from setok.io import read_json, write_text
+
+# The headline metric of each benchmark (the one the paper's Tables 1, 2 and 4 report).
+HEADLINE = {
+    "flickr30k": "cider", "vqav2": "accuracy", "gqa": "accuracy", "okvqa": "accuracy", "vizwiz": "accuracy",
+    "pope": "f1", "mme": "perception", "mmvet": "score", "coco_fid": "fid", "magicbrush": "l1", "evr": "l1",
+    "ma5k": "l1", "refcoco+": "ciou", "refcocog": "ciou", "reasonseg": "giou",
+}
+
+
+def headline(benchmark: str, metrics: dict[str, float]) -> str:
+    """The metric shown for ``benchmark`` (its entry in :data:`HEADLINE`, else the first metric)."""
+    return HEADLINE.get(benchmark, next(iter(metrics), ""))
+
+
+def build_rows(results: Path, variants: list[str], benchmarks: list[str], paper: dict[tuple[str, str], float]
+               ) -> list[list[str]]:
+    rows = []
+    for b in benchmarks:
+        metric = HEADLINE.get(b)
+        cells = []
+        for v in variants:
+            f = results / v / "eval" / f"{b}.json"
+            if not f.is_file():
+                cells.append(DASH)
+                continue
+            m = read_json(f)["metrics"]
+            metric = metric or headline(b, m)
+            cells.append(fmt(m.get(metric), 2))
+        p = paper.get((variants[0], f"{b}.{metric}")) if variants else None
+        ours = cells[0] if cells else DASH
+        delta = DASH if p is None or ours == DASH else f"{float(ours) - p:+.2f}"
+        rows.append([b, metric or DASH, *cells, fmt(p, 2), delta])
+    return rows
+
+
+def markdown(variants: list[str], rows: list[list[str]]) -> str:
+    h = ["Benchmark", "Metric", *variants, "Paper", "Δ"]
+    lines = ["| " + " | ".join(h) + " |", "|" + "|".join(["---", "---"] + ["---:"] * (len(h) - 2)) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    note = f"Paper: SeTokIM (SeTok Tables 1, 2, 4) for {variants[0] if variants else DASH}; Δ = first variant - paper."
+    return "\n".join(lines) + "\n\n" + note + "\n"
+
+
+def latex(variants: list[str], rows: list[list[str]]) -> str:
+    def esc(s: str) -> str:
+        return s.replace("_", r"\_").replace("Δ", r"$\Delta$").replace("—", "--")
+
+    h = ["Benchmark", "Metric", *variants, "Paper", "Δ"]
+    out = [r"\begin{tabular}{ll" + "r" * (len(h) - 2) + "}", r"\toprule", " & ".join(esc(x) for x in h) + r" \\",
+           r"\midrule", *(" & ".join(esc(x) for x in r) + r" \\" for r in rows), r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m evaluation.report.mllm_table", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--results", type=Path, default=Path("results"))
+    ap.add_argument("--variants", nargs="+", required=True)
+    ap.add_argument("--benchmarks", nargs="+", required=True)
+    ap.add_argument("--paper", type=Path, default=Path("evaluation/paper_numbers.yaml"))
+    ap.add_argument("--md", type=Path, required=True)
+    ap.add_argument("--tex", type=Path, required=True)
+    args = ap.parse_args(argv)
+
+    def job() -> None:
+        rows = build_rows(args.results, args.variants, args.benchmarks, paper_lookup(args.paper))
+        write_text(args.md, markdown(args.variants, rows))
+        write_text(args.tex, latex(args.variants, rows))
+
+    return run(job)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
