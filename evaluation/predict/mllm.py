@@ -56,17 +56,22 @@ def to_pil(image: torch.Tensor) -> Any:
 class Predictor:
     """A trained SeTokIM + its SeTok, answering :class:`evaluation.tasks.Query` batches."""
 
-    def __init__(self, model_path: Path, tokenizer_path: Path, *, device: str = "cpu") -> None:
+    def __init__(self, model_path: Path, tokenizer_path: Path | None, *, device: str = "cpu") -> None:
         self.model, self.tokenizer, self.mask_decoder, self.cfg = load_setokim(model_path)
-        self.setok, _, _ = load_setok(tokenizer_path)
+        self.baseline = self.model.connector is not None  # Table 13: reads images through a connector only
+        if not self.baseline and tokenizer_path is None:
+            raise DataError("--tokenizer: SeTokIM reads images through the trained SeTok (tokenizer/model.pt)")
+        self.setok = None if self.baseline else load_setok(tokenizer_path)[0]
         self.device = torch.device(device)
         for m in (self.model, self.mask_decoder, self.setok):
-            m.to(self.device)
+            if m is not None:
+                m.to(self.device)
         self.ids = special_ids(self.tokenizer)
         self.template = self.cfg.train_stage2.template
         self.size = self.cfg.tokenizer.backbone.image_size
         self.transform = image_transform(self.size)
-        self.token_dim = self.setok.merger.proj.out_features
+        self.token_dim = self.cfg.tokenizer.merger.dim
+        self.num_slots = self.cfg.mllm.connector.num_tokens
         self.dtype = next(self.model.parameters()).dtype
 
     # ----------------------------------------------------------------------------------------------- helpers
@@ -131,30 +136,45 @@ class Predictor:
 
     # ----------------------------------------------------------------------------------------------- per kind
 
+    def _reads_only(self, kind: str) -> None:
+        if self.baseline:
+            raise DataError(f"{self.cfg.name}: a connector baseline (Table 13) reads images only; it cannot {kind}")
+
     @torch.no_grad()
     def answer(self, queries: Sequence[Any]) -> list[str]:
-        tokens = None
+        tokens, feats = None, None
         if any(q.image is not None for q in queries):
             if not all(q.image is not None for q in queries):
                 raise ValueError("a batch mixes queries with and without an image")
-            tok = self._images([Path(q.image) for q in queries], letterbox=False)
-            tokens = [t[v] for t, v in zip(tok.tokens, tok.valid)]
+            paths = [Path(q.image) for q in queries]
+            if self.baseline:  # placeholders: the connector fills the image positions from the patch features
+                pixels = torch.stack([self.transform(load_image(p)) for p in paths]).to(self.device, self.dtype)
+                feats = self.model.vision(pixels)  # (N, h, w, D)
+                tokens = [torch.zeros(self.num_slots, self.token_dim)] * len(paths)
+            else:
+                tok = self._images(paths, letterbox=False)
+                tokens = [t[v] for t, v in zip(tok.tokens, tok.valid)]
         prompts = self._prompts(queries, tokens)
+        if feats is not None:
+            prompts.extras["features"] = feats
         ids = generate_text(self.model, prompts, max_new_tokens=max(q.max_new_tokens for q in queries),
                             eos_id=self.ids["eos"], pad_id=self.ids["pad"])
         return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]
 
     @torch.no_grad()
     def generate(self, queries: Sequence[Any]) -> list[Any]:
+        self._reads_only("generate images")
         return self._decode_images(self._generate_tokens(queries, None))
 
     @torch.no_grad()
     def edit(self, queries: Sequence[Any]) -> list[Any]:
+        self._reads_only("edit images")
         tok = self._images([Path(q.image) for q in queries], letterbox=False)
         return self._decode_images(self._generate_tokens(queries, [t[v] for t, v in zip(tok.tokens, tok.valid)]))
 
     @torch.no_grad()
     def segment(self, queries: Sequence[Any]) -> list[np.ndarray]:
+        self._reads_only("segment")
         paths = [Path(q.image) for q in queries]
         tok = self._images(paths, letterbox=True)
         generated = self._generate_tokens(queries, [t[v] for t, v in zip(tok.tokens, tok.valid)],
@@ -172,8 +192,10 @@ class Predictor:
         return masks
 
 
-def predict(model: Path, tokenizer: Path, config: Path, benchmark: str, out: Path, *, batch_size: int | None = None,
-            device: str = "cpu") -> Path:
+def predict(
+    model: Path, tokenizer: Path | None, config: Path, benchmark: str, out: Path, *, batch_size: int | None = None,
+    device: str = "cpu",
+) -> Path:
     from evaluation.tasks import build_task
 
     cfg = load_config(config)
@@ -205,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m evaluation.predict.mllm", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, type=Path, help="SeTokIM model.pt (results/<v>/stage2/model.pt)")
-    ap.add_argument("--tokenizer", required=True, type=Path, help="SeTok model.pt (results/<v>/tokenizer/model.pt)")
+    ap.add_argument("--tokenizer", type=Path,
+                    help="SeTok model.pt (results/<v>/tokenizer/model.pt); not used by connector baselines")
     ap.add_argument("--config", required=True, type=Path, help="resolved config with the benchmark's inputs")
     ap.add_argument("--benchmark", required=True)
     ap.add_argument("--out", required=True, type=Path, help="the predictions file or folder the scorer reads")

@@ -10,6 +10,7 @@ import torch
 from setok.config import BackboneConfig, Config, LLMConfig, LoRAConfig, TokenizerConfig, from_dict
 from setok.io import DataError
 from setok.modeling.backbone import TextEncoder, VisionEncoder, build_open_clip_backbone
+from setok.modeling.connectors import build_connector
 from setok.modeling.detokenizer import Detokenizer
 from setok.modeling.diffloss import DiffLoss
 from setok.modeling.llm import DTYPES, add_lora, load_llm, special_ids
@@ -99,18 +100,28 @@ def build_setokim(
         image_dim: width of SeTok's vision-encoder image embedding (the mask decoder's image input).
 
     The diffusion head is conditioned on ``z = W_out h`` of the LLM's hidden width (cond_dim = hidden size). No LoRA
-    here: Stage II wraps ``model.lm`` with :func:`apply_lora`.
+    here: Stage II wraps ``model.lm`` with :func:`apply_lora`. With ``mllm.connector.kind`` other than ``setok``
+    (Table 13), a connector over the frozen vision encoder's patch features feeds the LLM instead of SeTok tokens;
+    the encoder is built here (``model.vision``) and ``image_dim`` is its width.
     """
     m = cfg.mllm
+    vision = None
+    if m.connector.kind != "setok":  # Table 13: the frozen vision encoder is part of the baseline model
+        vision, _ = build_backbone(dataclasses.replace(cfg.tokenizer.backbone, train_vision=False))
+        image_dim = vision.width
     lm, tokenizer = build_llm(m.llm)
     hidden = lm.get_input_embeddings().embedding_dim
     diffloss = DiffLoss(
         token_dim=token_dim, cond_dim=hidden, width=m.diffloss.width, depth=m.diffloss.depth,
         num_timesteps=m.diffloss.num_timesteps, diffusion_batch_mul=m.diffloss.diffusion_batch_mul,
     )
+    c = m.connector
+    connector = None if c.kind == "setok" else build_connector(
+        kind=c.kind, in_dim=image_dim, hidden=hidden, num_tokens=c.num_tokens, layers=c.layers, heads=c.heads,
+    )
     model = SeTokIM(
         lm=lm, diffloss=diffloss, token_dim=token_dim, cond_dim=hidden, vis_weight=m.vis_weight,
-        eoi_weight=m.eoi_weight,
+        eoi_weight=m.eoi_weight, connector=connector, vision=vision,
     )
     mask_decoder = MaskDecoder(
         image_dim=image_dim, token_dim=token_dim, dim=m.mask_decoder.dim, depth=m.mask_decoder.depth,

@@ -62,7 +62,8 @@ class MultimodalBatch:
     extras: dict[str, Tensor] = field(default_factory=dict)
 
     def to(self, device: torch.device | str) -> "MultimodalBatch":
-        return MultimodalBatch(**{k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in vars(self).items()})
+        fields = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in vars(self).items() if k != "extras"}
+        return MultimodalBatch(**fields, extras={k: v.to(device) for k, v in self.extras.items()})
 
 
 def pack_sequences(
@@ -145,11 +146,15 @@ class SeTokIM(nn.Module):
         token_dim: width of SeTok tokens (512).
         cond_dim: width of the diffusion head's condition ``z``.
         vis_weight, eoi_weight: weights of the diffusion and end-of-image losses next to the text loss.
+        connector: Table 13 baselines: a module mapping patch features ``(N, h, w, D)`` to ``(N, Q, hidden)`` that
+            replaces SeTok tokens + input projector (the batch then carries ``extras["features"]``).
+        vision: the baselines' frozen vision encoder (images ``(N, 3, S, S)`` -> features ``(N, h, w, D)``), kept here
+            so that its weights travel with the model.
     """
 
     def __init__(
         self, *, lm: nn.Module, diffloss: nn.Module, token_dim: int, cond_dim: int, vis_weight: float = 1.0,
-        eoi_weight: float = 1.0,
+        eoi_weight: float = 1.0, connector: nn.Module | None = None, vision: nn.Module | None = None,
     ) -> None:
         super().__init__()
         hidden = lm.get_input_embeddings().embedding_dim
@@ -158,12 +163,22 @@ class SeTokIM(nn.Module):
         self.input_projector = InputProjector(token_dim=token_dim, hidden=hidden)
         self.output_projector = nn.Linear(hidden, cond_dim)
         self.eoi_head = nn.Linear(hidden, 1)
+        self.connector = connector
+        self.vision = vision
+        if vision is not None:
+            vision.requires_grad_(False)
         self.vis_weight, self.eoi_weight = vis_weight, eoi_weight
 
     def embed(self, batch: MultimodalBatch) -> Tensor:
-        """``(B, L, H)`` input embeddings: text from the LLM's table, visual tokens through the input projector."""
+        """``(B, L, H)`` input embeddings: text from the LLM's table, visual tokens through the input projector (or,
+        for a connector baseline, the connector over ``extras["features"]`` ``(N, h, w, D)``)."""
         emb = self.lm.get_input_embeddings()(batch.input_ids)  # (B, L, H)
-        if batch.visual_tokens.shape[0]:
+        if self.connector is not None and "features" in batch.extras:
+            feats = batch.extras["features"]
+            if feats.shape[0]:
+                vis = self.connector(feats.to(emb.dtype)).flatten(0, 1)  # (N * Q, H)
+                emb = emb.masked_scatter(batch.visual[..., None], vis)
+        elif batch.visual_tokens.shape[0]:
             emb = emb.masked_scatter(batch.visual[..., None], self.input_projector(batch.visual_tokens.to(emb.dtype)))
         return emb
 

@@ -52,11 +52,21 @@ STAGE_CONFIG = {"stage1": "train_stage1", "mask_decoder": "train_mask_decoder", 
 CONDITIONED = ("generation", "edit")  # tasks whose text condition is dropped for classifier-free guidance
 
 
-def stage_data(cfg: Config, sc: StageConfig) -> tuple[list[list[Any]], list[float]]:
-    """The samples of every source of the stage and their mixture probabilities (config order)."""
+def generates_image(sample: Any) -> bool:
+    """Whether an assistant turn of ``sample`` holds an image (generation, editing, segmentation)."""
+    return any(not isinstance(c, str) for t in sample.turns if t.role == "assistant" for c in t.content)
+
+
+def stage_data(cfg: Config, sc: StageConfig, *, reads_only: bool = False) -> tuple[list[list[Any]], list[float]]:
+    """The samples of every source of the stage and their mixture probabilities (config order).
+
+    ``reads_only`` (connector baselines) keeps the samples that only read images (captioning, conversations, text).
+    """
     from setok.data.mllm_sources import build_multimodal_source
 
     sources = {name: build_multimodal_source(cfg.datasets[name], name=name) for name in sc.sources}
+    if reads_only:
+        sources = {n: [x for x in s if not generates_image(x)] for n, s in sources.items()}
     for name, samples in sources.items():
         if not samples:
             raise DataError(f"datasets.{name}: no samples")
@@ -75,7 +85,7 @@ def cfg_drop(batch: Any, *, p: float, seed: int, step: int, micro: int) -> list[
 
 
 def train(
-    cfg: Config, stage: Stage, out: Path, *, tokenizer_model: Path, init: Path | None = None,
+    cfg: Config, stage: Stage, out: Path, *, tokenizer_model: Path | None, init: Path | None = None,
     stop_after: int | None = None,
 ) -> Path | None:
     """Train (or resume) one stage; returns the path of ``model.pt`` (None when stopped early by ``stop_after``)."""
@@ -91,12 +101,23 @@ def train(
         write_text(out / "config.yaml", dump(cfg))
     torch.manual_seed(sc.seed)
 
-    setok, _, _ = load_setok(tokenizer_model)
-    setok.requires_grad_(False).to(dev)
-    token_dim, image_dim = setok.merger.proj.out_features, setok.encoder.width
+    connector = cfg.mllm.connector.kind != "setok"
+    if connector:  # Table 13 baseline: the frozen SigLIP patch features through a trained connector
+        if stage == "mask_decoder":
+            raise DataError(f"{cfg.name}: a connector baseline reads images only; it has no mask-decoder stage")
+        token_dim, image_dim = cfg.tokenizer.merger.dim, 0  # placeholder width; build_setokim sets image_dim
+    else:
+        if tokenizer_model is None:
+            raise DataError("--tokenizer: SeTokIM needs the trained SeTok (results/<variant>/tokenizer/model.pt)")
+        setok, _, _ = load_setok(tokenizer_model)
+        setok.requires_grad_(False).to(dev)
+        token_dim, image_dim = setok.merger.proj.out_features, setok.encoder.width
     model, tokenizer, mask_decoder = build_setokim(cfg, token_dim=token_dim, image_dim=image_dim)
     if init is not None:
         load_setokim_state(init, model, mask_decoder)
+    if connector:
+        vision = model.vision.eval()
+        image_dim = vision.width
     if stage == "stage2":
         model.lm = apply_lora(model.lm, cfg.mllm.lora, tokenizer=tokenizer)
     if stage == "mask_decoder":
@@ -113,7 +134,7 @@ def train(
     if start:
         log.info("resumed from %s at step %d", ckpt.latest(), start)
 
-    sources, probs = stage_data(cfg, sc)
+    sources, probs = stage_data(cfg, sc, reads_only=connector)
     dataset = MultimodalDataset(sources, image_size=cfg.tokenizer.backbone.image_size)
     sampler = MixtureSampler(
         sizes=[len(s) for s in sources], probs=probs, batch_size=sc.batch_size, micro_batch_size=sc.micro_batch_size,
@@ -131,16 +152,15 @@ def train(
     step, micro, t0 = start, 0, time.time()
     bar = tqdm(total=sc.steps, initial=start, desc=f"{stage}[{cfg.name}]", disable=rank != 0, file=sys.stderr)
     for raw in loader:
-        with torch.no_grad():  # SeTok is frozen
-            tok = setok.tokenize(raw.images.to(dev)) if raw.images.shape[0] else None
-        selected = None
-        if tok is not None and bool(raw.has_region.any()):
-            coverage = pooled_coverage(raw.regions.to(dev), tok.grid)  # (N, h*w)
-            selected = region_tokens(tok.clusters.masks, tok.valid, coverage, overlap=cfg.mllm.segment_overlap)
-            selected = torch.where(raw.has_region.to(dev)[:, None], selected, torch.ones_like(selected))
-        if stage == "mask_decoder":
+        if connector:
+            loss, logs = _connector_step(engine, raw, vision, sc, special, tokenize, token_dim=token_dim,
+                                         q=cfg.mllm.connector.num_tokens, max_length=cfg.mllm.max_length, dtype=dtype,
+                                         dev=dev)
+        elif stage == "mask_decoder":
+            tok, selected = _tokenize(setok, raw, overlap=cfg.mllm.segment_overlap, dev=dev)
             loss, logs = _mask_decoder_loss(engine, raw, tok, selected, dtype=dtype)
         else:
+            tok, selected = _tokenize(setok, raw, overlap=cfg.mllm.segment_overlap, dev=dev)
             lists = [] if tok is None else image_token_lists(tok.tokens, tok.valid, selected,
                                                               limit=sc.max_image_tokens)
             drop = cfg_drop(raw, p=cfg.mllm.cfg_dropout, seed=sc.seed, step=step, micro=micro)
@@ -172,10 +192,39 @@ def train(
         torch_save({
             "setokim": model.state_dict(), "mask_decoder": mask_decoder.state_dict(), "lora": stage == "stage2",
             "token_dim": token_dim, "image_dim": image_dim, "stage": stage, "step": step,
-            "tokenizer_model": str(tokenizer_model), "config": to_dict(cfg), "config_sha": config_sha(cfg),
+            "tokenizer_model": str(tokenizer_model or ""), "config": to_dict(cfg), "config_sha": config_sha(cfg),
         }, final)
         log.info("wrote %s after %d steps", final, step)
     return final
+
+
+@torch.no_grad()
+def _tokenize(setok: Any, raw: Any, *, overlap: float, dev: torch.device) -> tuple[Any, torch.Tensor | None]:
+    """SeTok tokens of the micro-batch's images (None without images) and, when some image carries a referred
+    region, ``(N, C)`` the tokens to keep per image (the region's tokens; all tokens for the other images)."""
+    if not raw.images.shape[0]:
+        return None, None
+    tok = setok.tokenize(raw.images.to(dev))
+    if not bool(raw.has_region.any()):
+        return tok, None
+    coverage = pooled_coverage(raw.regions.to(dev), tok.grid)  # (N, h*w)
+    selected = region_tokens(tok.clusters.masks, tok.valid, coverage, overlap=overlap)
+    return tok, torch.where(raw.has_region.to(dev)[:, None], selected, torch.ones_like(selected))
+
+
+def _connector_step(
+    engine: Any, raw: Any, vision: Any, sc: StageConfig, ids: SpecialIds, tokenize: Any, *, token_dim: int, q: int,
+    max_length: int, dtype: torch.dtype, dev: torch.device,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """One micro-batch of a Table 13 baseline: every image is ``q`` connector outputs over its patch features."""
+    with torch.no_grad():  # the vision encoder is frozen
+        feats = vision(raw.images.to(dev, dtype)) if raw.images.shape[0] else None  # (N, h, w, D)
+    placeholders = [torch.zeros(q, token_dim)] * raw.images.shape[0]
+    batch = build_sequences(raw, placeholders, template=sc.template, drop=[False] * len(raw.samples),
+                            tokenize=tokenize, ids=ids, token_dim=token_dim, max_length=max_length).to(dev)
+    if feats is not None:
+        batch.extras["features"] = feats[batch.extras["image_index"]].to(dtype)
+    return engine(batch)
 
 
 def _mask_decoder_loss(
@@ -199,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stage", required=True, choices=sorted(STAGE_CONFIG))
     ap.add_argument("--config", action="append", required=True, help="config file(s), merged in order")
     ap.add_argument("--variant", help="variant to apply (omit for an already resolved config)")
-    ap.add_argument("--tokenizer", required=True, type=Path, help="the trained SeTok (results/<v>/tokenizer/model.pt)")
+    ap.add_argument("--tokenizer", type=Path,
+                    help="the trained SeTok (results/<v>/tokenizer/model.pt); not used by connector baselines")
     ap.add_argument("--init", type=Path, help="model.pt of the previous stage")
     ap.add_argument("--out", required=True, type=Path, help="output folder")
     ap.add_argument("--stop-after", type=int, help="stop after this step, as an interruption would (for tests)")

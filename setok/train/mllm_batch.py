@@ -85,6 +85,7 @@ def build_sequences(
             (LLaVA truncates at ``model_max_length`` the same way, without splitting images).
     """
     rows: list[list[Segment]] = []
+    kept: list[int] = []  # images that made it into the sequences (a cut may leave later ones out)
     k = 0
     for sample, dropped in zip(raw.samples, drop):
         segments: list[Segment] = []
@@ -100,6 +101,8 @@ def build_sequences(
                 tokens = image_tokens[k]
                 k += 1
                 seg, n = Segment(tokens=tokens, train=piece.train), tokens.shape[0] + 2
+                if length + n <= max_length:
+                    kept.append(k - 1)
             if length + n > max_length:
                 if seg.ids is not None and length < max_length:
                     segments.append(Segment(ids=seg.ids[: max_length - length], train=seg.train))
@@ -110,5 +113,7 @@ def build_sequences(
         rows.append(segments)
     if k != len(image_tokens):
         raise ValueError(f"{len(image_tokens)} images given, the samples reference {k}")
-    return pack_sequences(rows, tokenize=tokenize, img_start_id=ids.img_start, img_end_id=ids.img_end,
-                          pad_id=ids.pad, token_dim=token_dim, bos_id=ids.bos)
+    batch = pack_sequences(rows, tokenize=tokenize, img_start_id=ids.img_start, img_end_id=ids.img_end,
+                           pad_id=ids.pad, token_dim=token_dim, bos_id=ids.bos)
+    batch.extras["image_index"] = torch.tensor(kept, dtype=torch.long)  # (N_kept,) into raw.images
+    return batch

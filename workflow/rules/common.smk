@@ -22,6 +22,22 @@ MLLM_VARIANTS = list(BASE.mllm_variants)
 PREDICTION_BENCHMARK = {BASE.benchmarks[b].predictions: b for b in MLLM_BENCHMARKS}
 PREDICTION_FILES = [p for p in PREDICTION_BENCHMARK if "." in p]
 PREDICTION_FOLDERS = [p for p in PREDICTION_BENCHMARK if "." not in p]
+# Benchmarks whose answers are images or masks: the Table 13 connector baselines read images only and skip them.
+GENERATIVE_BENCHMARKS = {"coco_fid", "magicbrush", "evr", "ma5k", "refcoco+", "refcocog", "reasonseg", "mjhq_fid",
+                         "genai_bench"}
+BASELINES = {v for v in VARIANTS if resolve(config, v).mllm.connector.kind != "setok"}
+
+
+def variant_benchmarks(variant):
+    """The MLLM benchmarks a variant is scored on (connector baselines: understanding only)."""
+    if variant in BASELINES:
+        return [b for b in MLLM_BENCHMARKS if b not in GENERATIVE_BENCHMARKS]
+    return MLLM_BENCHMARKS
+
+
+def mllm_results(variants):
+    """results/{variant}/eval/{benchmark}.json of every MLLM benchmark each variant is scored on."""
+    return [f"results/{v}/eval/{b}.json" for v in variants for b in variant_benchmarks(v)]
 EVAL_DATASET = BASE.eval.dataset
 ENV = "../../environment.yml"  # the conda environment every rule runs in (`--use-conda`)
 

@@ -58,6 +58,8 @@ for _v in VARIANTS:
         name:
             f"ablation_{_v}"
         input:
-            expand("results/{variant}/eval/{benchmark}.json", variant=_v, benchmark=TOKENIZER_BENCHMARKS),
-            expand("results/{variant}/tokenizer/tokens.json", variant=_v),
-            expand("results/{variant}/eval/{benchmark}.json", variant=_v, benchmark=MLLM_BENCHMARKS),
+            [] if _v in BASELINES else expand(
+                "results/{variant}/eval/{benchmark}.json", variant=_v, benchmark=TOKENIZER_BENCHMARKS
+            ),
+            [] if _v in BASELINES else expand("results/{variant}/tokenizer/tokens.json", variant=_v),
+            mllm_results([_v]),

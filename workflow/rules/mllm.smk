@@ -2,6 +2,32 @@
 # one prediction job per benchmark, written in the benchmark's official format for score_benchmark.
 
 
+def stage_inputs(stage):
+    """Inputs of a training stage: the resolved config, the SeTok (not for connector baselines), the previous stage."""
+    previous = {
+        "stage1": None,
+        "mask_decoder": "stage1/model.pt",
+        "stage2": "stage1/mask_decoder/model.pt",
+    }
+
+    def inputs(wildcards):
+        v = wildcards.variant
+        files = {"config": f"results/{v}/config.yaml"}
+        if v not in BASELINES:
+            files["tokenizer"] = f"results/{v}/tokenizer/model.pt"
+        init = "stage1/model.pt" if stage == "stage2" and v in BASELINES else previous[stage]
+        if init:
+            files["init"] = f"results/{v}/{init}"
+        return files
+
+    return inputs
+
+
+def optional_flags(wildcards, input):
+    """--tokenizer / --init for the inputs a job has."""
+    return " ".join(f"--{k} {input[k]}" for k in ("tokenizer", "init") if k in input.keys())
+
+
 def prediction_name(wildcards):
     """The benchmark whose prediction file or folder is results/{variant}/predictions/{prediction}."""
     return PREDICTION_BENCHMARK[wildcards.prediction]
@@ -12,9 +38,10 @@ def prediction_inputs(wildcards):
     b = BASE.benchmarks[PREDICTION_BENCHMARK[wildcards.prediction]]
     files = {
         "model": f"results/{wildcards.variant}/stage2/model.pt",
-        "tokenizer": f"results/{wildcards.variant}/tokenizer/model.pt",
         "config": f"results/{wildcards.variant}/config.yaml",
     }
+    if wildcards.variant not in BASELINES:
+        files["tokenizer"] = f"results/{wildcards.variant}/tokenizer/model.pt"
     files.update({k: getattr(b, k) for k in ("annotations", "questions", "images", "inputs") if getattr(b, k)})
     return files
 
@@ -22,10 +49,11 @@ def prediction_inputs(wildcards):
 rule train_stage1:
     """Stage-I multimodal pretraining: captioning + text-to-image + text corpus at the 7:3 ratio (DeepSpeed)."""
     input:
-        config="results/{variant}/config.yaml",
-        tokenizer="results/{variant}/tokenizer/model.pt",
+        unpack(stage_inputs("stage1")),
     output:
         "results/{variant}/stage1/model.pt",
+    params:
+        flags=optional_flags,
     log:
         "logs/{variant}/train_stage1.log",
     threads: 2
@@ -36,18 +64,18 @@ rule train_stage1:
     conda:
         ENV
     shell:
-        "python -m setok.train.mllm --stage stage1 --config {input.config} --tokenizer {input.tokenizer} "
+        "python -m setok.train.mllm --stage stage1 --config {input.config} {params.flags} "
         "--out results/{wildcards.variant}/stage1 > {log} 2>&1"
 
 
 rule train_mask_decoder:
     """End of Stage-I: the mask decoder alone on segmentation data, everything else frozen."""
     input:
-        config="results/{variant}/config.yaml",
-        tokenizer="results/{variant}/tokenizer/model.pt",
-        init="results/{variant}/stage1/model.pt",
+        unpack(stage_inputs("mask_decoder")),
     output:
         "results/{variant}/stage1/mask_decoder/model.pt",
+    params:
+        flags=optional_flags,
     log:
         "logs/{variant}/train_mask_decoder.log",
     threads: 2
@@ -58,18 +86,18 @@ rule train_mask_decoder:
     conda:
         ENV
     shell:
-        "python -m setok.train.mllm --stage mask_decoder --config {input.config} --tokenizer {input.tokenizer} "
-        "--init {input.init} --out results/{wildcards.variant}/stage1/mask_decoder > {log} 2>&1"
+        "python -m setok.train.mllm --stage mask_decoder --config {input.config} {params.flags} "
+        "--out results/{wildcards.variant}/stage1/mask_decoder > {log} 2>&1"
 
 
 rule train_stage2:
     """Stage-II instruction tuning with LoRA on the LLM (peft) over the instruction mixture."""
     input:
-        config="results/{variant}/config.yaml",
-        tokenizer="results/{variant}/tokenizer/model.pt",
-        init="results/{variant}/stage1/mask_decoder/model.pt",
+        unpack(stage_inputs("stage2")),
     output:
         "results/{variant}/stage2/model.pt",
+    params:
+        flags=optional_flags,
     log:
         "logs/{variant}/train_stage2.log",
     threads: 2
@@ -80,8 +108,8 @@ rule train_stage2:
     conda:
         ENV
     shell:
-        "python -m setok.train.mllm --stage stage2 --config {input.config} --tokenizer {input.tokenizer} "
-        "--init {input.init} --out results/{wildcards.variant}/stage2 > {log} 2>&1"
+        "python -m setok.train.mllm --stage stage2 --config {input.config} {params.flags} "
+        "--out results/{wildcards.variant}/stage2 > {log} 2>&1"
 
 
 rule predict_file:
@@ -94,6 +122,7 @@ rule predict_file:
         "results/{variant}/predictions/{prediction}",
     params:
         benchmark=prediction_name,
+        flags=optional_flags,
     log:
         "logs/{variant}/predict_{prediction}.log",
     resources:
@@ -103,7 +132,7 @@ rule predict_file:
     conda:
         ENV
     shell:
-        "python -m evaluation.predict.mllm --model {input.model} --tokenizer {input.tokenizer} "
+        "python -m evaluation.predict.mllm --model {input.model} {params.flags} "
         "--config {input.config} --benchmark {params.benchmark} --out {output} > {log} 2>&1"
 
 
@@ -117,6 +146,7 @@ rule predict_folder:
         directory("results/{variant}/predictions/{prediction}"),
     params:
         benchmark=prediction_name,
+        flags=optional_flags,
     log:
         "logs/{variant}/predict_{prediction}.log",
     resources:
@@ -126,5 +156,5 @@ rule predict_folder:
     conda:
         ENV
     shell:
-        "python -m evaluation.predict.mllm --model {input.model} --tokenizer {input.tokenizer} "
+        "python -m evaluation.predict.mllm --model {input.model} {params.flags} "
         "--config {input.config} --benchmark {params.benchmark} --out {output} > {log} 2>&1"

@@ -42,7 +42,7 @@ rule tokenizer_figures:
 rule mllm_table:
     """reports/tables/setokim.md and .tex: every SeTokIM benchmark's headline metric per variant, beside the paper."""
     input:
-        results=expand("results/{variant}/eval/{benchmark}.json", variant=MLLM_VARIANTS, benchmark=MLLM_BENCHMARKS),
+        results=mllm_results(MLLM_VARIANTS),
         paper="evaluation/paper_numbers.yaml",
     output:
         md="reports/tables/setokim.md",
