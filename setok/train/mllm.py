@@ -62,7 +62,7 @@ def stage_data(cfg: Config, sc: StageConfig, *, reads_only: bool = False) -> tup
 
     ``reads_only`` (connector baselines) keeps the samples that only read images (captioning, conversations, text).
     """
-    from setok.data.mllm_sources import build_multimodal_source
+    from setok.data.sources import build_multimodal_source
 
     sources = {name: build_multimodal_source(cfg.datasets[name], name=name) for name in sc.sources}
     if reads_only:

@@ -1,0 +1,55 @@
+"""SeTokIM training sources in their official layouts -> :class:`~setok.data.multimodal.MultimodalSample` lists.
+
+:func:`build_multimodal_source` is the one place that reads a :class:`~setok.config.DataSource` of these kinds.
+"""
+from __future__ import annotations
+
+from setok.config import ConfigError, DataSource
+from setok.data.multimodal import MultimodalSample
+
+# kind -> (required keys, allowed keys)
+_KEYS = {
+    "llava": ({"root", "annotations"}, {"root", "annotations"}),
+    "coco_captions": ({"root", "annotations"}, {"root", "annotations"}),
+    "coco_instances": ({"root", "annotations"}, {"root", "annotations"}),
+    "instructpix2pix": ({"root"}, {"root"}),
+    "magicbrush": ({"root"}, {"root", "split"}),
+    "refcoco": ({"root", "annotations", "split"}, {"root", "annotations", "split"}),
+    "text": ({"annotations"}, {"annotations"}),
+    "imagenet": ({"root"}, {"root", "synsets"}),
+}
+
+
+def build_multimodal_source(source: DataSource, *, name: str) -> list[MultimodalSample]:
+    """Read one ``datasets.<name>`` entry as SeTokIM samples (ids ``<name>:<official id>``, first ``limit`` kept).
+
+    Raises:
+        ConfigError: the kind is not a SeTokIM kind, or a path it needs is missing / one it does not use is set.
+        setok.io.DataError: the files do not match the official layout.
+    """
+    if source.kind not in _KEYS:
+        raise ConfigError(f"datasets.{name}.kind: {source.kind!r} is not a SeTokIM source ({', '.join(_KEYS)})")
+    required, allowed = _KEYS[source.kind]
+    for key in ("root", "annotations", "split", "synsets", "labels", "classes"):
+        value = getattr(source, key)
+        if key in required and not value:
+            raise ConfigError(f"datasets.{name}.{key}: required for a source of kind {source.kind!r}")
+        if key not in allowed and value is not None:
+            raise ConfigError(f"datasets.{name}.{key}: not used by a source of kind {source.kind!r} (set it to null)")
+    from setok.data.sources import coco, editing, imagenet, llava, refcoco, text
+
+    read = {
+        "llava": lambda: llava.read_llava(source.annotations, source.root),
+        "coco_captions": lambda: coco.read_coco_captions(source.annotations, source.root),
+        "coco_instances": lambda: coco.read_coco_instances(source.annotations, source.root),
+        "instructpix2pix": lambda: editing.read_instructpix2pix(source.root),
+        "magicbrush": lambda: editing.read_magicbrush(source.root),
+        "refcoco": lambda: refcoco.read_refcoco(source.annotations, source.root, split=source.split),
+        "text": lambda: text.read_text_corpus(source.annotations, limit=source.limit),
+        "imagenet": lambda: imagenet.read_imagenet_generation(source.root, synsets=source.synsets),
+    }[source.kind]
+    samples = read()[: source.limit] if source.limit is not None else read()
+    out = [MultimodalSample(f"{name}:{s.id}", s.task, s.turns, s.meta) for s in samples]
+    if len({s.id for s in out}) != len(out):
+        raise ConfigError(f"datasets.{name}: sample ids are not unique")
+    return out

@@ -1,0 +1,35 @@
+"""RefCOCO / RefCOCO+ / RefCOCOg release folder (``refs(<split_by>).p`` + ``instances.json``): one segmentation
+sample per sentence of every ref of the split, the target being the ref's object mask (as LISA reads it)."""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+from setok.data.multimodal import MultimodalSample, RegionMask
+from setok.data.sources._common import check_images, require
+from setok.data.sources.coco import segment_sample
+from setok.io import DataError, read_json
+
+
+def read_refcoco(folder: str | Path, root: str | Path, *, split: str) -> list[MultimodalSample]:
+    folder = require(folder, "RefCOCO release folder")
+    refs_files = sorted(folder.glob("refs(*).p"))
+    if not refs_files:
+        raise DataError(f"{folder}: no refs(<split_by>).p file")
+    with refs_files[0].open("rb") as f:
+        refs = pickle.load(f)
+    inst = read_json(require(folder / "instances.json", "instances.json"))
+    images = {im["id"]: im for im in inst["images"]}
+    anns = {a["id"]: a for a in inst["annotations"]}
+    out = []
+    for ref in refs:
+        if ref["split"] != split:
+            continue
+        a, im = anns[ref["ann_id"]], images[ref["image_id"]]
+        region = RegionMask(a["segmentation"], int(im["height"]), int(im["width"]))
+        for sent in ref["sentences"]:
+            out.append(segment_sample(str(sent["sent_id"]), Path(root) / im["file_name"], sent["sent"], region))
+    if not out:
+        raise DataError(f"{refs_files[0]}: no ref in split {split!r}")
+    check_images(sorted({s.images[0].path for s in out}), refs_files[0])
+    return out
