@@ -1,0 +1,31 @@
+"""Benchmark inputs for SeTokIM inference ("tasks"): the queries of each benchmark, read from its official files,
+and the writer that turns the model's outputs into the official prediction file the scorer reads.
+
+    task = build_task("vqav2", cfg.benchmarks["vqav2"])
+    outputs = {q.id: model(q) for q in task.queries()}      # str | PIL.Image | bool (H, W) mask per query kind
+    task.write(outputs, Path("results/<variant>/predictions/vqav2.json"))
+
+==========  ============================  ========  =========================================  ==================
+module      benchmarks                    kind      prompt (module constant)                   query id
+==========  ============================  ========  =========================================  ==================
+caption     flickr30k                     caption   "Provide a one-sentence caption ..."       image id
+vqa         vqav2, okvqa                  answer    question + SHORT_ANSWER                    question_id
+vqa         vizwiz                        answer    question + VIZWIZ_SUFFIX                   image file name
+vqa         gqa                           answer    question + SHORT_ANSWER                    questionId
+pope        pope                          answer    question + SHORT_ANSWER                    (split, qid)
+mme         mme                           answer    the template question                      (subtask, img, q)
+mmvet       mmvet                         answer    the question (256 new tokens)              "v1_<n>"
+generation  coco_fid                      generate  the image's first COCO caption             COCO image id
+editing     magicbrush, evr, ma5k         edit      the instruction                            target rel. path
+segment.    refcoco+, refcocog            segment   "Please segment the {expression}."         sent_id
+segment.    reasonseg                     segment   the query text (a phrase: as refcoco)      image stem
+==========  ============================  ========  =========================================  ==================
+
+``limit`` keeps the first N queries; ``write`` then also writes the matching subset references to
+``<out>.references/`` and ``task.references(out)`` names the files to score with (see :mod:`evaluation.tasks.base`).
+"""
+
+from evaluation.tasks.base import BenchmarkTask, Query, Task, subset_dir
+from evaluation.tasks.build import BUILDERS, build_task
+
+__all__ = ["BUILDERS", "BenchmarkTask", "Query", "Task", "build_task", "subset_dir"]
