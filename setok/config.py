@@ -264,6 +264,7 @@ class StageConfig(TrainConfig):
     weights: dict[str, float] = field(default_factory=dict)
     template: Literal["plain", "vicuna_v1"] = "plain"
     max_image_tokens: int = 64  # generated images are cut to this many SeTok tokens
+    activation_checkpointing: bool = False  # recompute the LLM's layer activations in the backward pass
 
 
 @dataclass(frozen=True)

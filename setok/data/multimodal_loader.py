@@ -71,7 +71,7 @@ def collate_multimodal(items: list[tuple[MultimodalSample, list[Tensor], list[Te
     images = [img for _, imgs, _ in items for img in imgs]
     regions = [r for _, _, rs in items for r in rs]
     owner = [k for k, (_, imgs, _) in enumerate(items) for _ in imgs]
-    size = items[0][1][0].shape[-1] if images else 1
+    size = images[0].shape[-1] if images else 1
     return RawBatch(
         samples=samples,
         images=torch.stack(images) if images else torch.zeros(0, 3, size, size),

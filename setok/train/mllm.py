@@ -21,6 +21,7 @@ Writes ``checkpoints/`` (atomic, resumable), ``train_log.jsonl``, ``config.yaml`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -65,16 +66,21 @@ def stage_data(cfg: Config, sc: StageConfig, *, reads_only: bool = False) -> tup
     from setok.data.sources import build_multimodal_source
 
     sources = {name: build_multimodal_source(cfg.datasets[name], name=name) for name in sc.sources}
-    if reads_only:
-        sources = {n: [x for x in s if not generates_image(x)] for n, s in sources.items()}
+    if reads_only:  # a source of image generation only (e.g. ImageNet as class-conditional generation) drops out
+        kept = {n: [x for x in s if not generates_image(x)] for n, s in sources.items()}
+        for n in [n for n, s in kept.items() if not s]:
+            log.info("datasets.%s: no sample that only reads images; left out of this connector baseline", n)
+        sources = {n: s for n, s in kept.items() if s}
+        sc = dataclasses.replace(sc, sources=list(sources), weights={k: w for k, w in sc.weights.items()
+                                                                      if k in sources})
     for name, samples in sources.items():
         if not samples:
             raise DataError(f"datasets.{name}: no samples")
-    text = [n for n in sc.sources if cfg.datasets[n].kind == "text"]
+    text = [n for n in sources if cfg.datasets[n].kind == "text"]
     probs = mixture_probs({n: len(s) for n, s in sources.items()}, text, language_ratio=sc.language_ratio,
                           weights=sc.weights)
-    log.info("data mixture: %s", ", ".join(f"{n} {len(sources[n])} samples p={probs[n]:.3f}" for n in sc.sources))
-    return list(sources.values()), [probs[n] for n in sc.sources]
+    log.info("data mixture: %s", ", ".join(f"{n} {len(sources[n])} samples p={probs[n]:.3f}" for n in sources))
+    return list(sources.values()), [probs[n] for n in sources]
 
 
 def cfg_drop(batch: Any, *, p: float, seed: int, step: int, micro: int) -> list[bool]:
@@ -118,6 +124,8 @@ def train(
     if connector:
         vision = model.vision.eval()
         image_dim = vision.width
+    if sc.activation_checkpointing and stage != "mask_decoder":
+        model.lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if stage == "stage2":
         model.lm = apply_lora(model.lm, cfg.mllm.lora, tokenizer=tokenizer)
     if stage == "mask_decoder":

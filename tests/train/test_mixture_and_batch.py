@@ -85,3 +85,13 @@ def test_build_sequences_truncates_at_max_length_without_splitting_images():
     b = build_sequences(_raw([s]), [torch.ones(5, 4)], template="plain", drop=[False], tokenize=_tokenize, ids=IDS,
                         token_dim=4, max_length=6)
     assert b.input_ids.shape[1] == 6 and b.visual_tokens.shape[0] == 0  # text cut, the image left out whole
+
+
+def test_collate_stacks_images_of_any_sample_and_tolerates_text_first():
+    from setok.data.multimodal_loader import collate_multimodal
+
+    text = MultimodalSample("t", "text", (Turn("assistant", ("hi",)),))
+    img = ImageRef(Path("x.jpg"))
+    cap = MultimodalSample("c", "caption", (Turn("user", (img,)), Turn("assistant", ("xy",))))
+    raw = collate_multimodal([(text, [], []), (cap, [torch.ones(3, 4, 4)], [None])])
+    assert raw.images.shape == (1, 3, 4, 4) and raw.owner.tolist() == [1] and raw.has_region.tolist() == [False]

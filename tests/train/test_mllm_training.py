@@ -98,3 +98,29 @@ def test_interrupted_stage1_resumes_to_the_same_weights(stages, tmp_path):
     resumed = torch.load(train(cfg, "stage1", tmp_path, tokenizer_model=tokenizer), weights_only=True)
     for k, v in ckpts["stage1"]["setokim"].items():
         torch.testing.assert_close(resumed["setokim"][k], v, rtol=0, atol=0, msg=k)
+
+
+def test_connector_baseline_trains_without_setok_and_answers_questions(tmp_path):
+    """Table 13: the MLP connector variant trains both stages on reading samples only and answers VQAv2."""
+    from evaluation.predict.mllm import predict
+    from setok.config import Config as _Config
+    from setok.config import dump, from_dict
+
+    base = tiny_config()
+    raw = deep_merge(to_dict(base), {"mllm": {"connector": {"kind": "mlp", "num_tokens": 16}}, "name": "mlp"})
+    cfg = from_dict(_Config, raw)
+    s1 = train(cfg, "stage1", tmp_path / "s1", tokenizer_model=None)
+    s2 = train(cfg, "stage2", tmp_path / "s2", tokenizer_model=None, init=s1)
+    ckpt = torch.load(s2, weights_only=True)
+    keys = list(ckpt["setokim"])
+    assert any(k.startswith("connector.") for k in keys) and any(k.startswith("vision.") for k in keys)
+    for k, v in torch.load(s1, weights_only=True)["setokim"].items():
+        if k.startswith("vision."):  # the SigLIP encoder stays frozen through both stages
+            torch.testing.assert_close(ckpt["setokim"][k], v, rtol=0, atol=0, msg=k)
+    cfg_file = tmp_path / "config.yaml"
+    bench = {k: (str(ROOT / v) if isinstance(v, str) and v.startswith("tests/") else v)
+             for k, v in to_dict(cfg.benchmarks["vqav2"]).items()}
+    cfg_file.write_text(dump(from_dict(_Config, deep_merge(to_dict(cfg), {"benchmarks": {"vqav2": bench}}))))
+    out = predict(s2, None, cfg_file, "vqav2", tmp_path / "vqav2.json")
+    rows = yaml.safe_load(out.read_text())
+    assert rows and all(set(r) == {"question_id", "answer"} for r in rows)

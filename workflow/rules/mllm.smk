@@ -2,50 +2,6 @@
 # one prediction job per benchmark, written in the benchmark's official format for score_benchmark.
 
 
-def stage_inputs(stage):
-    """Inputs of a training stage: the resolved config, the SeTok (not for connector baselines), the previous stage."""
-    previous = {
-        "stage1": None,
-        "mask_decoder": "stage1/model.pt",
-        "stage2": "stage1/mask_decoder/model.pt",
-    }
-
-    def inputs(wildcards):
-        v = wildcards.variant
-        files = {"config": f"results/{v}/config.yaml"}
-        if v not in BASELINES:
-            files["tokenizer"] = f"results/{v}/tokenizer/model.pt"
-        init = "stage1/model.pt" if stage == "stage2" and v in BASELINES else previous[stage]
-        if init:
-            files["init"] = f"results/{v}/{init}"
-        return files
-
-    return inputs
-
-
-def optional_flags(wildcards, input):
-    """--tokenizer / --init for the inputs a job has."""
-    return " ".join(f"--{k} {input[k]}" for k in ("tokenizer", "init") if k in input.keys())
-
-
-def prediction_name(wildcards):
-    """The benchmark whose prediction file or folder is results/{variant}/predictions/{prediction}."""
-    return PREDICTION_BENCHMARK[wildcards.prediction]
-
-
-def prediction_inputs(wildcards):
-    """The Stage-II model, the tokenizer, the resolved config and the benchmark's official input files."""
-    b = BASE.benchmarks[PREDICTION_BENCHMARK[wildcards.prediction]]
-    files = {
-        "model": f"results/{wildcards.variant}/stage2/model.pt",
-        "config": f"results/{wildcards.variant}/config.yaml",
-    }
-    if wildcards.variant not in BASELINES:
-        files["tokenizer"] = f"results/{wildcards.variant}/tokenizer/model.pt"
-    files.update({k: getattr(b, k) for k in ("annotations", "questions", "images", "inputs") if getattr(b, k)})
-    return files
-
-
 rule train_stage1:
     """Stage-I multimodal pretraining: captioning + text-to-image + text corpus at the 7:3 ratio (DeepSpeed)."""
     input:
