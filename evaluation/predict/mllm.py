@@ -79,10 +79,10 @@ class Predictor:
     def _tokenize(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    def _images(self, paths: Sequence[Path], *, letterbox: bool) -> Any:
-        """Tokenize images with SeTok. Returns its :class:`~setok.modeling.setok.Tokens` for ``(N, 3, S, S)``."""
+    def _images(self, images: Sequence[Any], *, letterbox: bool) -> Any:
+        """Tokenize PIL images with SeTok. Returns its :class:`~setok.modeling.setok.Tokens` for ``(N, 3, S, S)``."""
         pixels = torch.stack([
-            letterbox_image(load_image(p), self.size) if letterbox else self.transform(load_image(p)) for p in paths
+            letterbox_image(im, self.size) if letterbox else self.transform(im) for im in images
         ]).to(self.device)
         return self.setok.tokenize(pixels)
 
@@ -126,13 +126,17 @@ class Predictor:
             uncond_prompts=uncond, generator=g, pad_id=self.ids["pad"],
         )
 
-    def _decode_images(self, tokens: list[torch.Tensor]) -> list[Any]:
+    def _pad(self, tokens: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``N`` tensors ``(C_i, D)`` -> ``(N, C, D)`` zero-padded fp32 tokens and ``(N, C)`` validity."""
         c = max(t.shape[0] for t in tokens)
         padded = torch.zeros(len(tokens), c, self.token_dim, device=self.device)
         valid = torch.zeros(len(tokens), c, dtype=torch.bool, device=self.device)
         for i, t in enumerate(tokens):
             padded[i, : t.shape[0]], valid[i, : t.shape[0]] = t.float(), True
-        return [to_pil(img) for img in self.setok.detokenize(padded, valid)]
+        return padded, valid
+
+    def _decode_images(self, tokens: list[torch.Tensor]) -> list[Any]:
+        return [to_pil(img) for img in self.setok.detokenize(*self._pad(tokens))]
 
     # ----------------------------------------------------------------------------------------------- per kind
 
@@ -152,7 +156,7 @@ class Predictor:
                 feats = self.model.vision(pixels)  # (N, h, w, D)
                 tokens = [torch.zeros(self.num_slots, self.token_dim)] * len(paths)
             else:
-                tok = self._images(paths, letterbox=False)
+                tok = self._images([load_image(p) for p in paths], letterbox=False)
                 tokens = [t[v] for t, v in zip(tok.tokens, tok.valid)]
         prompts = self._prompts(queries, tokens)
         if feats is not None:
@@ -169,26 +173,21 @@ class Predictor:
     @torch.no_grad()
     def edit(self, queries: Sequence[Any]) -> list[Any]:
         self._reads_only("edit images")
-        tok = self._images([Path(q.image) for q in queries], letterbox=False)
+        tok = self._images([load_image(Path(q.image)) for q in queries], letterbox=False)
         return self._decode_images(self._generate_tokens(queries, [t[v] for t, v in zip(tok.tokens, tok.valid)]))
 
     @torch.no_grad()
     def segment(self, queries: Sequence[Any]) -> list[np.ndarray]:
         self._reads_only("segment")
-        paths = [Path(q.image) for q in queries]
-        tok = self._images(paths, letterbox=True)
+        images = [load_image(Path(q.image)) for q in queries]
+        tok = self._images(images, letterbox=True)
         generated = self._generate_tokens(queries, [t[v] for t, v in zip(tok.tokens, tok.valid)],
                                           prefix=SEGMENT_PREFIX, guided=False)
-        c = max(t.shape[0] for t in generated)
-        prompts = torch.zeros(len(generated), c, self.token_dim, device=self.device)
-        valid = torch.zeros(len(generated), c, dtype=torch.bool, device=self.device)
-        for i, t in enumerate(generated):
-            prompts[i, : t.shape[0]], valid[i, : t.shape[0]] = t.float(), True
+        prompts, valid = self._pad(generated)
         logits = self.mask_decoder(tok.features, prompts, valid)[:, 0]  # (N, 4h, 4w) over the letterboxed square
         masks = []
-        for lg, p in zip(logits, paths):
-            w, h = load_image(p).size
-            masks.append((unletterbox_logits(lg, w, h) > 0).cpu().numpy())
+        for lg, im in zip(logits, images):
+            masks.append((unletterbox_logits(lg, *im.size) > 0).cpu().numpy())
         return masks
 
 

@@ -22,17 +22,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
-import sys
-import time
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from setok.cli import run
 from setok.config import Config, StageConfig, config_sha, dump, load_config, to_dict
@@ -40,9 +36,9 @@ from setok.io import DataError, torch_save, write_text
 from setok.modeling.build import apply_lora, build_setokim, load_setok, load_setokim_state
 from setok.modeling.llm import special_ids
 from setok.modeling.mask_losses import mask_loss
-from setok.train.checkpoint import CheckpointManager
 from setok.train.distributed import device, init_distributed
 from setok.train.engine import build_engine
+from setok.train.loop import StepLoop, resume
 from setok.train.mixture import MixtureSampler, mixture_probs
 from setok.train.mllm_batch import SpecialIds, build_sequences, image_token_lists, pooled_coverage, region_tokens
 
@@ -84,7 +80,8 @@ def stage_data(cfg: Config, sc: StageConfig, *, reads_only: bool = False) -> tup
 
 
 def cfg_drop(batch: Any, *, p: float, seed: int, step: int, micro: int) -> list[bool]:
-    """Per sample: drop its condition (generation / edit samples, with probability ``p``), seeded by the step."""
+    """Per sample: drop its condition (generation / edit samples, with probability ``p``), seeded by the step and
+    the micro-batch's index inside it (so a resumed run drops the same conditions)."""
     g = torch.Generator().manual_seed(seed * 7919 + step * 131 + micro)
     u = torch.rand(len(batch.samples), generator=g).tolist()
     return [s.task in CONDITIONED and x < p for s, x in zip(batch.samples, u)]
@@ -136,11 +133,7 @@ def train(
         trained = model
     engine = build_engine(trained, sc, world=world)
     dtype = next(engine.module.parameters()).dtype
-    ckpt = CheckpointManager(out / "checkpoints")
-    state = ckpt.load(engine) or {"step": 0}
-    start = int(state["step"])
-    if start:
-        log.info("resumed from %s at step %d", ckpt.latest(), start)
+    start = resume(engine, out)
 
     sources, probs = stage_data(cfg, sc, reads_only=connector)
     dataset = MultimodalDataset(sources, image_size=cfg.tokenizer.backbone.image_size)
@@ -156,9 +149,8 @@ def train(
     def tokenize(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    log_file = (out / "train_log.jsonl").open("a") if rank == 0 else None
-    step, micro, t0 = start, 0, time.time()
-    bar = tqdm(total=sc.steps, initial=start, desc=f"{stage}[{cfg.name}]", disable=rank != 0, file=sys.stderr)
+    loop = StepLoop(engine=engine, cfg=sc, out=out, start=start, accumulation=sampler.accumulation, rank=rank,
+                    desc=f"{stage}[{cfg.name}]", stop_after=stop_after)
     for raw in loader:
         if connector:
             loss, logs = _connector_step(engine, raw, vision, sc, special, tokenize, token_dim=token_dim,
@@ -171,38 +163,25 @@ def train(
             tok, selected = _tokenize(setok, raw, overlap=cfg.mllm.segment_overlap, dev=dev)
             lists = [] if tok is None else image_token_lists(tok.tokens, tok.valid, selected,
                                                               limit=sc.max_image_tokens)
-            drop = cfg_drop(raw, p=cfg.mllm.cfg_dropout, seed=sc.seed, step=step, micro=micro)
+            drop = cfg_drop(raw, p=cfg.mllm.cfg_dropout, seed=sc.seed, step=loop.step,
+                            micro=loop.micro % loop.accumulation)
             batch = build_sequences(raw, lists, template=sc.template, drop=drop, tokenize=tokenize, ids=special,
                                     token_dim=token_dim, max_length=cfg.mllm.max_length).to(dev)
             batch.visual_tokens = batch.visual_tokens.to(dtype)
             loss, logs = engine(batch)
         engine.backward(loss)
         engine.step()
-        micro += 1
-        if micro % sampler.accumulation:
-            continue
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{logs['loss']:.4f}")
-        if log_file and (step % sc.log_every == 0 or step == sc.steps):
-            row = {"step": step, "lr": engine.get_lr()[0], "seconds": round(time.time() - t0, 3), **logs}
-            log_file.write(json.dumps(row) + "\n")
-            log_file.flush()
-        if step % sc.checkpoint_every == 0 or step == sc.steps:
-            ckpt.save(engine, step, {"step": step})
-        if stop_after is not None and step >= stop_after and step < sc.steps:
-            log.warning("stopping after step %d as asked (--stop-after); resume by running again", step)
-            bar.close()
+        if loop.advance(logs):
             return None
-    bar.close()
+    loop.close()
     final = out / "model.pt"
     if rank == 0:
         torch_save({
             "setokim": model.state_dict(), "mask_decoder": mask_decoder.state_dict(), "lora": stage == "stage2",
-            "token_dim": token_dim, "image_dim": image_dim, "stage": stage, "step": step,
+            "token_dim": token_dim, "image_dim": image_dim, "stage": stage, "step": loop.step,
             "tokenizer_model": str(tokenizer_model or ""), "config": to_dict(cfg), "config_sha": config_sha(cfg),
         }, final)
-        log.info("wrote %s after %d steps", final, step)
+        log.info("wrote %s after %d steps", final, loop.step)
     return final
 
 

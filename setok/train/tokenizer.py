@@ -7,27 +7,23 @@ its presence means the stage is complete).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from setok.cli import run
 from setok.config import Config, config_sha, dump, load_config, to_dict
 from setok.io import torch_save, write_text
 from setok.modeling.build import build_setok
 from setok.modeling.losses import concept_contrastive_loss, concept_similarities, reconstruction_loss
-from setok.train.checkpoint import CheckpointManager
 from setok.train.concepts import sample_concepts
 from setok.train.distributed import device, init_distributed
 from setok.train.engine import build_engine
+from setok.train.loop import StepLoop, resume
 from setok.train.schedule import StepBatchSampler
 
 log = logging.getLogger("setok.train.tokenizer")
@@ -80,11 +76,7 @@ def train(cfg: Config, out: Path, *, stop_after: int | None = None) -> Path | No
     text.to(dev)
     engine = build_engine(model, tc, world=world)
     dtype = next(engine.module.parameters()).dtype  # bf16 / fp16 engines hold low-precision weights
-    ckpt = CheckpointManager(out / "checkpoints")
-    state = ckpt.load(engine) or {"step": 0}
-    start = int(state["step"])
-    if start:
-        log.info("resumed from %s at step %d", ckpt.latest(), start)
+    start = resume(engine, out)
 
     dataset = build_datasets([cfg.datasets[s] for s in tc.sources], image_size=cfg.tokenizer.backbone.image_size)
     sampler = StepBatchSampler(
@@ -92,38 +84,23 @@ def train(cfg: Config, out: Path, *, stop_after: int | None = None) -> Path | No
         start_step=start, seed=tc.seed, rank=rank, world=world,
     )
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=tc.num_workers)
-    log_file = (out / "train_log.jsonl").open("a") if rank == 0 else None
-    step, micro, t0 = start, 0, time.time()
-    bar = tqdm(total=tc.steps, initial=start, desc=f"train_tokenizer[{cfg.name}]", disable=rank != 0, file=sys.stderr)
+    loop = StepLoop(engine=engine, cfg=tc, out=out, start=start, accumulation=sampler.accumulation, rank=rank,
+                    desc=f"train_tokenizer[{cfg.name}]", stop_after=stop_after)
     for batch in loader:
         batch["image"] = batch["image"].to(dev, dtype=dtype, non_blocking=True)
-        loss, logs = setok_loss(engine.module, text, batch, cfg, step, forward=engine)
+        loss, logs = setok_loss(engine.module, text, batch, cfg, loop.step, forward=engine)
         engine.backward(loss)
         engine.step()
-        micro += 1
-        if micro % sampler.accumulation:
-            continue
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{logs['loss']:.4f}", tokens=f"{logs['tokens']:.1f}")
-        if log_file and (step % tc.log_every == 0 or step == tc.steps):
-            row = {"step": step, "lr": engine.get_lr()[0], "seconds": round(time.time() - t0, 3), **logs}
-            log_file.write(json.dumps(row) + "\n")
-            log_file.flush()
-        if step % tc.checkpoint_every == 0 or step == tc.steps:
-            ckpt.save(engine, step, {"step": step})
-        if stop_after is not None and step >= stop_after and step < tc.steps:
-            log.warning("stopping after step %d as asked (--stop-after); resume by running again", step)
-            bar.close()
+        if loop.advance(logs, tokens=f"{logs['tokens']:.1f}"):
             return None
-    bar.close()
+    loop.close()
     final = out / "model.pt"
     if rank == 0:
         torch_save(
             {"state_dict": engine.module.state_dict(), "config": to_dict(cfg), "config_sha": config_sha(cfg),
-             "step": step}, final,
+             "step": loop.step}, final,
         )
-        log.info("wrote %s after %d steps", final, step)
+        log.info("wrote %s after %d steps", final, loop.step)
     return final
 
 
