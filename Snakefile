@@ -14,6 +14,7 @@ configfile: "config/paper.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/tokenizer.smk"
+include: "workflow/rules/semhitok.smk"
 include: "workflow/rules/mllm.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
@@ -23,5 +24,6 @@ rule all:
     default_target: True
     input:
         "reports/tables/tokenizer.md",
+        "reports/tables/semhitok.md",
         "reports/tables/setokim.md",
         "reports/figures/tokenizer/token_masks.png",

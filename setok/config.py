@@ -103,12 +103,99 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
+class VQConfig:
+    """A vector quantizer (SemHiTok Sec. 3.1, Table 9: VQ type x codebook dim).
+
+    ``ema``: codes move by the exponential moving average of Eq. (4), no gradient; ``vanilla``: codes learned by
+    the codebook loss; ``norm``: l2-normalised inputs and codes (cosine distance), codes learned by the codebook loss.
+    """
+
+    kind: Literal["ema", "vanilla", "norm"] = "ema"
+    codebook_size: int = 16384
+    dim: int = 48
+    decay: float = 0.99  # gamma of Eq. (4) (ema only; ours: the paper gives no value)
+    commitment: float = 0.25  # beta of the commitment term ||z - sg(e)||^2
+    # ema only: a code whose usage EMA (assignments per update) falls below this is restarted on a random input
+    # vector of the batch (ours; 0 disables). Usage starts at 0, so the first update initialises every code from data.
+    dead_code_threshold: float = 1.0e-3
+
+
+@dataclass(frozen=True)
+class ViTConfig:
+    """A plain ViT (pre-norm blocks, learned position embeddings): SemHiTok's pixel encoder / decoder."""
+
+    dim: int = 768  # ViT-Base
+    depth: int = 12
+    heads: int = 12
+    mlp_ratio: float = 4.0
+
+
+@dataclass(frozen=True)
+class SemanticCodebookConfig:
+    """SemHiTok Sec. 3.1: frozen SigLIP -> projection -> EMA VQ -> 3-layer self-attention decoder (Eq. 1-4)."""
+
+    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(
+        model_name="ViT-L-16-SigLIP-256", pretrained="webli", image_size=256, train_vision=False))
+    vq: VQConfig = field(default_factory=VQConfig)
+    decoder_layers: int = 3
+    decoder_dim: int = 1024  # ours: SigLIP-large's width
+    decoder_heads: int = 16
+    distill: Literal["cosine", "mse"] = "cosine"  # Eq. (3) lost in extraction; VQKD's cosine (docs/paper-notes.md)
+
+
+@dataclass(frozen=True)
+class PixelBranchConfig:
+    """SemHiTok Sec. 3.2: ViT pixel encoder, Semantic-Guided Hierarchical Codebook, ViT pixel decoder (Eq. 5-6)."""
+
+    sghc: bool = True  # False: Table 7 row 1, the pixel decoder reads the semantic codes alone
+    patch_size: int = 16  # must give the semantic encoder's grid
+    encoder: ViTConfig = field(default_factory=ViTConfig)
+    decoder: ViTConfig = field(default_factory=ViTConfig)
+    # The "enhance decoder" stage swaps in this larger decoder (ViT-Large) and trains it alone; null skips the stage.
+    enhanced_decoder: ViTConfig | None = field(default_factory=lambda: ViTConfig(dim=1024, depth=24, heads=16))
+    sub_codebook_size: int = 12  # m: pixel codes per semantic code (docs/paper-notes.md H1: 12, not the text's 8)
+    dim: int = 8  # pixel code width (ours, LlamaGen's 8)
+    vq: Literal["norm", "vanilla"] = "norm"  # Sec. 4.1: "normalized VQ"
+    commitment: float = 0.25
+    concat: Literal["dim", "length", "none"] = "dim"  # Table 9: semantic + pixel codes into the decoder
+
+
+@dataclass(frozen=True)
+class PixelLossConfig:
+    """Eq. (7) weights and the adversarial set-up (the paper's values were lost; LlamaGen's, docs/paper-notes.md)."""
+
+    l1_weight: float = 0.0
+    l2_weight: float = 1.0
+    codebook_weight: float = 1.0
+    perceptual_weight: float = 1.0
+    perceptual_net: Literal["vgg", "alex", "squeeze"] = "vgg"
+    perceptual_pretrained: bool = True  # False: LPIPS with a random backbone (CI: no weight download offline)
+    adversarial_weight: float = 0.5
+    disc_start: int = 20000  # steps before the discriminator and its loss switch on (warm-up)
+    disc_channels: int = 64
+    disc_layers: int = 3
+
+
+@dataclass(frozen=True)
+class SemHiTokConfig:
+    """SemHiTok (arXiv 2503.06764): semantic codebook + SGHC pixel branch, at ``semantic.backbone.image_size``."""
+
+    semantic: SemanticCodebookConfig = field(default_factory=SemanticCodebookConfig)
+    pixel: PixelBranchConfig = field(default_factory=PixelBranchConfig)
+    loss: PixelLossConfig = field(default_factory=PixelLossConfig)
+
+
+@dataclass(frozen=True)
 class TokenizerConfig:
+    """The tokenizer axis: ``kind`` picks the family; ``backbone`` ... ``loss`` are SeTok's, ``semhitok`` SemHiTok's."""
+
+    kind: Literal["setok", "semhitok"] = "setok"
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
     merger: MergerConfig = field(default_factory=MergerConfig)
     detokenizer: DetokenizerConfig = field(default_factory=DetokenizerConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    semhitok: SemHiTokConfig = field(default_factory=SemHiTokConfig)
 
 
 @dataclass(frozen=True)
@@ -213,11 +300,14 @@ class DataSource:
     (``annotations`` = a ``.jsonl`` / ``.jsonl.zst`` file of ``{"text": ...}``, SlimPajama's layout),
     ``coco_instances`` (``instances_*.json`` + image folder: every object mask with its category name, for the mask
     decoder phase). ``imagenet`` also serves SeTokIM as class-conditional generation ("a photo of a {class}").
+
+    SemHiTok kind: ``webdataset`` (``root`` = a folder of img2dataset tar shards ``00000.tar`` ... holding
+    ``<key>.jpg`` + ``<key>.txt`` caption + ``<key>.json``: COYO-700M subsets and the MidJourney-style data).
     """
 
     kind: Literal[
         "imagenet", "openimages", "bundled", "llava", "coco_captions", "instructpix2pix", "magicbrush", "refcoco",
-        "coco_instances", "text",
+        "coco_instances", "text", "webdataset",
     ] = "bundled"
     root: str | None = None
     synsets: str | None = None
@@ -305,6 +395,12 @@ class Config:
     name: str = "base"
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     train_tokenizer: TrainConfig = field(default_factory=TrainConfig)
+    # SemHiTok's stage table (Sec. 4.1): semantic codebook, then pixel reconstruction enablement (ImageNet, then the
+    # COYO fine-tune), then the enhanced decoder. A stage with ``steps: 0`` passes its input model through.
+    train_semantic_codebook: TrainConfig = field(default_factory=TrainConfig)
+    train_pixel_codebook: TrainConfig = field(default_factory=TrainConfig)
+    train_pixel_finetune: TrainConfig = field(default_factory=TrainConfig)
+    train_pixel_decoder: TrainConfig = field(default_factory=TrainConfig)
     mllm: MLLMConfig = field(default_factory=MLLMConfig)
     train_stage1: StageConfig = field(default_factory=StageConfig)  # Stage-I multimodal pretraining
     train_mask_decoder: StageConfig = field(default_factory=StageConfig)  # end of Stage-I: mask decoder alone
@@ -317,6 +413,10 @@ class Config:
     run_variants: list[str] = field(default_factory=list)  # variants `snakemake all` runs (the rest: ablation_<v>)
     mllm_variants: list[str] = field(default_factory=list)  # variants whose SeTokIM is trained and benchmarked
     default_variant: str = "hard_cluster"
+
+
+# SemHiTok's training stages in order (the config keys are ``train_<stage>``).
+SEMHITOK_STAGES = ("train_semantic_codebook", "train_pixel_codebook", "train_pixel_finetune", "train_pixel_decoder")
 
 
 # --------------------------------------------------------------------------------------------- conversion
@@ -442,7 +542,16 @@ def _check(cfg: Config) -> None:
         for v in getattr(cfg, key):
             if v not in cfg.variants:
                 raise ConfigError(f"{key}: {v!r} is not a key of variants")
-    for stage in ("train_tokenizer", "train_stage1", "train_mask_decoder", "train_stage2"):
+    s = cfg.tokenizer.semhitok
+    if s.pixel.sub_codebook_size < 1:
+        raise ConfigError("tokenizer.semhitok.pixel.sub_codebook_size: must be >= 1")
+    if not 0.0 < s.semantic.vq.decay < 1.0:
+        raise ConfigError(f"tokenizer.semhitok.semantic.vq.decay: must be in (0, 1), got {s.semantic.vq.decay}")
+    for key in ("encoder", "decoder", "enhanced_decoder"):
+        vit = getattr(s.pixel, key)
+        if vit is not None and vit.dim % vit.heads:
+            raise ConfigError(f"tokenizer.semhitok.pixel.{key}.dim: {vit.dim} is not divisible by heads {vit.heads}")
+    for stage in ("train_tokenizer", "train_stage1", "train_mask_decoder", "train_stage2", *SEMHITOK_STAGES):
         t = getattr(cfg, stage)
         if t.batch_size % t.micro_batch_size:
             raise ConfigError(f"{stage}.batch_size: must be a multiple of micro_batch_size")

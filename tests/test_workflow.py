@@ -32,8 +32,14 @@ def ci_plan() -> str:
 def test_ci_dry_run_plans_one_training_per_configured_variant(ci_plan):
     jobs = planned(ci_plan)
     assert jobs["train_tokenizer"] == 2  # config/ci.yaml run_variants: hard_cluster, no_pe
-    assert jobs["score_tokenizer"] == 4  # x (fid, imagenet)
+    assert jobs["score_tokenizer"] == 2 * 2 + 1  # x (fid, imagenet); SemHiTok: rFID only
     assert "results/hard_cluster/tokenizer/model.pt" in ci_plan and "results/no_pe/tokenizer/model.pt" in ci_plan
+    # SemHiTok (run_variants: semhitok): its four stages in order, then its predictions and table.
+    for rule in ("train_semantic_codebook", "train_pixel_codebook", "train_pixel_finetune", "train_pixel_decoder",
+                 "semhitok_predictions", "semhitok_table"):
+        assert jobs[rule] == 1, rule
+    assert re.search(r"rule train_pixel_decoder:\s+input: results/semhitok/config.yaml, "
+                     r"results/semhitok/pixel_finetune/model.pt\s+output: results/semhitok/tokenizer/model.pt", ci_plan)
 
 
 def test_paper_dry_run_plans_every_table_variant(tmp_path):
@@ -46,6 +52,8 @@ def test_paper_dry_run_plans_every_table_variant(tmp_path):
     jobs = planned(snakemake("-n", "--forceall", "--configfile", "config/paper.yaml", str(overlay)))
     assert jobs["train_tokenizer"] == 11
     assert jobs["tokenizer_table"] == 1
+    assert jobs["train_semantic_codebook"] == jobs["train_pixel_decoder"] == 2  # SemHiTok at 256 and 384 px
+    assert jobs["semhitok_table"] == 1 and jobs["score_tokenizer"] == 11 * 2 + 2
     assert jobs["train_stage1"] == 14 and jobs["train_stage2"] == 14  # 11 SeTok variants + 3 Table 13 connectors
     assert jobs["train_mask_decoder"] == 11  # the connector baselines read images only
     assert jobs["score_benchmark"] == 11 * 15 + 3 * 8  # connectors: the 8 understanding benchmarks
@@ -57,6 +65,15 @@ def test_ablation_target_runs_only_that_variant():
     trained = set(re.findall(r"results/(\w+)/tokenizer/model\.pt", out))
     assert trained == {"fixed_8"}
     assert planned(out)["train_tokenizer"] == 1
+
+
+def test_semhitok_ablation_target_trains_its_stages_and_scores_rfid_only():
+    out = snakemake("ablation_semhitok_concat_dim_16", "-n", "--forceall", "--configfile", "config/paper.yaml")
+    jobs = planned(out)
+    assert set(re.findall(r"results/(\w+)/tokenizer/model\.pt", out)) == {"semhitok_concat_dim_16"}
+    assert jobs["train_semantic_codebook"] == jobs["train_pixel_codebook"] == jobs["score_tokenizer"] == 1
+    assert "train_tokenizer" not in jobs and "train_stage1" not in jobs
+    assert "results/semhitok_concat_dim_16/eval/fid.json" in out and "eval/imagenet.json" not in out
 
 
 def test_every_variant_has_an_ablation_target():

@@ -1,6 +1,10 @@
-"""The tokenizer table: per variant, #tokens (mean), rFID and zero-shot top-1, beside the paper's numbers.
+"""The tokenizer tables, per variant beside the paper's numbers.
 
-``python -m evaluation.report.tokenizer_table --results results --variants V... --paper P --md OUT.md --tex OUT.tex``
+``--family setok`` (default): #tokens (mean), rFID and zero-shot top-1 (SeTok Tables 3, 5, 6).
+``--family semhitok``: codes per image, flattened codebook size, codebook usage and rFID (SemHiTok Tables 2, 7, 9).
+
+``python -m evaluation.report.tokenizer_table [--family F] --results results --variants V... --paper P --md OUT.md
+--tex OUT.tex``
 
 Reads result JSON and paper numbers only (no model, no evaluation). A value that is missing shows "—", never 0.
 """
@@ -29,26 +33,45 @@ class Column:
     lower_is_better: bool
 
 
-COLUMNS = (
-    Column("#Tokens", "tokens", "mean", 1, False),
-    Column("rFID ↓", "fid", "fid", 2, True),
-    Column("Top-1 ↑", "imagenet", "top1", 1, False),
-)
+FAMILIES: dict[str, tuple[Column, ...]] = {
+    "setok": (
+        Column("#Tokens", "tokens", "mean", 1, False),
+        Column("rFID ↓", "fid", "fid", 2, True),
+        Column("Top-1 ↑", "imagenet", "top1", 1, False),
+    ),
+    "semhitok": (
+        Column("Code Num.", "tokens", "mean", 0, False),
+        Column("Codebook Size", "tokens", "vocab_size", 0, False),
+        Column("Usage % ↑", "tokens", "codebook_usage_percent", 1, False),
+        Column("rFID ↓", "fid", "fid", 2, True),
+    ),
+}
+NOTES = {
+    "setok": "Paper: SeTok Tables 3, 5, 6 (top-1 from the Sec. 4.1 text).",
+    "semhitok": "Paper: SemHiTok Tables 2, 7, 9 (usage: share of the K x m flattened codes used on the eval set).",
+}
+COLUMNS = FAMILIES["setok"]
 
 
-def paper_lookup(path: Path) -> dict[tuple[str, str], float]:
-    """``(row, "benchmark.metric") -> value`` for the SeTok paper."""
+def paper_lookup(path: Path, family: str = "setok") -> dict[tuple[str, str], float]:
+    """``(row, "benchmark.metric") -> value`` for one paper (``family``'s section; empty when it has none)."""
     if not path.is_file():
         raise DataError(f"{path}: paper numbers file not found")
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return {(n["row"], n["column"]): float(n["value"]) for n in data["setok"]["numbers"]}
+    return {(n["row"], n["column"]): float(n["value"]) for n in data.get(family, {}).get("numbers", [])}
 
 
 def ours(results: Path, variant: str, col: Column) -> tuple[float | None, list[float] | None]:
     """Our value and its 95% CI (None when the result file does not exist)."""
     if col.benchmark == "tokens":
         f = results / variant / "tokenizer" / "tokens.json"
-        return (float(read_json(f)[col.metric]), None) if f.is_file() else (None, None)
+        if not f.is_file():
+            return None, None
+        data = read_json(f)
+        if col.metric.endswith("_percent"):
+            value = data.get(col.metric.removesuffix("_percent"))
+            return (None if value is None else 100.0 * float(value)), None
+        return (None if data.get(col.metric) is None else float(data[col.metric])), None
     f = results / variant / "eval" / f"{col.benchmark}.json"
     if not f.is_file():
         return None, None
@@ -61,11 +84,13 @@ def fmt(v: float | None, digits: int) -> str:
     return DASH if v is None else f"{v:.{digits}f}"
 
 
-def build_rows(results: Path, variants: list[str], paper: dict[tuple[str, str], float]) -> list[list[str]]:
+def build_rows(
+    results: Path, variants: list[str], paper: dict[tuple[str, str], float], columns: tuple[Column, ...] = COLUMNS
+) -> list[list[str]]:
     rows = []
     for v in variants:
         row = [v]
-        for col in COLUMNS:
+        for col in columns:
             value, ci = ours(results, v, col)
             p = paper.get((v, f"{col.benchmark}.{col.metric}"))
             text = fmt(value, col.digits)
@@ -77,28 +102,27 @@ def build_rows(results: Path, variants: list[str], paper: dict[tuple[str, str], 
     return rows
 
 
-def header() -> list[str]:
+def header(columns: tuple[Column, ...] = COLUMNS) -> list[str]:
     h = ["Variant"]
-    for col in COLUMNS:
+    for col in columns:
         h += [f"{col.title} (ours)", f"{col.title} (paper)", "Δ"]
     return h
 
 
-def markdown(rows: list[list[str]]) -> str:
-    h = header()
+def markdown(rows: list[list[str]], family: str = "setok") -> str:
+    h = header(FAMILIES[family])
     lines = ["| " + " | ".join(h) + " |", "|" + "|".join(["---"] + ["---:"] * (len(h) - 1)) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    note = ("Ours: value [95% bootstrap CI]. Paper: SeTok Tables 3, 5, 6 (top-1 from the Sec. 4.1 text). "
-            "— = not available.")
+    note = f"Ours: value [95% bootstrap CI]. {NOTES[family]} — = not available."
     return "\n".join(lines) + "\n\n" + note + "\n"
 
 
-def latex(rows: list[list[str]]) -> str:
+def latex(rows: list[list[str]], family: str = "setok") -> str:
     def esc(s: str) -> str:
         return s.replace("_", r"\_").replace("↓", r"$\downarrow$").replace("↑", r"$\uparrow$").replace(
             "Δ", r"$\Delta$").replace("—", "--").replace("#", r"\#")
 
-    h = header()
+    h = header(FAMILIES[family])
     out = [r"\begin{tabular}{l" + "r" * (len(h) - 1) + "}", r"\toprule", " & ".join(esc(x) for x in h) + r" \\",
            r"\midrule"]
     out += [" & ".join(esc(x) for x in r) + r" \\" for r in rows]
@@ -109,6 +133,7 @@ def latex(rows: list[list[str]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m evaluation.report.tokenizer_table", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--family", choices=sorted(FAMILIES), default="setok", help="which tokenizer's columns")
     ap.add_argument("--results", type=Path, default=Path("results"))
     ap.add_argument("--variants", nargs="+", required=True)
     ap.add_argument("--paper", type=Path, default=Path("evaluation/paper_numbers.yaml"))
@@ -116,12 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tex", type=Path, required=True)
     args = ap.parse_args(argv)
     try:
-        rows = build_rows(args.results, args.variants, paper_lookup(args.paper))
+        rows = build_rows(args.results, args.variants, paper_lookup(args.paper, args.family),
+                          FAMILIES[args.family])
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    write_text(args.md, markdown(rows))
-    write_text(args.tex, latex(rows))
+    write_text(args.md, markdown(rows, args.family))
+    write_text(args.tex, latex(rows, args.family))
     return 0
 
 

@@ -7,17 +7,23 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from setok.config import BackboneConfig, Config, LLMConfig, LoRAConfig, TokenizerConfig, from_dict
+from setok.config import BackboneConfig, Config, LLMConfig, LoRAConfig, SemHiTokConfig, TokenizerConfig, from_dict
 from setok.io import DataError
 from setok.modeling.backbone import TextEncoder, VisionEncoder, build_open_clip_backbone
 from setok.modeling.connectors import build_connector
 from setok.modeling.detokenizer import Detokenizer
 from setok.modeling.diffloss import DiffLoss
+from setok.modeling.discriminator import PatchDiscriminator
+from setok.modeling.hierarchical_codebook import HierarchicalCodebook
 from setok.modeling.llm import DTYPES, add_lora, load_llm, special_ids
 from setok.modeling.mask_decoder import MaskDecoder
 from setok.modeling.mllm import SeTokIM
+from setok.modeling.quantizers import build_quantizer
+from setok.modeling.semantic_codebook import SemanticCodebook
+from setok.modeling.semhitok import SemHiTok
 from setok.modeling.setok import SeTok
 from setok.modeling.token_merger import TokenMerger
+from setok.modeling.vit import ViTDecoder, ViTEncoder
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -66,6 +72,98 @@ def load_setok(path: str | Path) -> tuple[SeTok, TextEncoder, Config]:
     model, text = build_setok(cfg.tokenizer)
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), text, cfg
+
+
+# --------------------------------------------------------------------------------------------- SemHiTok
+
+
+def build_semhitok(cfg: SemHiTokConfig, *, enhanced: bool = False) -> SemHiTok:
+    """SemHiTok at the sizes ``cfg`` gives; ``enhanced`` builds the "enhance decoder" stage's larger pixel decoder
+    (``pixel.enhanced_decoder``) instead of ``pixel.decoder``. The SigLIP tower is frozen."""
+    sem_cfg, pix = cfg.semantic, cfg.pixel
+    encoder, _ = build_backbone(dataclasses.replace(sem_cfg.backbone, train_vision=False))
+    with torch.no_grad():
+        size = sem_cfg.backbone.image_size
+        grid = tuple(encoder(torch.zeros(1, 3, size, size)).shape[1:3])
+    n = grid[0] * grid[1]
+    vq = sem_cfg.vq
+    quantizer = build_quantizer(vq.kind, num_codes=vq.codebook_size, dim=vq.dim, decay=vq.decay,
+                                commitment=vq.commitment, dead_code_threshold=vq.dead_code_threshold)
+    semantic = SemanticCodebook(
+        quantizer=quantizer, feature_dim=encoder.width, num_patches=n, decoder_dim=sem_cfg.decoder_dim,
+        decoder_layers=sem_cfg.decoder_layers, decoder_heads=sem_cfg.decoder_heads, distill=sem_cfg.distill,
+    )
+    pixel_encoder = sghc = None
+    in_dim, tokens = vq.dim, n
+    if pix.sghc:
+        e = pix.encoder
+        pixel_encoder = ViTEncoder(grid=grid, patch=pix.patch_size, dim=e.dim, depth=e.depth, heads=e.heads,
+                                   mlp_ratio=e.mlp_ratio, out_dim=pix.dim)
+        sghc = HierarchicalCodebook(num_semantic=vq.codebook_size, sub_codebook_size=pix.sub_codebook_size,
+                                    dim=pix.dim, normalize=pix.vq == "norm", commitment=pix.commitment)
+        in_dim = {"dim": vq.dim + pix.dim, "length": vq.dim + pix.dim, "none": pix.dim}[pix.concat]
+        tokens = 2 * n if pix.concat == "length" else n
+    d = pix.enhanced_decoder if enhanced else pix.decoder
+    if d is None:
+        raise ValueError("tokenizer.semhitok.pixel.enhanced_decoder is null: there is no enhanced decoder to build")
+    decoder = ViTDecoder(in_dim=in_dim, num_tokens=tokens, grid=grid, patch=pix.patch_size, dim=d.dim,
+                         depth=d.depth, heads=d.heads, mlp_ratio=d.mlp_ratio)
+    return SemHiTok(semantic_encoder=encoder, semantic=semantic, pixel_encoder=pixel_encoder, sghc=sghc,
+                    pixel_decoder=decoder, grid=grid, patch=pix.patch_size, concat=pix.concat)
+
+
+def build_discriminator(cfg: SemHiTokConfig) -> PatchDiscriminator:
+    return PatchDiscriminator(channels=cfg.loss.disc_channels, layers=cfg.loss.disc_layers)
+
+
+# The frozen SigLIP is rebuilt from its pretrained weights (or its seed) on load, not stored in every model.pt.
+FROZEN_PREFIX = "semantic_encoder."
+
+
+def semhitok_state(model: SemHiTok) -> dict[str, torch.Tensor]:
+    """The weights a SemHiTok ``model.pt`` stores: everything but the frozen SigLIP tower."""
+    return {k: v for k, v in model.state_dict().items() if not k.startswith(FROZEN_PREFIX)}
+
+
+def load_semhitok_state(model: SemHiTok, state: dict[str, torch.Tensor], *, skip: tuple[str, ...] = ()) -> None:
+    """Load :func:`semhitok_state` weights; keys starting with a ``skip`` prefix are left as built (a new decoder)."""
+    state = {k: v for k, v in state.items() if not k.startswith(skip)} if skip else state
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # a shape differs: the weights were trained under another config
+        first = str(e).split("\n\t")[1] if "\n\t" in str(e) else str(e)
+        raise DataError(f"SemHiTok weights do not match the config ({first.strip()})") from None
+    missing = [k for k in missing if not k.startswith((FROZEN_PREFIX, *skip))]
+    if missing or unexpected:
+        raise DataError(f"SemHiTok weights do not match the config (missing {missing[:3]}, "
+                        f"unexpected {unexpected[:3]})")
+
+
+def read_model_file(path: str | Path, *, family: str) -> dict[str, Any]:
+    """``torch.load`` a ``model.pt`` and check it is a ``family`` model (one-line DataError otherwise)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: model file not found (train the previous stage first)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError) as e:
+        raise DataError(f"{path}: not a model file ({e.__class__.__name__}: {e})") from None
+    found = ckpt.get("family", "setok") if isinstance(ckpt, dict) else None
+    if found != family:
+        raise DataError(f"{path}: a {found} model file, expected {family}")
+    return ckpt
+
+
+def load_semhitok(path: str | Path) -> tuple[SemHiTok, Config]:
+    """Rebuild a trained SemHiTok from a stage's ``model.pt`` (eval mode, CPU)."""
+    ckpt = read_model_file(path, family="semhitok")
+    cfg = from_dict(Config, ckpt["config"])
+    model = build_semhitok(cfg.tokenizer.semhitok, enhanced=ckpt["enhanced"])
+    try:
+        load_semhitok_state(model, ckpt["state_dict"])
+    except DataError as e:
+        raise DataError(f"{path}: {e}") from None
+    return model.eval(), cfg
 
 
 # --------------------------------------------------------------------------------------------- SeTokIM (Sec. 2.2)

@@ -31,3 +31,20 @@ def test_table_from_fixed_results_is_byte_identical(tmp_path):
     main(["--results", str(res), "--variants", "hard_cluster", "no_pe", "--paper",
           str(ROOT / "evaluation/paper_numbers.yaml"), "--md", str(md), "--tex", str(tex)])
     assert md.read_bytes() == before
+
+
+def test_semhitok_table_reports_usage_in_percent_beside_the_paper(tmp_path):
+    res = tmp_path / "results"
+    write(res / "semhitok_concat_dim_16/tokenizer/tokens.json",
+          {"mean": 256.0, "vocab_size": 262144, "codebook_usage": 0.813})
+    write(res / "semhitok_concat_dim_16/eval/fid.json", {"metrics": {"fid": 1.5}, "ci95": {"fid": [1.25, 1.75]}})
+    md, tex = tmp_path / "s.md", tmp_path / "s.tex"
+    assert main(["--family", "semhitok", "--results", str(res), "--variants", "semhitok_concat_dim_16", "semhitok",
+                 "--paper", str(ROOT / "evaluation/paper_numbers.yaml"), "--md", str(md), "--tex", str(tex)]) == 0
+    lines = md.read_text().splitlines()
+    assert lines[0].startswith("| Variant | Code Num. (ours) | Code Num. (paper) | Δ | Codebook Size (ours)")
+    # Table 9 "Dim 16": rFID 1.19, usage 79.3%; code count and codebook size are not in Table 9.
+    assert lines[2] == ("| semhitok_concat_dim_16 | 256 | — | — | 262144 | — | — | 81.3 | 79.3 | +2.0 | "
+                        "1.50 [1.25, 1.75] | 1.19 | +0.31 |")
+    # Table 2 gives the default model's codes, codebook size and rFID; nothing of ours exists yet.
+    assert lines[3] == "| semhitok | — | 256 | — | — | 196608 | — | — | — | — | — | 1.16 | — |"

@@ -26,6 +26,43 @@ PREDICTION_FOLDERS = [p for p in PREDICTION_BENCHMARK if "." not in p]
 GENERATIVE_BENCHMARKS = {"coco_fid", "magicbrush", "evr", "ma5k", "refcoco+", "refcocog", "reasonseg", "mjhq_fid",
                          "genai_bench"}
 BASELINES = {v for v in VARIANTS if resolve(config, v).mllm.connector.kind != "setok"}
+# The tokenizer axis: SemHiTok variants train through semhitok.smk, the others through train_tokenizer (SeTok).
+SEMHITOK_VARIANTS = [v for v in VARIANTS if resolve(config, v).tokenizer.kind == "semhitok"]
+SETOK_VARIANTS = [v for v in VARIANTS if v not in SEMHITOK_VARIANTS]
+SETOK_RUN_VARIANTS = [v for v in RUN_VARIANTS if v in SETOK_VARIANTS]
+SEMHITOK_RUN_VARIANTS = [v for v in RUN_VARIANTS if v in SEMHITOK_VARIANTS]
+# Every benchmark a tokenizer can be scored on (a variant picks its own with eval.benchmarks).
+TOKENIZER_BENCHMARKS = sorted({b for v in VARIANTS for b in resolve(config, v).eval.benchmarks} | set(
+    TOKENIZER_BENCHMARKS))
+
+
+def tokenizer_benchmarks(variant):
+    """The tokenizer benchmarks of one variant (its eval.benchmarks: SemHiTok is scored on rFID alone)."""
+    return list(resolve(config, variant).eval.benchmarks)
+
+
+def tokenizer_results(variants):
+    """results/{variant}/eval/{benchmark}.json of every tokenizer benchmark of each variant."""
+    return [f"results/{v}/eval/{b}.json" for v in variants for b in tokenizer_benchmarks(v)]
+
+
+def variant_regex(variants):
+    """A wildcard constraint matching exactly these variant names (one that matches nothing when empty)."""
+    return "|".join(re.escape(v) for v in variants) or "(?!)"
+
+
+def semhitok_init(stage):
+    """The model a SemHiTok stage starts from: the previous stage's model.pt (none for the semantic codebook)."""
+    previous = {"pixel_codebook": "semantic_codebook", "pixel_finetune": "pixel_codebook",
+                "pixel_decoder": "pixel_finetune"}
+
+    def inputs(wildcards):
+        files = {"config": f"results/{wildcards.variant}/config.yaml"}
+        if stage in previous:
+            files["init"] = f"results/{wildcards.variant}/{previous[stage]}/model.pt"
+        return files
+
+    return inputs
 
 
 def variant_benchmarks(variant):

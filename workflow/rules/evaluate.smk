@@ -58,8 +58,6 @@ for _v in VARIANTS:
         name:
             f"ablation_{_v}"
         input:
-            [] if _v in BASELINES else expand(
-                "results/{variant}/eval/{benchmark}.json", variant=_v, benchmark=TOKENIZER_BENCHMARKS
-            ),
+            [] if _v in BASELINES else tokenizer_results([_v]),
             [] if _v in BASELINES else expand("results/{variant}/tokenizer/tokens.json", variant=_v),
-            mllm_results([_v]),
+            [] if _v in SEMHITOK_VARIANTS else mllm_results([_v]),

@@ -1,16 +1,14 @@
 rule tokenizer_table:
     """reports/tables/tokenizer.md and .tex: variant, #tokens, rFID, top-1, paper values and deltas."""
     input:
-        results=expand(
-            "results/{variant}/eval/{benchmark}.json", variant=RUN_VARIANTS, benchmark=TOKENIZER_BENCHMARKS
-        ),
-        tokens=expand("results/{variant}/tokenizer/tokens.json", variant=RUN_VARIANTS),
+        results=tokenizer_results(SETOK_RUN_VARIANTS),
+        tokens=expand("results/{variant}/tokenizer/tokens.json", variant=SETOK_RUN_VARIANTS),
         paper="evaluation/paper_numbers.yaml",
     output:
         md="reports/tables/tokenizer.md",
         tex="reports/tables/tokenizer.tex",
     params:
-        variants=RUN_VARIANTS,
+        variants=SETOK_RUN_VARIANTS,
     log:
         "logs/tokenizer_table.log",
     conda:
@@ -23,13 +21,13 @@ rule tokenizer_table:
 rule tokenizer_figures:
     """Token-mask overlays (Figure 6), reconstructions (Figure 7) and token counts per variant (Table 5)."""
     input:
-        tokens=expand("results/{variant}/tokenizer/tokens.json", variant=RUN_VARIANTS),
-        recon=expand("results/{variant}/tokenizer/recon", variant=RUN_VARIANTS),
+        tokens=expand("results/{variant}/tokenizer/tokens.json", variant=SETOK_RUN_VARIANTS),
+        recon=expand("results/{variant}/tokenizer/recon", variant=SETOK_RUN_VARIANTS),
         images=f"results/data/{EVAL_DATASET}/images",
     output:
         expand("reports/figures/tokenizer/{name}.png", name=["token_masks", "reconstructions", "token_counts"]),
     params:
-        variants=RUN_VARIANTS,
+        variants=SETOK_RUN_VARIANTS,
     log:
         "logs/tokenizer_figures.log",
     conda:
@@ -37,6 +35,26 @@ rule tokenizer_figures:
     shell:
         "python -m evaluation.report.figures --results results --images {input.images} --variants {params.variants} "
         "--out reports/figures/tokenizer > {log} 2>&1"
+
+
+rule semhitok_table:
+    """reports/tables/semhitok.md and .tex: per SemHiTok variant, codes per image, codebook size, usage and rFID."""
+    input:
+        results=tokenizer_results(SEMHITOK_RUN_VARIANTS),
+        tokens=expand("results/{variant}/tokenizer/tokens.json", variant=SEMHITOK_RUN_VARIANTS),
+        paper="evaluation/paper_numbers.yaml",
+    output:
+        md="reports/tables/semhitok.md",
+        tex="reports/tables/semhitok.tex",
+    params:
+        variants=SEMHITOK_RUN_VARIANTS,
+    log:
+        "logs/semhitok_table.log",
+    conda:
+        ENV
+    shell:
+        "python -m evaluation.report.tokenizer_table --family semhitok --results results "
+        "--variants {params.variants} --paper {input.paper} --md {output.md} --tex {output.tex} > {log} 2>&1"
 
 
 rule mllm_table:
@@ -63,6 +81,7 @@ rule smoke:
     """`make smoke`: the configured variants end to end, then print the regenerated tables."""
     input:
         table="reports/tables/tokenizer.md",
+        semhitok="reports/tables/semhitok.md",
         mllm="reports/tables/setokim.md",
         figures="reports/figures/tokenizer/token_masks.png",
     log:
@@ -70,13 +89,15 @@ rule smoke:
     conda:
         ENV
     shell:
-        "cat {input.table} {input.mllm} | tee {log}; echo 'figures: reports/figures/tokenizer/' | tee -a {log}"
+        "cat {input.table} {input.semhitok} {input.mllm} | tee {log}; "
+        "echo 'figures: reports/figures/tokenizer/' | tee -a {log}"
 
 
 rule tables:
     """Regenerate every table from the results already computed."""
     input:
         "reports/tables/tokenizer.md",
+        "reports/tables/semhitok.md",
         "reports/tables/setokim.md",
 
 

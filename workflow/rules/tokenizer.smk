@@ -14,6 +14,8 @@ rule resolve_config:
 
 rule train_tokenizer:
     """SeTok training (Eq. 3) on DeepSpeed; resumes from results/{variant}/tokenizer/checkpoints when rerun."""
+    wildcard_constraints:
+        variant=variant_regex(SETOK_VARIANTS),
     input:
         "results/{variant}/config.yaml",
     output:
@@ -33,6 +35,8 @@ rule train_tokenizer:
 
 rule tokenizer_predictions:
     """Reconstructions (for rFID), zero-shot class scores (top-1) and token counts on the evaluation set."""
+    wildcard_constraints:
+        variant=variant_regex(SETOK_VARIANTS),
     input:
         model="results/{variant}/tokenizer/model.pt",
         config="results/config.yaml",

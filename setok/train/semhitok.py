@@ -1,0 +1,198 @@
+"""Train SemHiTok (Sec. 4.1 stage table), one stage per call.
+
+    python -m setok.train.semhitok --stage semantic_codebook --config C --out results/<v>/semantic_codebook
+    python -m setok.train.semhitok --stage pixel_codebook --config C --init results/<v>/semantic_codebook/model.pt \\
+                                   --out results/<v>/pixel_codebook
+    python -m setok.train.semhitok --stage pixel_finetune --config C --init results/<v>/pixel_codebook/model.pt \\
+                                   --out results/<v>/pixel_finetune
+    python -m setok.train.semhitok --stage pixel_decoder --config C --init results/<v>/pixel_finetune/model.pt \\
+                                   --out results/<v>/tokenizer
+
+Stages (config ``train_<stage>``):
+    ``semantic_codebook``: the projection, the EMA codebook (Eq. 4) and the semantic decoder, by distillation from the
+        frozen SigLIP (Eq. 3).
+    ``pixel_codebook``: pixel reconstruction enablement on ImageNet: pixel encoder, SGHC and pixel decoder, by Eq. (7)
+        with the PatchGAN; the semantic branch is frozen (eval mode: its EMA codebook cannot move).
+    ``pixel_finetune``: the same modules fine-tuned on the COYO subset (the table's second PRE column).
+    ``pixel_decoder``: "enhance decoder": a larger pixel decoder (``pixel.enhanced_decoder``) trained alone, everything
+        else frozen.
+A stage with ``steps: 0`` (or ``pixel_decoder`` with ``enhanced_decoder: null``) writes its input model through
+unchanged, so an ablation can drop a stage without changing the DAG.
+
+Writes ``checkpoints/`` (atomic, resumable), ``train_log.jsonl``, ``config.yaml`` and, last, ``model.pt``:
+``{"family": "semhitok", "stage", "state_dict" (without the frozen SigLIP), "discriminator", "enhanced", "config",
+"config_sha", "step"}`` (:func:`setok.modeling.build.load_semhitok` reads it).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from setok.cli import run
+from setok.config import Config, config_sha, dump, load_config, to_dict
+from setok.io import DataError, torch_save, write_text
+from setok.modeling.build import (
+    build_discriminator,
+    build_semhitok,
+    load_semhitok_state,
+    read_model_file,
+    semhitok_state,
+)
+from setok.modeling.semhitok import STAGES, SemHiTok
+from setok.train.distributed import device, init_distributed
+from setok.train.engine import build_engine
+from setok.train.loop import StepLoop, resume
+from setok.train.schedule import StepBatchSampler
+from setok.train.semhitok_objective import PixelObjective, semantic_loss
+
+log = logging.getLogger("setok.train.semhitok")
+
+
+def build_perceptual(cfg: Config) -> nn.Module | None:
+    """The frozen LPIPS network of Eq. (7) (None when its weight is 0). Its linear heads ship with the ``lpips``
+    package; ``perceptual_pretrained: false`` keeps the backbone random (no download; CI)."""
+    lc = cfg.tokenizer.semhitok.loss
+    if lc.perceptual_weight <= 0:
+        return None
+    import lpips
+
+    net = lpips.LPIPS(net=lc.perceptual_net, pnet_rand=not lc.perceptual_pretrained, verbose=False)
+    return net.eval().requires_grad_(False)
+
+
+def build_stage(cfg: Config, stage: str, init: Path | None) -> tuple[SemHiTok, nn.Module | None, bool]:
+    """The tokenizer (and discriminator, for pixel stages) a stage trains, loaded from ``init``'s ``model.pt``.
+
+    Returns ``(tokenizer, discriminator or None, whether its pixel decoder is the enhanced one)``.
+    """
+    sc = cfg.tokenizer.semhitok
+    if stage != "semantic_codebook" and init is None:
+        raise DataError(f"--init: stage {stage} starts from the previous stage's model.pt")
+    ckpt = read_model_file(init, family="semhitok") if init is not None else {}
+    enhanced = stage == "pixel_decoder" or bool(ckpt.get("enhanced", False))
+    model = build_semhitok(sc, enhanced=enhanced)
+    if ckpt:
+        # The enhance-decoder stage starts a NEW, larger decoder: the previous stage's decoder is not loaded.
+        fresh = stage == "pixel_decoder" and not ckpt["enhanced"]
+        try:
+            load_semhitok_state(model, ckpt["state_dict"], skip=("pixel_decoder.",) if fresh else ())
+        except DataError as e:
+            raise DataError(f"{init}: {e}") from None
+    model.set_stage(stage)
+    disc = None
+    if stage != "semantic_codebook":
+        disc = build_discriminator(sc)
+        if ckpt.get("discriminator") is not None:
+            disc.load_state_dict(ckpt["discriminator"])
+    return model, disc, enhanced
+
+
+def passes_through(cfg: Config, stage: str) -> bool:
+    """Whether the stage only forwards its input model (``steps: 0``, or no enhanced decoder to train)."""
+    if stage == "pixel_decoder" and cfg.tokenizer.semhitok.pixel.enhanced_decoder is None:
+        return True
+    return getattr(cfg, f"train_{stage}").steps == 0
+
+
+def train(
+    cfg: Config, stage: str, out: Path, *, init: Path | None = None, stop_after: int | None = None
+) -> Path | None:
+    """Train (or resume) one SemHiTok stage; returns the path of ``model.pt``, or None when stopped by
+    ``stop_after``."""
+    if cfg.tokenizer.kind != "semhitok":
+        raise DataError(f"tokenizer.kind: {cfg.tokenizer.kind!r}; SemHiTok stages need 'semhitok'")
+    if stage not in STAGES:
+        raise DataError(f"--stage: unknown stage {stage!r} ({', '.join(STAGES)})")
+    rank, world = init_distributed()
+    dev = device()
+    tc = getattr(cfg, f"train_{stage}")
+    out.mkdir(parents=True, exist_ok=True)
+    final = out / "model.pt"
+    if rank == 0:
+        write_text(out / "config.yaml", dump(cfg))
+    if passes_through(cfg, stage):
+        if init is None:
+            raise DataError(f"train_{stage}.steps: 0 needs --init (a model to pass through)")
+        ckpt = read_model_file(init, family="semhitok")
+        if rank == 0:
+            torch_save({**ckpt, "config": to_dict(cfg), "config_sha": config_sha(cfg), "stage": stage}, final)
+            log.info("stage %s skipped (steps 0 or no enhanced decoder): %s passed through to %s", stage, init, final)
+        return final
+
+    torch.manual_seed(tc.seed)
+    model, disc, enhanced = build_stage(cfg, stage, init)
+    lc = cfg.tokenizer.semhitok.loss
+    # The warm-up is the first pixel stage's: a later stage starts from a trained discriminator, GAN on at once.
+    disc_start = lc.disc_start if stage == "pixel_codebook" else 0
+    if disc is None:
+        module: nn.Module = model
+        perceptual = None
+    else:
+        module = PixelObjective(
+            tokenizer=model, discriminator=disc, l1_weight=lc.l1_weight, l2_weight=lc.l2_weight,
+            codebook_weight=lc.codebook_weight, perceptual_weight=lc.perceptual_weight,
+            adversarial_weight=lc.adversarial_weight, disc_start=disc_start,
+        )
+        perceptual = build_perceptual(cfg)
+        if perceptual is not None:
+            perceptual.to(dev)
+    engine = build_engine(module, tc, world=world)
+    dtype = next(p for p in engine.module.parameters() if p.requires_grad).dtype
+    start = resume(engine, out)
+
+    from setok.data import build_datasets, collate
+
+    image_size = cfg.tokenizer.semhitok.semantic.backbone.image_size
+    dataset = build_datasets([cfg.datasets[s] for s in tc.sources], image_size=image_size)
+    sampler = StepBatchSampler(
+        num_samples=len(dataset), batch_size=tc.batch_size, micro_batch_size=tc.micro_batch_size, steps=tc.steps,
+        start_step=start, seed=tc.seed, rank=rank, world=world,
+    )
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=tc.num_workers)
+    loop = StepLoop(engine=engine, cfg=tc, out=out, start=start, accumulation=sampler.accumulation, rank=rank,
+                    desc=f"train_{stage}[{cfg.name}]", stop_after=stop_after)
+    for batch in loader:
+        images = batch["image"].to(dev, dtype=dtype, non_blocking=True)
+        if disc is None:
+            loss, logs = semantic_loss(engine.module, images, forward=engine)
+        else:
+            loss, terms = engine(images, loop.step, perceptual)
+            logs = {"loss": loss.item(), **{k: v.item() for k, v in terms.items()}}
+        engine.backward(loss)
+        engine.step()
+        if loop.advance(logs):
+            return None
+    loop.close()
+    if rank == 0:
+        tok = engine.module if disc is None else engine.module.tokenizer
+        torch_save({
+            "family": "semhitok", "stage": stage, "state_dict": semhitok_state(tok),
+            "discriminator": None if disc is None else engine.module.discriminator.state_dict(),
+            "enhanced": enhanced,
+            "config": to_dict(cfg), "config_sha": config_sha(cfg), "step": loop.step,
+        }, final)
+        log.info("wrote %s after %d steps", final, loop.step)
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m setok.train.semhitok", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stage", required=True, choices=STAGES)
+    ap.add_argument("--config", action="append", required=True, help="config file(s), merged in order")
+    ap.add_argument("--variant", help="variant to apply (omit for an already resolved config)")
+    ap.add_argument("--init", type=Path, help="model.pt of the previous stage")
+    ap.add_argument("--out", required=True, type=Path, help="output folder, e.g. results/<variant>/pixel_codebook")
+    ap.add_argument("--stop-after", type=int, help="stop after this step, as an interruption would (for tests)")
+    args = ap.parse_args(argv)
+    return run(lambda: train(load_config(args.config, args.variant), args.stage, args.out, init=args.init,
+                             stop_after=args.stop_after))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
