@@ -267,6 +267,15 @@ class ConnectorConfig:
 
 
 @dataclass(frozen=True)
+class CodeSamplingConfig:
+    """How the unified MLLM on SemHiTok samples image codes (Sec. 3.3 gives none of these: ours, LlamaGen-style)."""
+
+    temperature: float = 1.0
+    top_k: int = 0  # 0: the whole image vocabulary
+    cfg: float = 5.0  # classifier-free guidance on the logits
+
+
+@dataclass(frozen=True)
 class MLLMConfig:
     """SeTokIM (Sec. 2.2): LLM + projectors + diffusion head + end-of-image head + mask decoder."""
 
@@ -282,6 +291,9 @@ class MLLMConfig:
     # Referring segmentation: the SeTok tokens the LLM learns to generate for a referred object are those whose
     # cluster lies at least this fraction inside the object mask (ours; docs/paper-notes.md S4).
     segment_overlap: float = 0.5
+    # The unified MLLM on SemHiTok codes (tokenizer.kind: semhitok; SemHiTok Sec. 3.3).
+    dual_mlp: bool = True  # Table 7: the Dual-MLP adapter (False: one MLP over [z_sem ; z_pix])
+    code_sampling: CodeSamplingConfig = field(default_factory=CodeSamplingConfig)
 
 
 @dataclass(frozen=True)

@@ -54,9 +54,11 @@ def test_paper_dry_run_plans_every_table_variant(tmp_path):
     assert jobs["tokenizer_table"] == 1
     assert jobs["train_semantic_codebook"] == jobs["train_pixel_decoder"] == 2  # SemHiTok at 256 and 384 px
     assert jobs["semhitok_table"] == 1 and jobs["score_tokenizer"] == 11 * 2 + 2
-    assert jobs["train_stage1"] == 14 and jobs["train_stage2"] == 14  # 11 SeTok variants + 3 Table 13 connectors
-    assert jobs["train_mask_decoder"] == 11  # the connector baselines read images only
-    assert jobs["score_benchmark"] == 11 * 15 + 3 * 8  # connectors: the 8 understanding benchmarks
+    # 11 SeTok variants + 3 Table 13 connectors + the unified MLLM on SemHiTok
+    assert jobs["train_stage1"] == 15 and jobs["train_stage2"] == 15
+    assert jobs["train_mask_decoder"] == 11  # connector baselines read images only; SemHiTok has no mask decoder
+    semhitok = len(yaml.safe_load((ROOT / "config/paper.yaml").read_text())["variants"]["semhitok"]["mllm_benchmarks"])
+    assert jobs["score_benchmark"] == 11 * 15 + 3 * 8 + semhitok  # connectors: the 8 understanding benchmarks
     assert jobs["mllm_table"] == 1
 
 

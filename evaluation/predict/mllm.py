@@ -1,4 +1,5 @@
-"""Run a trained SeTokIM over one benchmark and write its predictions in the benchmark's official format.
+"""Run a trained multimodal LLM (SeTokIM, or the unified MLLM on SemHiTok) over one benchmark and write its
+predictions in the benchmark's official format.
 
     python -m evaluation.predict.mllm --model results/<v>/stage2/model.pt --tokenizer results/<v>/tokenizer/model.pt
         --config results/<v>/config.yaml --benchmark vqav2 --out results/<v>/predictions/vqav2.json
@@ -34,10 +35,13 @@ from setok.data.multimodal import ImageRef
 from setok.data.templates import EOS, Piece, prompt_pieces
 from setok.data.transforms import image_transform
 from setok.io import DataError, load_image
-from setok.modeling.build import load_setok, load_setokim
+from setok.modeling.build import load_mllm, load_semhitok, load_setok
+from setok.modeling.code_generation import generate_codes
 from setok.modeling.generation import generate_image, generate_text, pack_prompts
+from setok.modeling.hierarchical_codebook import unflatten_codes
 from setok.modeling.llm import special_ids
 from setok.modeling.mllm import Segment
+from setok.modeling.semhitok import Codes
 
 log = logging.getLogger("evaluation.predict.mllm")
 
@@ -54,23 +58,36 @@ def to_pil(image: torch.Tensor) -> Any:
 
 
 class Predictor:
-    """A trained SeTokIM + its SeTok, answering :class:`evaluation.tasks.Query` batches."""
+    """A trained multimodal LLM + its tokenizer, answering :class:`evaluation.tasks.Query` batches.
+
+    SeTokIM reads and writes SeTok tokens; the unified MLLM on SemHiTok (``family == "semhitok"``) reads and writes
+    flattened SemHiTok codes (sampled from the shared head with CFG, decoded by SemHiTok's pixel decoder) and has no
+    mask decoder. Everything else (prompts, batching, text decoding, writers) is shared.
+    """
 
     def __init__(self, model_path: Path, tokenizer_path: Path | None, *, device: str = "cpu") -> None:
-        self.model, self.tokenizer, self.mask_decoder, self.cfg = load_setokim(model_path)
-        self.baseline = self.model.connector is not None  # Table 13: reads images through a connector only
+        loaded = load_mllm(model_path)
+        self.family, self.model, self.tokenizer = loaded.family, loaded.model, loaded.tokenizer
+        self.mask_decoder, self.cfg = loaded.mask_decoder, loaded.config
+        self.baseline = getattr(self.model, "connector", None) is not None  # Table 13: a connector only
         if not self.baseline and tokenizer_path is None:
-            raise DataError("--tokenizer: SeTokIM reads images through the trained SeTok (tokenizer/model.pt)")
-        self.setok = None if self.baseline else load_setok(tokenizer_path)[0]
+            raise DataError("--tokenizer: the MLLM reads images through its trained tokenizer (tokenizer/model.pt)")
+        self.setok = self.semhitok = None
+        if self.family == "semhitok":
+            self.semhitok = load_semhitok(tokenizer_path)[0]
+            self.size = self.cfg.tokenizer.semhitok.semantic.backbone.image_size
+            self.token_dim = 0
+        else:
+            self.setok = None if self.baseline else load_setok(tokenizer_path)[0]
+            self.size = self.cfg.tokenizer.backbone.image_size
+            self.token_dim = self.cfg.tokenizer.merger.dim
         self.device = torch.device(device)
-        for m in (self.model, self.mask_decoder, self.setok):
+        for m in (self.model, self.mask_decoder, self.setok, self.semhitok):
             if m is not None:
                 m.to(self.device)
         self.ids = special_ids(self.tokenizer)
         self.template = self.cfg.train_stage2.template
-        self.size = self.cfg.tokenizer.backbone.image_size
         self.transform = image_transform(self.size)
-        self.token_dim = self.cfg.tokenizer.merger.dim
         self.num_slots = self.cfg.mllm.connector.num_tokens
         self.dtype = next(self.model.parameters()).dtype
 
@@ -86,6 +103,15 @@ class Predictor:
         ]).to(self.device)
         return self.setok.tokenize(pixels)
 
+    def _image_tokens(self, images: Sequence[Any]) -> list[torch.Tensor]:
+        """What each PIL image becomes in the sequence: its valid SeTok tokens ``(C_i, D)``, or its flattened SemHiTok
+        codes ``(h*w,)`` long."""
+        if self.semhitok is not None:
+            pixels = torch.stack([self.transform(im) for im in images]).to(self.device)
+            return list(self.semhitok.flat(self.semhitok.encode(pixels)))
+        tok = self._images(images, letterbox=False)
+        return [t[v] for t, v in zip(tok.tokens, tok.valid)]
+
     def _segments(self, pieces: list[Piece], image_tokens: list[torch.Tensor]) -> list[Segment]:
         """Pieces -> model segments, images taking ``image_tokens`` in order (all read-only)."""
         out, k = [], 0
@@ -95,7 +121,9 @@ class Predictor:
             elif isinstance(p.content, str):
                 out.append(Segment(text=p.content, train=False))
             else:
-                out.append(Segment(tokens=image_tokens[k].to(self.dtype), train=False))
+                t = image_tokens[k]
+                out.append(Segment(tokens=t.to(self.dtype), train=False) if t.is_floating_point()
+                           else Segment(codes=t, train=False))
                 k += 1
         return out
 
@@ -115,11 +143,18 @@ class Predictor:
 
     def _generate_tokens(self, queries: Sequence[Any], image_tokens: list[torch.Tensor] | None, *,
                          prefix: str = "", guided: bool = True) -> list[torch.Tensor]:
-        d = self.cfg.mllm.diffloss
+        d = self.cfg.mllm.code_sampling if self.semhitok is not None else self.cfg.mllm.diffloss
         cond = self._prompts(queries, image_tokens, prefix=prefix)
         scale = d.cfg if guided else 1.0
         uncond = self._prompts(queries, image_tokens, prefix=prefix, drop=True) if scale != 1.0 else None
         g = torch.Generator(device=self.device).manual_seed(0)
+        if self.semhitok is not None:
+            grid = self.semhitok.grid
+            return list(generate_codes(
+                self.model, cond, num_tokens=grid[0] * grid[1], img_start_id=self.ids["img_start"],
+                temperature=d.temperature, top_k=d.top_k, cfg=scale, uncond_prompts=uncond, generator=g,
+                pad_id=self.ids["pad"],
+            ))
         return generate_image(
             self.model, cond, max_tokens=self.cfg.train_stage2.max_image_tokens, img_start_id=self.ids["img_start"],
             img_end_id=self.ids["img_end"], temperature=d.temperature, cfg=scale, num_steps=d.sample_steps,
@@ -136,6 +171,10 @@ class Predictor:
         return padded, valid
 
     def _decode_images(self, tokens: list[torch.Tensor]) -> list[Any]:
+        if self.semhitok is not None:
+            sem, pix = unflatten_codes(torch.stack(tokens), self.semhitok.sub_codebook_size)
+            codes = Codes(semantic=sem, pixel=None if self.semhitok.sghc is None else pix, grid=self.semhitok.grid)
+            return [to_pil(img) for img in self.semhitok.decode(codes)]
         return [to_pil(img) for img in self.setok.detokenize(*self._pad(tokens))]
 
     # ----------------------------------------------------------------------------------------------- per kind
@@ -156,8 +195,7 @@ class Predictor:
                 feats = self.model.vision(pixels)  # (N, h, w, D)
                 tokens = [torch.zeros(self.num_slots, self.token_dim)] * len(paths)
             else:
-                tok = self._images([load_image(p) for p in paths], letterbox=False)
-                tokens = [t[v] for t, v in zip(tok.tokens, tok.valid)]
+                tokens = self._image_tokens([load_image(p) for p in paths])
         prompts = self._prompts(queries, tokens)
         if feats is not None:
             prompts.extras["features"] = feats
@@ -173,12 +211,14 @@ class Predictor:
     @torch.no_grad()
     def edit(self, queries: Sequence[Any]) -> list[Any]:
         self._reads_only("edit images")
-        tok = self._images([load_image(Path(q.image)) for q in queries], letterbox=False)
-        return self._decode_images(self._generate_tokens(queries, [t[v] for t, v in zip(tok.tokens, tok.valid)]))
+        tokens = self._image_tokens([load_image(Path(q.image)) for q in queries])
+        return self._decode_images(self._generate_tokens(queries, tokens))
 
     @torch.no_grad()
     def segment(self, queries: Sequence[Any]) -> list[np.ndarray]:
         self._reads_only("segment")
+        if self.mask_decoder is None:
+            raise DataError(f"{self.cfg.name}: the unified MLLM on SemHiTok has no mask decoder; it cannot segment")
         images = [load_image(Path(q.image)) for q in queries]
         tok = self._images(images, letterbox=True)
         generated = self._generate_tokens(queries, [t[v] for t, v in zip(tok.tokens, tok.valid)],

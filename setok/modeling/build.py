@@ -23,6 +23,7 @@ from setok.modeling.semantic_codebook import SemanticCodebook
 from setok.modeling.semhitok import SemHiTok
 from setok.modeling.setok import SeTok
 from setok.modeling.token_merger import TokenMerger
+from setok.modeling.unified_mllm import SemHiTokIM
 from setok.modeling.vit import ViTDecoder, ViTEncoder
 
 if TYPE_CHECKING:
@@ -228,14 +229,35 @@ def build_setokim(
     return model, tokenizer, mask_decoder
 
 
-def _read_setokim(path: str | Path) -> dict[str, Any]:
+def build_semhitokim(
+    cfg: Config, *, semhitok: SemHiTok | None = None
+) -> tuple[SemHiTokIM, PreTrainedTokenizerBase]:
+    """The unified MLLM on SemHiTok codes (Sec. 3.3) and its tokenizer.
+
+    ``semhitok``: the trained tokenizer whose codebooks the adapter reads (copied into the model's buffers); None
+    builds zero tables of the configured sizes, to be filled by ``load_state_dict``.
+    """
+    sc = cfg.tokenizer.semhitok
+    lm, tokenizer = build_llm(cfg.mllm.llm)
+    if semhitok is not None:
+        sem = semhitok.semantic.quantizer.codebook.detach()
+        pix = None if semhitok.sghc is None else semhitok.sghc.codes().detach()
+    else:
+        k, vq = sc.semantic.vq.codebook_size, sc.semantic.vq
+        sem = torch.zeros(k, vq.dim)
+        pix = torch.zeros(k, sc.pixel.sub_codebook_size, sc.pixel.dim) if sc.pixel.sghc else None
+    model = SemHiTokIM(lm=lm, semantic_codes=sem, pixel_codes=pix, dual_mlp=cfg.mllm.dual_mlp)
+    return model, tokenizer
+
+
+def read_mllm_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: model file not found (train the previous stage first)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError) as e:
-        raise DataError(f"{path}: not a SeTokIM model file ({e.__class__.__name__}: {e})") from None
+        raise DataError(f"{path}: not an MLLM model file ({e.__class__.__name__}: {e})") from None
     missing = [k for k in ("setokim", "mask_decoder", "config", "lora", "token_dim", "image_dim") if k not in ckpt]
     if missing:
         raise DataError(f"{path}: not a SeTokIM model file (missing {', '.join(missing)})")
@@ -244,7 +266,7 @@ def _read_setokim(path: str | Path) -> dict[str, Any]:
 
 def load_setokim_state(path: str | Path, model: SeTokIM, mask_decoder: MaskDecoder) -> None:
     """Load the weights of a previous stage's ``model.pt`` (without LoRA) into freshly built modules."""
-    ckpt = _read_setokim(path)
+    ckpt = read_mllm_file(path)
     if ckpt["lora"]:
         raise DataError(f"{path}: holds LoRA weights (a Stage-II model); initialise from a Stage-I model.pt")
     model.load_state_dict(ckpt["setokim"])
@@ -253,11 +275,38 @@ def load_setokim_state(path: str | Path, model: SeTokIM, mask_decoder: MaskDecod
 
 def load_setokim(path: str | Path) -> tuple[SeTokIM, PreTrainedTokenizerBase, MaskDecoder, Config]:
     """Rebuild a trained SeTokIM, its tokenizer and mask decoder from a stage's ``model.pt`` (eval mode, CPU)."""
-    ckpt = _read_setokim(path)
+    loaded = load_mllm(path)
+    if loaded.family != "setok":
+        raise DataError(f"{path}: a unified MLLM on {loaded.family}, not a SeTokIM")
+    return loaded.model, loaded.tokenizer, loaded.mask_decoder, loaded.config
+
+
+@dataclasses.dataclass
+class LoadedMLLM:
+    """A trained multimodal LLM of either tokenizer family (``setok``: SeTokIM + mask decoder; ``semhitok``: the
+    unified MLLM, no mask decoder)."""
+
+    family: str
+    model: SeTokIM | SemHiTokIM
+    tokenizer: PreTrainedTokenizerBase
+    mask_decoder: MaskDecoder | None
+    config: Config
+
+
+def load_mllm(path: str | Path) -> LoadedMLLM:
+    """Rebuild the MLLM a stage's ``model.pt`` holds, whichever tokenizer family it reads (eval mode, CPU)."""
+    ckpt = read_mllm_file(path)
     cfg = from_dict(Config, ckpt["config"])
-    model, tokenizer, mask_decoder = build_setokim(cfg, token_dim=ckpt["token_dim"], image_dim=ckpt["image_dim"])
+    family = ckpt.get("family", "setok")
+    mask_decoder = None
+    if family == "semhitok":
+        model, tokenizer = build_semhitokim(cfg)
+    else:
+        model, tokenizer, mask_decoder = build_setokim(cfg, token_dim=ckpt["token_dim"], image_dim=ckpt["image_dim"])
     if ckpt["lora"]:
         model.lm = apply_lora(model.lm, cfg.mllm.lora, tokenizer=tokenizer)
     model.load_state_dict(ckpt["setokim"])
-    mask_decoder.load_state_dict(ckpt["mask_decoder"])
-    return model.eval(), tokenizer, mask_decoder.eval(), cfg
+    if mask_decoder is not None:
+        mask_decoder.load_state_dict(ckpt["mask_decoder"])
+        mask_decoder.eval()
+    return LoadedMLLM(family=family, model=model.eval(), tokenizer=tokenizer, mask_decoder=mask_decoder, config=cfg)

@@ -54,6 +54,7 @@ def left_align(batch: MultimodalBatch, *, length: int | None = None, pad_id: int
         input_ids=move(batch.input_ids, pad_id), attention_mask=move(batch.attention_mask, 0),
         labels=move(batch.labels, -100), visual=move(batch.visual, False), visual_tokens=batch.visual_tokens,
         visual_train=batch.visual_train, visual_last=batch.visual_last, extras=dict(batch.extras),
+        visual_codes=batch.visual_codes,
     )
 
 
@@ -228,5 +229,6 @@ def concat_prompts(a: MultimodalBatch, b: MultimodalBatch, *, pad_id: int) -> Mu
     a, b = left_align(a, length=length, pad_id=pad_id), left_align(b, length=length, pad_id=pad_id)
     return MultimodalBatch(**{
         name: torch.cat([getattr(a, name), getattr(b, name)])
-        for name in ("input_ids", "attention_mask", "labels", "visual", "visual_tokens", "visual_train", "visual_last")
+        for name in ("input_ids", "attention_mask", "labels", "visual", "visual_tokens", "visual_train", "visual_last",
+                     "visual_codes")
     })

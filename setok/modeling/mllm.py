@@ -29,12 +29,22 @@ class Segment:
         ids: already tokenized text (e.g. the end-of-sequence id of a chat template); used instead of ``text``.
         train: text: whether its tokens get the cross-entropy loss; image: whether the model learns to generate it
             (diffusion loss + end-of-image decision). Images the model only reads have ``train=False``.
+        codes: ``(N,)`` long, an image given as discrete tokens (SemHiTok's flattened codes) instead of ``tokens``.
     """
 
     text: str | None = None
     tokens: Tensor | None = None
     train: bool = True
     ids: list[int] | None = None
+    codes: Tensor | None = None
+
+    @property
+    def is_image(self) -> bool:
+        return self.tokens is not None or self.codes is not None
+
+    @property
+    def image_length(self) -> int:
+        return int((self.tokens if self.tokens is not None else self.codes).shape[0])
 
 
 @dataclass
@@ -50,6 +60,8 @@ class MultimodalBatch:
         visual_tokens: ``(M, D)`` the visual tokens in row-major order of ``visual``.
         visual_train: ``(M,)`` bool, the visual tokens the model must generate.
         visual_last: ``(M,)`` bool, the last token of its image (end-of-image target).
+        visual_codes: ``(M,)`` long, the discrete codes of the visual positions (images given as ``codes``; empty
+            otherwise).
     """
 
     input_ids: Tensor
@@ -60,6 +72,7 @@ class MultimodalBatch:
     visual_train: Tensor
     visual_last: Tensor
     extras: dict[str, Tensor] = field(default_factory=dict)
+    visual_codes: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
 
     def to(self, device: torch.device | str) -> "MultimodalBatch":
         fields = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in vars(self).items() if k != "extras"}
@@ -90,23 +103,26 @@ def pack_sequences(
     draw); ``[/Img]`` is emitted by the end-of-image head, so it carries no text loss.
     """
     rows: list[tuple[list[int], list[int], list[bool]]] = []
-    vis_tokens, vis_train, vis_last = [], [], []
+    vis_tokens, vis_codes, vis_train, vis_last = [], [], [], []
     for segments in samples:
         ids: list[int] = [] if bos_id is None else [bos_id]
         supervised: list[bool] = [False] * len(ids)  # whether ids[t] is a target (predicted from t - 1)
         visual: list[bool] = [False] * len(ids)
         for seg in segments:
-            if seg.tokens is None:
+            if not seg.is_image:
                 toks = list(seg.ids) if seg.ids is not None else tokenize(seg.text or "")
                 ids += toks
                 supervised += [seg.train] * len(toks)
                 visual += [False] * len(toks)
                 continue
-            c = seg.tokens.shape[0]
+            c = seg.image_length
             ids += [img_start_id] + [pad_id] * c + [img_end_id]
             supervised += [seg.train] + [False] * c + [False]
             visual += [False] + [True] * c + [False]
-            vis_tokens.append(seg.tokens)
+            if seg.codes is not None:
+                vis_codes.append(seg.codes.long())
+            else:
+                vis_tokens.append(seg.tokens)
             vis_train += [seg.train] * c
             vis_last += [False] * (c - 1) + [True]
         rows.append((ids, supervised, visual))
@@ -123,10 +139,14 @@ def pack_sequences(
         visual[i, :n] = torch.tensor(vis, dtype=torch.bool)
         target = torch.tensor(ids[1:], dtype=torch.long)
         labels[i, : n - 1] = torch.where(torch.tensor(sup[1:], dtype=torch.bool), target, torch.full_like(target, -100))
+    if vis_tokens and vis_codes:
+        raise ValueError("a batch mixes continuous image tokens and discrete image codes")
     tokens = torch.cat(vis_tokens) if vis_tokens else torch.zeros(0, token_dim)
+    codes = torch.cat(vis_codes) if vis_codes else torch.zeros(0, dtype=torch.long)
     return MultimodalBatch(
         input_ids=input_ids, attention_mask=attention, labels=labels, visual=visual, visual_tokens=tokens,
         visual_train=torch.tensor(vis_train, dtype=torch.bool), visual_last=torch.tensor(vis_last, dtype=torch.bool),
+        visual_codes=codes,
     )
 
 

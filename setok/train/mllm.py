@@ -33,7 +33,15 @@ from torch.utils.data import DataLoader
 from setok.cli import run
 from setok.config import Config, StageConfig, config_sha, dump, load_config, to_dict
 from setok.io import DataError, torch_save, write_text
-from setok.modeling.build import apply_lora, build_setokim, load_setok, load_setokim_state
+from setok.modeling.build import (
+    apply_lora,
+    build_semhitokim,
+    build_setokim,
+    load_semhitok,
+    load_setok,
+    load_setokim_state,
+    read_mllm_file,
+)
 from setok.modeling.llm import special_ids
 from setok.modeling.mask_losses import mask_loss
 from setok.train.distributed import device, init_distributed
@@ -104,6 +112,9 @@ def train(
         write_text(out / "config.yaml", dump(cfg))
     torch.manual_seed(sc.seed)
 
+    if cfg.tokenizer.kind == "semhitok":
+        return _train_unified(cfg, stage, out, tokenizer_model=tokenizer_model, init=init, stop_after=stop_after,
+                              rank=rank, world=world, dev=dev)
     connector = cfg.mllm.connector.kind != "setok"
     if connector:  # Table 13 baseline: the frozen SigLIP patch features through a trained connector
         if stage == "mask_decoder":
@@ -180,6 +191,80 @@ def train(
             "setokim": model.state_dict(), "mask_decoder": mask_decoder.state_dict(), "lora": stage == "stage2",
             "token_dim": token_dim, "image_dim": image_dim, "stage": stage, "step": loop.step,
             "tokenizer_model": str(tokenizer_model or ""), "config": to_dict(cfg), "config_sha": config_sha(cfg),
+        }, final)
+        log.info("wrote %s after %d steps", final, loop.step)
+    return final
+
+
+def _train_unified(
+    cfg: Config, stage: Stage, out: Path, *, tokenizer_model: Path | None, init: Path | None, stop_after: int | None,
+    rank: int, world: int, dev: torch.device,
+) -> Path | None:
+    """Stage I / II of the unified MLLM on SemHiTok codes (SemHiTok Sec. 3.3, 4.1): the same data mixture, template,
+    CFG dropout, packing, engine, loop and checkpoints as SeTokIM; images become the frozen tokenizer's flattened
+    codes, and the loss is next-token cross-entropy over text + image codes. SemHiTok has no mask decoder."""
+    from setok.data.multimodal_loader import MultimodalDataset, collate_multimodal
+
+    if stage == "mask_decoder":
+        raise DataError(f"{cfg.name}: the unified MLLM on SemHiTok has no mask decoder (train stage1, then stage2)")
+    if tokenizer_model is None:
+        raise DataError("--tokenizer: the unified MLLM reads images through the trained SemHiTok "
+                        "(results/<variant>/tokenizer/model.pt)")
+    sc: StageConfig = getattr(cfg, STAGE_CONFIG[stage])
+    semhitok, _ = load_semhitok(tokenizer_model)
+    semhitok.requires_grad_(False).to(dev)
+    model, tokenizer = build_semhitokim(cfg, semhitok=semhitok)
+    if init is not None:
+        ckpt = read_mllm_file(init)
+        if ckpt["lora"]:
+            raise DataError(f"{init}: holds LoRA weights (a Stage-II model); initialise from a Stage-I model.pt")
+        model.load_state_dict(ckpt["setokim"])
+    if sc.activation_checkpointing:
+        model.lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    if stage == "stage2":
+        model.lm = apply_lora(model.lm, cfg.mllm.lora, tokenizer=tokenizer)
+    engine = build_engine(model, sc, world=world)
+    start = resume(engine, out)
+
+    sources, probs = stage_data(cfg, sc)
+    dataset = MultimodalDataset(sources, image_size=cfg.tokenizer.semhitok.semantic.backbone.image_size)
+    sampler = MixtureSampler(
+        sizes=[len(s) for s in sources], probs=probs, batch_size=sc.batch_size, micro_batch_size=sc.micro_batch_size,
+        steps=sc.steps, start_step=start, seed=sc.seed, rank=rank, world=world,
+    )
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_multimodal, num_workers=sc.num_workers)
+    ids = special_ids(tokenizer)
+    special = SpecialIds(img_start=ids["img_start"], img_end=ids["img_end"], pad=ids["pad"], eos=ids["eos"],
+                         bos=ids["bos"])
+
+    def tokenize(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    loop = StepLoop(engine=engine, cfg=sc, out=out, start=start, accumulation=sampler.accumulation, rank=rank,
+                    desc=f"{stage}[{cfg.name}]", stop_after=stop_after)
+    for raw in loader:
+        if bool(raw.has_region.any()):
+            raise DataError(f"{cfg.name}: a referring-segmentation sample reached the unified MLLM, which has no mask "
+                            f"decoder; leave segmentation sources out of train_{stage}.sources")
+        with torch.no_grad():
+            codes = semhitok.flat(semhitok.encode(raw.images.to(dev))) if raw.images.shape[0] else None
+        lists = [] if codes is None else list(codes.cpu())
+        drop = cfg_drop(raw, p=cfg.mllm.cfg_dropout, seed=sc.seed, step=loop.step,
+                        micro=loop.micro % loop.accumulation)
+        batch = build_sequences(raw, lists, template=sc.template, drop=drop, tokenize=tokenize, ids=special,
+                                token_dim=0, max_length=cfg.mllm.max_length).to(dev)
+        loss, logs = engine(batch)
+        engine.backward(loss)
+        engine.step()
+        if loop.advance(logs):
+            return None
+    loop.close()
+    final = out / "model.pt"
+    if rank == 0:
+        torch_save({
+            "family": "semhitok", "setokim": model.state_dict(), "mask_decoder": None, "lora": stage == "stage2",
+            "token_dim": 0, "image_dim": 0, "stage": stage, "step": loop.step, "tokenizer_model": str(tokenizer_model),
+            "config": to_dict(cfg), "config_sha": config_sha(cfg),
         }, final)
         log.info("wrote %s after %d steps", final, loop.step)
     return final

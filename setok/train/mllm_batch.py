@@ -76,7 +76,8 @@ def build_sequences(
 
     Args:
         raw: the loaded micro-batch.
-        image_tokens: one ``(C_i, D)`` tensor per image of ``raw`` (its tokens, or its region's tokens).
+        image_tokens: one ``(C_i, D)`` tensor per image of ``raw`` (its tokens, or its region's tokens), or one
+            ``(N,)`` long tensor of discrete codes (SemHiTok).
         template: the chat template.
         drop: per sample, whether the condition is dropped (classifier-free guidance).
         tokenize, ids: the LLM tokenizer.
@@ -100,7 +101,10 @@ def build_sequences(
             else:
                 tokens = image_tokens[k]
                 k += 1
-                seg, n = Segment(tokens=tokens, train=piece.train), tokens.shape[0] + 2
+                # Continuous tokens (SeTok) or discrete codes (SemHiTok, a long tensor).
+                seg = Segment(tokens=tokens, train=piece.train) if tokens.is_floating_point() else \
+                    Segment(codes=tokens, train=piece.train)
+                n = tokens.shape[0] + 2
                 if length + n <= max_length:
                     kept.append(k - 1)
             if length + n > max_length:

@@ -204,21 +204,21 @@ def tokenizer():
 
 
 def test_encode_decode_shapes_and_vocabulary(tokenizer):
-    images = torch.rand(2, 3, 64, 64)
+    images = torch.rand(2, 3, 32, 32)
     codes = tokenizer.encode(images)
-    assert codes.grid == (16, 16) and codes.semantic.shape == codes.pixel.shape == (2, 256)
+    assert codes.grid == (8, 8) and codes.semantic.shape == codes.pixel.shape == (2, 64)
     assert tokenizer.vocab_size == 64 * 4
     flat = tokenizer.flat(codes)
     assert 0 <= flat.min() and flat.max() < tokenizer.vocab_size
     assert torch.equal(unflatten_codes(flat, 4)[0], codes.semantic)
-    assert tokenizer.decode(codes).shape == (2, 3, 64, 64)
+    assert tokenizer.decode(codes).shape == (2, 3, 32, 32)
     sem, pix = tokenizer.code_features(codes)
-    assert sem.shape == (2, 256, 8) and pix.shape == (2, 256, 4)
+    assert sem.shape == (2, 64, 8) and pix.shape == (2, 64, 4)
 
 
 def test_decode_depends_only_on_the_codes(tokenizer):
     """Two images with the same codes decode identically: the decoder reads nothing but the quantized codes."""
-    images = torch.rand(1, 3, 64, 64)
+    images = torch.rand(1, 3, 32, 32)
     codes = tokenizer.encode(images)
     out = tokenizer.forward_pixel(images)
     torch.testing.assert_close(out.recon, tokenizer.decode(codes))
@@ -226,21 +226,21 @@ def test_decode_depends_only_on_the_codes(tokenizer):
 
 
 @pytest.mark.parametrize("pixel,in_dim,tokens", [
-    ({"concat": "dim"}, 8 + 4, 256), ({"concat": "length"}, 8 + 4, 512), ({"concat": "none"}, 4, 256),
-    ({"sghc": False}, 8, 256),
+    ({"concat": "dim"}, 8 + 4, 64), ({"concat": "length"}, 8 + 4, 128), ({"concat": "none"}, 4, 64),
+    ({"sghc": False}, 8, 64),
 ])
 def test_decoder_input_of_each_concat_type(pixel, in_dim, tokens):
     from setok.modeling.build import build_semhitok
 
     model = build_semhitok(tiny_cfg(**pixel).tokenizer.semhitok).eval()
     assert model.pixel_decoder.proj.in_features == in_dim and model.pixel_decoder.pos.shape[1] == tokens
-    z_sem, z_pix = torch.ones(1, 256, 8), torch.full((1, 256, 4), 2.0)
+    z_sem, z_pix = torch.ones(1, 64, 8), torch.full((1, 64, 4), 2.0)
     x = model.decoder_input(z_sem, None if model.sghc is None else z_pix)
     assert x.shape == (1, tokens, in_dim)
     if pixel.get("concat") == "length":  # each sequence in its own channels, the other's zero
-        assert x[0, :256, :8].eq(1).all() and x[0, :256, 8:].eq(0).all()
-        assert x[0, 256:, :8].eq(0).all() and x[0, 256:, 8:].eq(2).all()
-    assert model.decode(model.encode(torch.rand(1, 3, 64, 64))).shape == (1, 3, 64, 64)
+        assert x[0, :64, :8].eq(1).all() and x[0, :64, 8:].eq(0).all()
+        assert x[0, 64:, :8].eq(0).all() and x[0, 64:, 8:].eq(2).all()
+    assert model.decode(model.encode(torch.rand(1, 3, 32, 32))).shape == (1, 3, 32, 32)
 
 
 def test_pixel_stage_freezes_the_semantic_branch(tokenizer):
@@ -252,7 +252,7 @@ def test_pixel_stage_freezes_the_semantic_branch(tokenizer):
     assert not any(p.requires_grad for p in model.semantic.parameters())
     assert all(p.requires_grad for p in model.sghc.parameters())
     before = {k: v.clone() for k, v in model.semantic.state_dict().items()}
-    model(torch.rand(2, 3, 64, 64))
+    model(torch.rand(2, 3, 32, 32))
     assert all(torch.equal(v, model.semantic.state_dict()[k]) for k, v in before.items())
     model.set_stage("pixel_decoder")
     assert [n for n, p in model.named_parameters() if p.requires_grad] == [
@@ -268,7 +268,7 @@ def test_objective_gives_each_network_only_its_own_gradient(tokenizer):
     disc = PatchDiscriminator(channels=8, layers=2)
     obj = PixelObjective(tokenizer=model, discriminator=disc, l1_weight=0.0, l2_weight=1.0, codebook_weight=1.0,
                          perceptual_weight=0.0, adversarial_weight=0.5, disc_start=0).train()
-    images = torch.rand(2, 3, 64, 64)
+    images = torch.rand(2, 3, 32, 32)
     loss, terms = obj(images, step=0)
     # D's gradient is that of its hinge loss alone (the generator's term sees D detached) ...
     d_grads = torch.autograd.grad(loss, list(disc.parameters()), retain_graph=True)

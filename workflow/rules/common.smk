@@ -16,8 +16,10 @@ except ConfigError as e:
 VARIANTS = sorted(BASE.variants)
 RUN_VARIANTS = list(BASE.run_variants)
 TOKENIZER_BENCHMARKS = list(BASE.eval.benchmarks)
-MLLM_BENCHMARKS = list(BASE.mllm_benchmarks)
 MLLM_VARIANTS = list(BASE.mllm_variants)
+# A variant may score its own benchmark list (SemHiTok's MLLM: SEED, MMB, MMMU, MJHQ ...); the DAG knows their union.
+MLLM_BENCHMARKS = list(dict.fromkeys([*BASE.mllm_benchmarks,
+                                      *(b for v in VARIANTS for b in resolve(config, v).mllm_benchmarks)]))
 # results/{variant}/predictions/<name> -> benchmark; a name with a suffix is a file, the others are folders.
 PREDICTION_BENCHMARK = {BASE.benchmarks[b].predictions: b for b in MLLM_BENCHMARKS}
 PREDICTION_FILES = [p for p in PREDICTION_BENCHMARK if "." in p]
@@ -66,10 +68,11 @@ def semhitok_init(stage):
 
 
 def variant_benchmarks(variant):
-    """The MLLM benchmarks a variant is scored on (connector baselines: understanding only)."""
+    """The MLLM benchmarks a variant is scored on: its mllm_benchmarks (connector baselines: understanding only)."""
+    own = list(resolve(config, variant).mllm_benchmarks)
     if variant in BASELINES:
-        return [b for b in MLLM_BENCHMARKS if b not in GENERATIVE_BENCHMARKS]
-    return MLLM_BENCHMARKS
+        return [b for b in own if b not in GENERATIVE_BENCHMARKS]
+    return own
 
 
 def mllm_results(variants):
@@ -147,7 +150,9 @@ def stage_inputs(stage):
         files = {"config": f"results/{v}/config.yaml"}
         if v not in BASELINES:
             files["tokenizer"] = f"results/{v}/tokenizer/model.pt"
-        init = "stage1/model.pt" if stage == "stage2" and v in BASELINES else previous[stage]
+        # No mask-decoder stage for connector baselines (they read images only) nor for SemHiTok (no mask decoder).
+        skips = v in BASELINES or v in SEMHITOK_VARIANTS
+        init = "stage1/model.pt" if stage == "stage2" and skips else previous[stage]
         if init:
             files["init"] = f"results/{v}/{init}"
         return files

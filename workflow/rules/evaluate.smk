@@ -60,4 +60,4 @@ for _v in VARIANTS:
         input:
             [] if _v in BASELINES else tokenizer_results([_v]),
             [] if _v in BASELINES else expand("results/{variant}/tokenizer/tokens.json", variant=_v),
-            [] if _v in SEMHITOK_VARIANTS else mllm_results([_v]),
+            mllm_results([_v]) if _v in MLLM_VARIANTS or _v not in SEMHITOK_VARIANTS else [],

@@ -1,0 +1,108 @@
+"""The unified MLLM on SemHiTok trained with the SeTokIM trainer (tokenizer.kind: semhitok): Stage I and II on the
+CI fixtures, the tokenizer's codebooks copied in and never changed, LoRA on the base, no mask decoder, and
+predictions written through the benchmark writers (answers and generated images)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from setok.config import Config, deep_merge, dump, from_dict, resolve, to_dict
+from setok.io import DataError, torch_save
+from setok.modeling.build import build_semhitok, load_mllm, semhitok_state
+from setok.train.mllm import train
+
+ROOT = Path(__file__).resolve().parents[2]
+STAGE = {"steps": 2, "batch_size": 2, "micro_batch_size": 2, "checkpoint_every": 1, "log_every": 1,
+         "warmup_steps": 1}
+
+
+def absolute(raw: dict) -> dict:
+    """Fixture paths relative to the repository, wherever pytest runs."""
+    for section in ("datasets", "benchmarks"):
+        for src in raw[section].values():
+            for key in ("root", "annotations", "questions", "images", "inputs"):
+                if isinstance(src.get(key), str) and src[key].startswith("tests/"):
+                    src[key] = str(ROOT / src[key])
+    return raw
+
+
+def tiny_config() -> Config:
+    raw: dict = {}
+    for f in ("config/paper.yaml", "config/ci.yaml"):
+        raw = deep_merge(raw, yaml.safe_load((ROOT / f).read_text()))
+    raw = deep_merge(raw, {"train_stage1": STAGE, "train_stage2": STAGE})
+    return resolve(absolute(raw), "semhitok")
+
+
+@pytest.fixture(scope="module")
+def stages(tmp_path_factory):
+    cfg = tiny_config()
+    root = tmp_path_factory.mktemp("unified")
+    torch.manual_seed(0)
+    tok = build_semhitok(cfg.tokenizer.semhitok, enhanced=True)
+    tokenizer = root / "tokenizer.pt"
+    torch_save({"family": "semhitok", "stage": "pixel_decoder", "state_dict": semhitok_state(tok),
+                "discriminator": None, "enhanced": True, "config": to_dict(cfg), "step": 0}, tokenizer)
+    s1 = train(cfg, "stage1", root / "stage1", tokenizer_model=tokenizer)
+    s2 = train(cfg, "stage2", root / "stage2", tokenizer_model=tokenizer, init=s1)
+    load = lambda p: torch.load(p, weights_only=True)  # noqa: E731
+    return cfg, root, tokenizer, tok, load(s1), load(s2), s2
+
+
+def test_stage1_trains_text_and_image_codes_and_copies_the_codebooks(stages):
+    _, root, _, tok, s1, _, _ = stages
+    rows = [yaml.safe_load(line) for line in (root / "stage1" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and all(r["loss"] > 0 for r in rows)
+    assert s1["family"] == "semhitok" and s1["mask_decoder"] is None
+    torch.testing.assert_close(s1["setokim"]["semantic_codes"], tok.semantic.quantizer.codebook, rtol=0, atol=0)
+    torch.testing.assert_close(s1["setokim"]["pixel_codes"], tok.sghc.codes().detach(), rtol=0, atol=0)
+    assert s1["setokim"]["image_head.weight"].shape[0] == tok.vocab_size
+
+
+def test_stage2_lora_keeps_base_and_codebooks(stages):
+    _, _, _, _, s1, s2, _ = stages
+    before, after = s1["setokim"], s2["setokim"]
+    assert any("lora_" in k for k in after)
+    for k in ("semantic_codes", "pixel_codes"):
+        assert torch.equal(after[k], before[k])
+    moved = 0
+    for k, v in after.items():
+        if not k.startswith("lm.") or "lora_" in k or "trainable_tokens" in k:
+            continue
+        base = k.replace("lm.base_model.model.", "lm.").replace(".token_adapter", "").replace(".base_layer", "")
+        torch.testing.assert_close(v, before[base], rtol=0, atol=0, msg=k)
+        moved += 1
+    assert moved > 0
+    assert not torch.equal(after["adapter.sem.0.weight"], before["adapter.sem.0.weight"])  # adapter keeps training
+
+
+def test_no_mask_decoder_stage_and_no_segmentation_samples(stages, tmp_path):
+    cfg, _, tokenizer, _, _, _, s2 = stages
+    with pytest.raises(DataError, match="no mask decoder"):
+        train(cfg, "mask_decoder", tmp_path / "md", tokenizer_model=tokenizer, init=s2)
+    only_refcoco = {"train_stage1": {"sources": ["refcoco+"], "language_ratio": 0.0}}
+    seg = from_dict(Config, deep_merge(to_dict(cfg), only_refcoco))
+    with pytest.raises(DataError, match="referring-segmentation sample"):
+        train(seg, "stage1", tmp_path / "seg", tokenizer_model=tokenizer)
+    loaded = load_mllm(s2)
+    assert loaded.family == "semhitok" and loaded.mask_decoder is None
+
+
+def test_predictions_answers_and_generated_images(stages, tmp_path):
+    from evaluation.predict.mllm import predict
+
+    cfg, _, tokenizer, tok, _, _, s2 = stages
+    cfg_file = tmp_path / "config.yaml"
+    cfg_file.write_text(dump(cfg))
+    out = predict(s2, tokenizer, cfg_file, "gqa", tmp_path / "gqa.json")
+    rows = yaml.safe_load(out.read_text())
+    assert rows and all(set(r) == {"questionId", "prediction"} for r in rows)
+    folder = predict(s2, tokenizer, cfg_file, "coco_fid", tmp_path / "coco_fid")
+    images = sorted(folder.iterdir())
+    assert images
+    from PIL import Image
+
+    assert Image.open(images[0]).size == (tok.image_size, tok.image_size)
