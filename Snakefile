@@ -26,4 +26,5 @@ rule all:
         "reports/tables/tokenizer.md",
         "reports/tables/semhitok.md",
         "reports/tables/setokim.md",
+        "reports/tables/comparison.md",
         "reports/figures/tokenizer/token_masks.png",

@@ -424,6 +424,8 @@ class Config:
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     run_variants: list[str] = field(default_factory=list)  # variants `snakemake all` runs (the rest: ablation_<v>)
     mllm_variants: list[str] = field(default_factory=list)  # variants whose SeTokIM is trained and benchmarked
+    # One MLLM recipe over different tokenizers (reports/tables/comparison.md); each must be in mllm_variants.
+    comparison_variants: list[str] = field(default_factory=list)
     default_variant: str = "hard_cluster"
 
 
@@ -550,10 +552,13 @@ def _check(cfg: Config) -> None:
     for b in cfg.mllm_benchmarks:
         if b not in cfg.benchmarks:
             raise ConfigError(f"mllm_benchmarks: {b!r} is not a key of benchmarks")
-    for key in ("run_variants", "mllm_variants"):
+    for key in ("run_variants", "mllm_variants", "comparison_variants"):
         for v in getattr(cfg, key):
             if v not in cfg.variants:
                 raise ConfigError(f"{key}: {v!r} is not a key of variants")
+    for v in cfg.comparison_variants:
+        if v not in cfg.mllm_variants:
+            raise ConfigError(f"comparison_variants: {v!r} is not in mllm_variants (its MLLM must be trained)")
     s = cfg.tokenizer.semhitok
     if s.pixel.sub_codebook_size < 1:
         raise ConfigError("tokenizer.semhitok.pixel.sub_codebook_size: must be >= 1")
@@ -587,7 +592,7 @@ def resolve(raw: dict[str, Any], variant: str | None = None) -> Config:
     if variant not in base.variants:
         raise ConfigError(f"variants.{variant}: unknown variant (known: {', '.join(sorted(base.variants))})")
     # A resolved config is self-contained: the variant applied, no other variants, no DAG-level lists.
-    dag_keys = ("variants", "run_variants", "mllm_variants")
+    dag_keys = ("variants", "run_variants", "mllm_variants", "comparison_variants")
     merged = deep_merge({k: v for k, v in raw.items() if k not in dag_keys}, base.variants[variant])
     merged["name"] = variant
     try:

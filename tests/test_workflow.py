@@ -36,8 +36,9 @@ def test_ci_dry_run_plans_one_training_per_configured_variant(ci_plan):
     assert "results/hard_cluster/tokenizer/model.pt" in ci_plan and "results/no_pe/tokenizer/model.pt" in ci_plan
     # SemHiTok (run_variants: semhitok): its four stages in order, then its predictions and table.
     for rule in ("train_semantic_codebook", "train_pixel_codebook", "train_pixel_finetune", "train_pixel_decoder",
-                 "semhitok_predictions", "semhitok_table"):
+                 "semhitok_predictions", "semhitok_table", "comparison_table"):
         assert jobs[rule] == 1, rule
+    assert jobs["train_stage1"] == jobs["train_stage2"] == 2 and jobs["train_mask_decoder"] == 1  # + SemHiTok MLLM
     assert re.search(r"rule train_pixel_decoder:\s+input: results/semhitok/config.yaml, "
                      r"results/semhitok/pixel_finetune/model.pt\s+output: results/semhitok/tokenizer/model.pt", ci_plan)
 
@@ -52,13 +53,18 @@ def test_paper_dry_run_plans_every_table_variant(tmp_path):
     jobs = planned(snakemake("-n", "--forceall", "--configfile", "config/paper.yaml", str(overlay)))
     assert jobs["train_tokenizer"] == 11
     assert jobs["tokenizer_table"] == 1
-    assert jobs["train_semantic_codebook"] == jobs["train_pixel_decoder"] == 2  # SemHiTok at 256 and 384 px
-    assert jobs["semhitok_table"] == 1 and jobs["score_tokenizer"] == 11 * 2 + 2
-    # 11 SeTok variants + 3 Table 13 connectors + the unified MLLM on SemHiTok
-    assert jobs["train_stage1"] == 15 and jobs["train_stage2"] == 15
+    # SemHiTok at 256 and 384 px (run_variants) and the tokenizer of each of its MLLM variants: 12 tokenizers; rFID
+    # for the run variants' table and for the comparison row (the other ablations score it under ablation_<v>)
+    assert jobs["train_semantic_codebook"] == jobs["train_pixel_decoder"] == 12
+    assert jobs["semhitok_table"] == jobs["comparison_table"] == 1 and jobs["score_tokenizer"] == 11 * 2 + 2 + 1
+    # 11 SeTok variants + 3 Table 13 connectors + the SemHiTok MLLMs (unified, SeTokIM's recipe, LLaVA-v1.5 setting)
+    paper = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+    semhitok = [v for v in paper["mllm_variants"] if v.startswith("semhitok")]
+    assert len(semhitok) == 11
+    assert jobs["train_stage1"] == jobs["train_stage2"] == 14 + len(semhitok)
     assert jobs["train_mask_decoder"] == 11  # connector baselines read images only; SemHiTok has no mask decoder
-    semhitok = len(yaml.safe_load((ROOT / "config/paper.yaml").read_text())["variants"]["semhitok"]["mllm_benchmarks"])
-    assert jobs["score_benchmark"] == 11 * 15 + 3 * 8 + semhitok  # connectors: the 8 understanding benchmarks
+    own = sum(len(paper["variants"][v]["mllm_benchmarks"]) for v in semhitok)
+    assert jobs["score_benchmark"] == 11 * 15 + 3 * 8 + own  # connectors: the 8 understanding benchmarks
     assert jobs["mllm_table"] == 1
 
 

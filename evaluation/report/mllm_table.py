@@ -19,6 +19,8 @@ HEADLINE = {
     "flickr30k": "cider", "vqav2": "accuracy", "gqa": "accuracy", "okvqa": "accuracy", "vizwiz": "accuracy",
     "pope": "f1", "mme": "perception", "mmvet": "score", "coco_fid": "fid", "magicbrush": "l1", "evr": "l1",
     "ma5k": "l1", "refcoco+": "ciou", "refcocog": "ciou", "reasonseg": "giou",
+    # SemHiTok Tables 4, 5, 8
+    "seed": "accuracy", "mmbench": "accuracy", "mmmu": "accuracy", "mjhq_fid": "fid", "genai_bench": "vqascore",
 }
 
 

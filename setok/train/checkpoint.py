@@ -41,12 +41,28 @@ class CheckpointManager:
         if dist.is_initialized():
             dist.barrier()
         if rank0:
+            if client_state.get("config_sha"):  # read before loading: a checkpoint of another config is not resumed
+                write_text(self.root / tmp / "config_sha", str(client_state["config_sha"]) + "\n")
             shutil.rmtree(self.root / tag, ignore_errors=True)
             (self.root / tmp).rename(self.root / tag)
             write_text(self.root / "latest", tag + "\n")
             self._prune()
         if dist.is_initialized():
             dist.barrier()
+
+    def config_sha(self) -> str | None:
+        """The config hash the newest checkpoint was written under (None: no checkpoint, or none recorded)."""
+        tag = self.latest()
+        f = None if tag is None else self.root / tag / "config_sha"
+        return f.read_text().strip() if f is not None and f.is_file() else None
+
+    def set_aside(self) -> Path:
+        """Move every checkpoint to ``<root>.stale-<n>`` (kept, not deleted) so that training starts afresh."""
+        n = 0
+        while (target := self.root.with_name(f"{self.root.name}.stale-{n}")).exists():
+            n += 1
+        self.root.rename(target)
+        return target
 
     def load(self, engine: Any) -> dict[str, Any] | None:
         """Restore the newest checkpoint into ``engine``; returns its client state, or None when there is none."""

@@ -11,15 +11,36 @@ from typing import Any
 from tqdm import tqdm
 
 from setok.config import TrainConfig
+from setok.io import DataError
 from setok.train.checkpoint import CheckpointManager
 
 log = logging.getLogger("setok.train")
 
 
-def resume(engine: Any, out: Path) -> int:
-    """Restore the newest checkpoint under ``out/checkpoints`` into ``engine``; returns the step to start at."""
+def resume(engine: Any, out: Path, *, config_sha: str | None = None) -> int:
+    """Restore the newest checkpoint under ``out/checkpoints`` into ``engine``; returns the step to start at.
+
+    With ``config_sha``, checkpoints written under another config (Snakemake reruns a job whose config changed) are
+    moved aside to ``out/checkpoints.stale-<n>`` and training starts from step 0, instead of failing on mismatched
+    shapes or silently continuing another experiment.
+    """
     ckpt = CheckpointManager(out / "checkpoints")
-    start = int((ckpt.load(engine) or {"step": 0})["step"])
+    old = ckpt.config_sha()
+    if config_sha is not None and old is not None and old != config_sha:
+        import torch.distributed as dist
+
+        if not dist.is_initialized() or dist.get_rank() == 0:
+            moved = ckpt.set_aside()
+            log.warning("checkpoints of config %s (this run: %s) moved to %s; training from step 0", old,
+                        config_sha, moved)
+        if dist.is_initialized():
+            dist.barrier()
+        return 0
+    try:
+        start = int((ckpt.load(engine) or {"step": 0})["step"])
+    except RuntimeError as e:  # shapes differ: a checkpoint from before config hashes were recorded
+        raise DataError(f"{ckpt.root}/{ckpt.latest()}: written under another config and cannot be resumed "
+                        f"({str(e).splitlines()[-1].strip()}); move {ckpt.root} aside to train afresh") from None
     if start:
         log.info("resumed from %s at step %d", ckpt.latest(), start)
     return start
@@ -41,13 +62,15 @@ class StepLoop:
         rank: process rank (rank 0 logs).
         desc: progress-bar label.
         stop_after: stop once this step is done (None: run to ``cfg.steps``).
+        config_sha: the run's config hash, recorded with every checkpoint (see :func:`resume`).
     """
 
     def __init__(
         self, *, engine: Any, cfg: TrainConfig, out: Path, start: int, accumulation: int, rank: int, desc: str,
-        stop_after: int | None = None,
+        stop_after: int | None = None, config_sha: str | None = None,
     ) -> None:
         self.engine, self.cfg, self.accumulation, self.stop_after = engine, cfg, accumulation, stop_after
+        self.config_sha = config_sha
         self.step, self.micro, self.t0 = start, 0, time.time()
         self.ckpt = CheckpointManager(out / "checkpoints")
         self.log_file = (out / "train_log.jsonl").open("a") if rank == 0 else None
@@ -68,7 +91,7 @@ class StepLoop:
             self.log_file.write(json.dumps(row) + "\n")
             self.log_file.flush()
         if self.step % c.checkpoint_every == 0 or self.step == c.steps:
-            self.ckpt.save(self.engine, self.step, {"step": self.step})
+            self.ckpt.save(self.engine, self.step, {"step": self.step, "config_sha": self.config_sha})
         if self.stop_after is not None and self.stop_after <= self.step < c.steps:
             log.warning("stopping after step %d as asked (--stop-after); resume by running again", self.step)
             self.close()

@@ -144,7 +144,7 @@ def train(
         trained = model
     engine = build_engine(trained, sc, world=world)
     dtype = next(engine.module.parameters()).dtype
-    start = resume(engine, out)
+    start = resume(engine, out, config_sha=config_sha(cfg))
 
     sources, probs = stage_data(cfg, sc, reads_only=connector)
     dataset = MultimodalDataset(sources, image_size=cfg.tokenizer.backbone.image_size)
@@ -161,7 +161,7 @@ def train(
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
     loop = StepLoop(engine=engine, cfg=sc, out=out, start=start, accumulation=sampler.accumulation, rank=rank,
-                    desc=f"{stage}[{cfg.name}]", stop_after=stop_after)
+                    desc=f"{stage}[{cfg.name}]", stop_after=stop_after, config_sha=config_sha(cfg))
     for raw in loader:
         if connector:
             loss, logs = _connector_step(engine, raw, vision, sc, special, tokenize, token_dim=token_dim,
@@ -224,7 +224,7 @@ def _train_unified(
     if stage == "stage2":
         model.lm = apply_lora(model.lm, cfg.mllm.lora, tokenizer=tokenizer)
     engine = build_engine(model, sc, world=world)
-    start = resume(engine, out)
+    start = resume(engine, out, config_sha=config_sha(cfg))
 
     sources, probs = stage_data(cfg, sc)
     dataset = MultimodalDataset(sources, image_size=cfg.tokenizer.semhitok.semantic.backbone.image_size)
@@ -241,7 +241,7 @@ def _train_unified(
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
     loop = StepLoop(engine=engine, cfg=sc, out=out, start=start, accumulation=sampler.accumulation, rank=rank,
-                    desc=f"{stage}[{cfg.name}]", stop_after=stop_after)
+                    desc=f"{stage}[{cfg.name}]", stop_after=stop_after, config_sha=config_sha(cfg))
     for raw in loader:
         if bool(raw.has_region.any()):
             raise DataError(f"{cfg.name}: a referring-segmentation sample reached the unified MLLM, which has no mask "

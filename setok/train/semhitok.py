@@ -143,7 +143,7 @@ def train(
             perceptual.to(dev)
     engine = build_engine(module, tc, world=world)
     dtype = next(p for p in engine.module.parameters() if p.requires_grad).dtype
-    start = resume(engine, out)
+    start = resume(engine, out, config_sha=config_sha(cfg))
 
     from setok.data import build_datasets, collate
 
@@ -155,7 +155,7 @@ def train(
     )
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=tc.num_workers)
     loop = StepLoop(engine=engine, cfg=tc, out=out, start=start, accumulation=sampler.accumulation, rank=rank,
-                    desc=f"train_{stage}[{cfg.name}]", stop_after=stop_after)
+                    desc=f"train_{stage}[{cfg.name}]", stop_after=stop_after, config_sha=config_sha(cfg))
     for batch in loader:
         images = batch["image"].to(dev, dtype=dtype, non_blocking=True)
         if disc is None:

@@ -76,7 +76,7 @@ def train(cfg: Config, out: Path, *, stop_after: int | None = None) -> Path | No
     text.to(dev)
     engine = build_engine(model, tc, world=world)
     dtype = next(engine.module.parameters()).dtype  # bf16 / fp16 engines hold low-precision weights
-    start = resume(engine, out)
+    start = resume(engine, out, config_sha=config_sha(cfg))
 
     dataset = build_datasets([cfg.datasets[s] for s in tc.sources], image_size=cfg.tokenizer.backbone.image_size)
     sampler = StepBatchSampler(
@@ -85,7 +85,7 @@ def train(cfg: Config, out: Path, *, stop_after: int | None = None) -> Path | No
     )
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=tc.num_workers)
     loop = StepLoop(engine=engine, cfg=tc, out=out, start=start, accumulation=sampler.accumulation, rank=rank,
-                    desc=f"train_tokenizer[{cfg.name}]", stop_after=stop_after)
+                    desc=f"train_tokenizer[{cfg.name}]", stop_after=stop_after, config_sha=config_sha(cfg))
     for batch in loader:
         batch["image"] = batch["image"].to(dev, dtype=dtype, non_blocking=True)
         loss, logs = setok_loss(engine.module, text, batch, cfg, loop.step, forward=engine)

@@ -122,3 +122,16 @@ def test_wrong_init_is_a_one_line_error(chain, tmp_path):
     object.__setattr__(setok_cfg.tokenizer, "kind", "setok")
     with pytest.raises(DataError, match="tokenizer.kind"):
         train(setok_cfg, "semantic_codebook", tmp_path / "d")
+
+
+def test_checkpoints_of_another_config_are_set_aside_not_resumed(tmp_path, caplog):
+    """Snakemake reruns a job whose config changed: its old checkpoints must not be loaded into the new model."""
+    train(tiny_config(), "semantic_codebook", tmp_path, stop_after=2)
+    assert (tmp_path / "checkpoints" / "latest").read_text().strip() == "step00000002"
+    wider = tiny_config(tokenizer={"semhitok": {"semantic": {"decoder_dim": 16}}})  # other shapes
+    final = state(train(wider, "semantic_codebook", tmp_path))
+    assert final["step"] == 3 and final["state_dict"]["semantic.pos"].shape[-1] == 16
+    assert (tmp_path / "checkpoints.stale-0" / "step00000002").is_dir()  # kept, not deleted
+    assert "moved to" in caplog.text
+    rows = [yaml.safe_load(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows][-3:] == [1, 2, 3]  # the new run started from step 0

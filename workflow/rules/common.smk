@@ -75,6 +75,25 @@ def variant_benchmarks(variant):
     return own
 
 
+COMPARISON_VARIANTS = list(BASE.comparison_variants)
+
+
+def comparison_benchmarks():
+    """The MLLM benchmarks every comparison variant is scored on (the rows of reports/tables/comparison.md)."""
+    lists = [variant_benchmarks(v) for v in COMPARISON_VARIANTS]
+    return [b for b in lists[0] if all(b in other for other in lists[1:])] if lists else []
+
+
+def comparison_inputs(wildcards):
+    """Result files of the comparison table: configs, tokens per image, tokenizer rFID and the shared benchmarks."""
+    files = [f"results/{v}/config.yaml" for v in COMPARISON_VARIANTS]
+    for v in COMPARISON_VARIANTS:
+        if v not in BASELINES:
+            files += [f"results/{v}/tokenizer/tokens.json", f"results/{v}/eval/fid.json"]
+        files += [f"results/{v}/eval/{b}.json" for b in comparison_benchmarks()]
+    return files
+
+
 def mllm_results(variants):
     """results/{variant}/eval/{benchmark}.json of every MLLM benchmark each variant is scored on."""
     return [f"results/{v}/eval/{b}.json" for v in variants for b in variant_benchmarks(v)]

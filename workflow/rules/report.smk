@@ -77,19 +77,39 @@ rule mllm_table:
         "--benchmarks {params.benchmarks:q} --paper {input.paper} --md {output.md} --tex {output.tex} > {log} 2>&1"
 
 
+rule comparison_table:
+    """reports/tables/comparison.md and .tex: one MLLM recipe over SeTok, SemHiTok and a patch-level connector."""
+    input:
+        comparison_inputs,
+    output:
+        md="reports/tables/comparison.md",
+        tex="reports/tables/comparison.tex",
+    params:
+        variants=COMPARISON_VARIANTS,
+        benchmarks=comparison_benchmarks(),
+    log:
+        "logs/comparison_table.log",
+    conda:
+        ENV
+    shell:
+        "python -m evaluation.report.comparison_table --results results --variants {params.variants} "
+        "--benchmarks {params.benchmarks:q} --md {output.md} --tex {output.tex} > {log} 2>&1"
+
+
 rule smoke:
     """`make smoke`: the configured variants end to end, then print the regenerated tables."""
     input:
         table="reports/tables/tokenizer.md",
         semhitok="reports/tables/semhitok.md",
         mllm="reports/tables/setokim.md",
+        comparison="reports/tables/comparison.md",
         figures="reports/figures/tokenizer/token_masks.png",
     log:
         "logs/smoke.log",
     conda:
         ENV
     shell:
-        "cat {input.table} {input.semhitok} {input.mllm} | tee {log}; "
+        "cat {input.table} {input.semhitok} {input.mllm} {input.comparison} | tee {log}; "
         "echo 'figures: reports/figures/tokenizer/' | tee -a {log}"
 
 
@@ -99,6 +119,7 @@ rule tables:
         "reports/tables/tokenizer.md",
         "reports/tables/semhitok.md",
         "reports/tables/setokim.md",
+        "reports/tables/comparison.md",
 
 
 rule figures:
