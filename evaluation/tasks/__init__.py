@@ -1,5 +1,6 @@
-"""Benchmark inputs for SeTokIM inference ("tasks"): the queries of each benchmark, read from its official files,
-and the writer that turns the model's outputs into the official prediction file the scorer reads.
+"""Benchmark inputs for MLLM inference (SeTokIM, the unified MLLM on SemHiTok) ("tasks"): the queries of each
+benchmark, read from its official files, and the writer that turns the model's outputs into the official prediction
+file the scorer reads.
 
     task = build_task("vqav2", cfg.benchmarks["vqav2"])
     outputs = {q.id: model(q) for q in task.queries()}      # str | PIL.Image | bool (H, W) mask per query kind
@@ -19,6 +20,11 @@ generation  coco_fid                      generate  the image's first COCO capti
 editing     magicbrush, evr, ma5k         edit      the instruction                            target rel. path
 segment.    refcoco+, refcocog            segment   "Please segment the {expression}."         sent_id
 segment.    reasonseg                     segment   the query text (a phrase: as refcoco)      image stem
+mult._ch.   seed (image questions)        answer    question + options + MC_SUFFIX             question_id
+mult._ch.   mmbench (every circular row)  answer    hint + question + options + MC_SUFFIX     index
+mult._ch.   mmmu (image_1 only)           answer    lmms-eval's construct_prompt               id
+text_to_i.  mjhq_fid                      generate  the meta_data.json prompt                  image id
+text_to_i.  genai_bench                   generate  the genai_image.json prompt                "00000" ...
 ==========  ============================  ========  =========================================  ==================
 
 ``limit`` keeps the first N queries; ``write`` then also writes the matching subset references to

@@ -18,6 +18,11 @@ evr             ``targets/`` folder                     ``images/``             
 ma5k            ``targets/`` folder                     ``images/``                     annotations/test_sess_1.json
 refcoco+, -g    release folder (refs + instances)       COCO ``train2014/``             options.split, split_by
 reasonseg       split folder (``val/``)                 (the split folder)              --
+seed            ``SEED-Bench.json``                     ``SEED-Bench-image/``           options.data_type: image
+mmbench         ``MMBench_DEV_EN.tsv`` (base64 images)  --                              --
+mmmu            JSON list export (no image columns)     ``MMMU/`` parquet snapshot      --
+mjhq_fid        ``meta_data.json`` (+ reference imgs)   --                              meta_data.json (prompts)
+genai_bench     ``genai_image.json`` (+ skills beside)  --                              options.grader, grader_file
 ==============  =====================================  ==============================  ==============================
 """
 
@@ -32,8 +37,10 @@ from evaluation.tasks.editing import MagicBrushTask, PairListTask, evr_instructi
 from evaluation.tasks.generation import CocoGenerationTask
 from evaluation.tasks.mme import MmeTask
 from evaluation.tasks.mmvet import MmvetTask
+from evaluation.tasks.multiple_choice import MmbenchTask, MmmuTask, SeedTask
 from evaluation.tasks.pope import PopeTask
 from evaluation.tasks.segmentation import ReasonSegTask, ReferTask
+from evaluation.tasks.text_to_image import GenAIBenchTask, MjhqTask
 from evaluation.tasks.vqa import GqaTask, VizWizTask, VqaTask
 from setok.config import BenchmarkConfig
 from setok.io import DataError
@@ -105,10 +112,38 @@ def _refer(name: str, cfg: BenchmarkConfig) -> BenchmarkTask:
                 split=cfg.options.get("split"), split_by=cfg.options.get("split_by"), limit=cfg.limit)
 
 
+def _seed(name: str, cfg: BenchmarkConfig) -> BenchmarkTask:
+    if cfg.options.get("data_type") != "image":  # only image questions are asked: the scorer must skip the videos
+        raise DataError(f"benchmarks.{name}.options.data_type: must be 'image' (the scorer's --data-type; only "
+                        f"SEED-Bench-1 image questions are asked), got {cfg.options.get('data_type')!r}")
+    return SeedTask(name, annotations=_get(name, cfg, "annotations"), images=_get(name, cfg, "images", folder=True),
+                    limit=cfg.limit)
+
+
+def _mmbench(name: str, cfg: BenchmarkConfig) -> BenchmarkTask:
+    return MmbenchTask(name, annotations=_get(name, cfg, "annotations"), limit=cfg.limit)
+
+
+def _mmmu(name: str, cfg: BenchmarkConfig) -> BenchmarkTask:
+    return MmmuTask(name, annotations=_get(name, cfg, "annotations"), images=_get(name, cfg, "images", folder=True),
+                    limit=cfg.limit)
+
+
+def _mjhq(name: str, cfg: BenchmarkConfig) -> BenchmarkTask:
+    meta = _get(name, cfg, "annotations")
+    prompts = meta if cfg.inputs is None else _get(name, cfg, "inputs")
+    return MjhqTask(name, prompts=prompts, meta=meta, limit=cfg.limit)
+
+
+def _genai_bench(name: str, cfg: BenchmarkConfig) -> BenchmarkTask:
+    return GenAIBenchTask(name, annotations=_get(name, cfg, "annotations"), limit=cfg.limit)
+
+
 BUILDERS: dict[str, Builder] = {
     "flickr30k": _caption, "vqav2": _vqa, "okvqa": _vqa, "vizwiz": _vizwiz, "gqa": _gqa, "pope": _pope,
     "mme": _mme, "mmvet": _mmvet, "coco_fid": _coco_fid, "magicbrush": _editing, "evr": _editing, "ma5k": _editing,
     "refcoco+": _refer, "refcocog": _refer, "reasonseg": _refer,
+    "seed": _seed, "mmbench": _mmbench, "mmmu": _mmmu, "mjhq_fid": _mjhq, "genai_bench": _genai_bench,
 }
 
 

@@ -33,6 +33,9 @@ EXPECTED = {
     "refcoco+": (4, "segment"), "refcocog": (3, "segment"), "reasonseg": (3, "segment"),
 }
 FAST = sorted(set(EXPECTED) - {"coco_fid"})
+# SemHiTok's benchmarks (scored by the `semhitok` variant; their oracles are in test_tasks_semhitok.py)
+SEMHITOK = {"seed": (4, "answer"), "mmbench": (9, "answer"), "mmmu": (4, "answer"), "mjhq_fid": (6, "generate"),
+            "genai_bench": (5, "generate")}
 
 
 @pytest.fixture(scope="module")
@@ -113,15 +116,17 @@ TOLERANCE = {"refcoco+": 1e-3, "refcocog": 1e-3, "reasonseg": 1e-3}
 
 
 def test_build_task_knows_every_ci_benchmark(benchmarks: dict[str, BenchmarkConfig]) -> None:
-    ci = load_config([REPO / "config/paper.yaml", REPO / "config/ci.yaml"])
-    assert set(BUILDERS) == set(EXPECTED) == set(ci.mllm_benchmarks)
+    files = [REPO / "config/paper.yaml", REPO / "config/ci.yaml"]
+    ci, semhitok = load_config(files), load_config(files, "semhitok")
+    assert set(BUILDERS) == set(EXPECTED) | set(SEMHITOK)
+    assert set(EXPECTED) == set(ci.mllm_benchmarks) and set(SEMHITOK) <= set(semhitok.mllm_benchmarks)
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", sorted({**EXPECTED, **SEMHITOK}))
 def test_queries_come_from_the_official_files_with_existing_images(
         name: str, benchmarks: dict[str, BenchmarkConfig]) -> None:
     queries = build_task(name, benchmarks[name]).queries()
-    count, kind = EXPECTED[name]
+    count, kind = {**EXPECTED, **SEMHITOK}[name]
     assert len(queries) == count and {q.kind for q in queries} == {kind}
     assert len({q.id for q in queries}) == count
     if kind == "generate":
@@ -238,8 +243,8 @@ def test_a_missing_image_is_one_line_naming_it(benchmarks: dict[str, BenchmarkCo
 def test_unset_inputs_and_unknown_benchmarks_are_named(benchmarks: dict[str, BenchmarkConfig]) -> None:
     with pytest.raises(DataError, match=r"benchmarks\.magicbrush\.inputs: not set"):
         build_task("magicbrush", dataclasses.replace(benchmarks["magicbrush"], inputs=None))
-    with pytest.raises(DataError, match=r"unknown benchmark 'seed' for inference; known: coco_fid, evr"):
-        build_task("seed", benchmarks["vqav2"])
+    with pytest.raises(DataError, match=r"unknown benchmark 'seedbench2' for inference; known: coco_fid, evr"):
+        build_task("seedbench2", benchmarks["vqav2"])
 
 
 def test_outputs_missing_a_query_are_refused(benchmarks: dict[str, BenchmarkConfig], tmp_path: Path) -> None:
