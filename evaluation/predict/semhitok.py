@@ -34,8 +34,12 @@ log = logging.getLogger("evaluation.predict.semhitok")
 
 
 @torch.no_grad()
-def predict(model_path: Path, config_path: Path, out: Path, *, keep_maps: int = 16) -> dict[str, float]:
-    """Write ``recon/``, ``tokens.json`` and ``codes.npz`` under ``out``; returns the ``tokens.json`` summary."""
+def predict(
+    model_path: Path, config_path: Path, out: Path, *, fid_size: int | None = None, keep_maps: int = 16
+) -> dict[str, float]:
+    """Write ``recon/``, ``tokens.json`` and ``codes.npz`` under ``out``; returns the ``tokens.json`` summary.
+
+    ``fid_size``: side of the written reconstructions (default: the config's ``eval.fid_image_size``)."""
     from PIL import Image
 
     from setok.data import build_dataset, collate
@@ -46,7 +50,7 @@ def predict(model_path: Path, config_path: Path, out: Path, *, keep_maps: int = 
                             image_size=train_cfg.tokenizer.semhitok.semantic.backbone.image_size)
     if cfg.eval.limit is not None:
         dataset = torch.utils.data.Subset(dataset, range(min(cfg.eval.limit, len(dataset))))
-    size = cfg.eval.fid_image_size
+    size = fid_size or cfg.eval.fid_image_size
     flat_usage = CodeUsage(model.vocab_size)
     semantic_usage = CodeUsage(int(model.semantic.quantizer.num_codes))
     maps: dict[str, np.ndarray] = {}
@@ -87,9 +91,10 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, type=Path, help="a SemHiTok model.pt (results/<v>/tokenizer/model.pt)")
     ap.add_argument("--config", required=True, type=Path, help="resolved base config (datasets, eval settings)")
+    ap.add_argument("--fid-size", type=int, help="side of the reconstructions (default: eval.fid_image_size)")
     ap.add_argument("--out", required=True, type=Path)
     args = ap.parse_args(argv)
-    return run(lambda: predict(args.model, args.config, args.out))
+    return run(lambda: predict(args.model, args.config, args.out, fid_size=args.fid_size))
 
 
 if __name__ == "__main__":

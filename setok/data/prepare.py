@@ -32,16 +32,23 @@ def eval_subset(dataset: Dataset, limit: int | None) -> Dataset:
     return sub
 
 
-def prepare(config: Path, name: str, out: Path) -> None:
+def prepare(config: Path, name: str, out: Path, *, size: int | None = None, images_only: bool = False) -> None:
+    """Write the reference images (at ``size``, default ``eval.fid_image_size``) and, unless ``images_only``, the
+    labels and class names."""
     cfg = load_config(config)
     if name not in cfg.datasets:
         raise ConfigError(f"datasets.{name}: not in {config}")
-    full = build_dataset(cfg.datasets[name], image_size=cfg.eval.fid_image_size)
+    size = size or cfg.eval.fid_image_size
+    full = build_dataset(cfg.datasets[name], image_size=size)
+    dataset = eval_subset(full, cfg.eval.limit)
+    if images_only:  # the rFID references of a variant evaluated at another resolution (SemHiTok at 384 px)
+        write_reference_images(dataset, out / "images", size=size)
+        log.info("prepared %d reference images of %s at %d px in %s", len(dataset), name, size, out)
+        return
     classes = list(getattr(full, "classes", []))
     if not classes:
         raise DataError(f"dataset {name!r} has no class names; zero-shot top-1 needs a classification set")
-    dataset = eval_subset(full, cfg.eval.limit)
-    write_reference_images(dataset, out / "images", size=cfg.eval.fid_image_size)
+    write_reference_images(dataset, out / "images", size=size)
     targets = getattr(full, "targets", None)
     ids = list(dataset.ids)  # type: ignore[attr-defined]
     labels = list(targets[: len(ids)]) if targets is not None else [int(dataset[i]["label"]) for i in range(len(ids))]
@@ -58,8 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", required=True, type=Path)
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--size", type=int, help="image side (default: the config's eval.fid_image_size)")
+    ap.add_argument("--images-only", action="store_true", help="write only images/ (rFID references)")
     args = ap.parse_args(argv)
-    return run(lambda: prepare(args.config, args.dataset, args.out))
+    return run(lambda: prepare(args.config, args.dataset, args.out, size=args.size, images_only=args.images_only))
 
 
 if __name__ == "__main__":

@@ -56,3 +56,14 @@ def test_corrupt_image_fails_with_its_path_in_one_line(tmp_path):
 def test_missing_dataset_root_fails_with_its_path(tmp_path):
     r = run("--config", str(config(tmp_path, tmp_path / "nowhere")), "--dataset", "val", "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and str(tmp_path / "nowhere") in r.stderr and "Traceback" not in r.stderr
+
+
+def test_images_only_at_another_size_for_a_variants_rfid(tmp_path):
+    """SemHiTok-384's rFID references: the same images at 24 px here, and nothing else written."""
+    imagenet_val(tmp_path / "val")
+    r = run("--config", str(config(tmp_path, tmp_path / "val")), "--dataset", "val", "--out", str(tmp_path / "o"),
+            "--size", "24", "--images-only")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["images"]
+    assert len(list((tmp_path / "o/images").iterdir())) == 4
+    assert Image.open(tmp_path / "o/images/n01_0.png").size == (24, 24)

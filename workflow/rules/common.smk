@@ -122,12 +122,19 @@ def base_config(wildcards):
     return dump(BASE)
 
 
+def fid_size(wildcards):
+    """The resolution a variant's reconstructions are compared at (its eval.fid_image_size; SemHiTok-384: 384)."""
+    return resolve(config, wildcards.variant).eval.fid_image_size
+
+
 def score_inputs(wildcards):
     """Predictions and references of one tokenizer benchmark (DESIGN.md §6 formats)."""
     data = f"results/data/{EVAL_DATASET}"
     tok = f"results/{wildcards.variant}/tokenizer"
+    size = fid_size(wildcards)
+    references = f"{data}/images" if size == BASE.eval.fid_image_size else f"{data}/fid{size}/images"
     return {
-        "fid": {"predictions": f"{tok}/recon", "annotations": f"{data}/images"},
+        "fid": {"predictions": f"{tok}/recon", "annotations": references},
         "imagenet": {"predictions": f"{tok}/imagenet.predictions.jsonl", "annotations": f"{data}/labels.jsonl"},
     }[wildcards.benchmark]
 

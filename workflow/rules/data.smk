@@ -26,3 +26,20 @@ rule prepare_eval_data:
     shell:
         "python -m setok.data.prepare --config {input} --dataset {wildcards.dataset} "
         "--out results/data/{wildcards.dataset} > {log} 2>&1"
+
+
+rule prepare_fid_references:
+    """rFID references at another resolution than the base evaluation (a variant's eval.fid_image_size)."""
+    wildcard_constraints:
+        size=r"\d+",
+    input:
+        "results/config.yaml",
+    output:
+        directory("results/data/{dataset}/fid{size}/images"),
+    log:
+        "logs/prepare_fid_references/{dataset}_{size}.log",
+    conda:
+        ENV
+    shell:
+        "python -m setok.data.prepare --config {input} --dataset {wildcards.dataset} --size {wildcards.size} "
+        "--images-only --out results/data/{wildcards.dataset}/fid{wildcards.size} > {log} 2>&1"

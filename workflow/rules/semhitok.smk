@@ -102,6 +102,8 @@ rule semhitok_predictions:
         recon=directory("results/{variant}/tokenizer/recon"),
         tokens="results/{variant}/tokenizer/tokens.json",
         codes="results/{variant}/tokenizer/codes.npz",
+    params:
+        size=fid_size,
     log:
         "logs/{variant}/semhitok_predictions.log",
     resources:
@@ -112,4 +114,4 @@ rule semhitok_predictions:
         ENV
     shell:
         "python -m evaluation.predict.semhitok --model {input.model} --config {input.config} "
-        "--out results/{wildcards.variant}/tokenizer > {log} 2>&1"
+        "--fid-size {params.size} --out results/{wildcards.variant}/tokenizer > {log} 2>&1"
