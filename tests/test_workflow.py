@@ -117,6 +117,14 @@ def test_score_benchmark_scores_predictions_placed_under_results(tmp_path):
     assert result["variant"] == "no_pe" and result["n"] == 4 and result["config_sha"]
     assert result["metrics"]["accuracy"] == 50.0 and result["metrics"]["yes_ratio"] == 50.0
     assert (tmp_path / "results/no_pe/eval/pope.samples.jsonl").is_file()
+    assert result["checkpoint"] is None  # placed by hand: no model wrote them
+    model = tmp_path / "results/no_pe/stage2/model.pt"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"")
+    snakemake("-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "--cores", "1", "results/no_pe/eval/pope.json",
+              "--forcerun", "score_benchmark", "--configfile", *configs)
+    result = json.loads((tmp_path / "results/no_pe/eval/pope.json").read_text())
+    assert result["checkpoint"] == "results/no_pe/stage2/model.pt"
 
 
 def test_missing_official_reference_is_named_before_any_job(tmp_path):

@@ -47,9 +47,12 @@ rule score_benchmark:
     conda:
         ENV
     shell:
+        # The Stage-II model that wrote the predictions is recorded when it exists (predictions placed by hand under
+        # results/{variant}/predictions/ are scored too, with checkpoint null).
+        "model=results/{wildcards.variant}/stage2/model.pt; "
         "python -m evaluation score {wildcards.benchmark} --predictions {input.predictions} {params.flags} "
         "--out {output.result} --variant {wildcards.variant} --config-sha {params.sha} "
-        "--bootstrap {params.bootstrap} > {log} 2>&1"
+        '$( [ -f "$model" ] && echo --checkpoint "$model" ) --bootstrap {params.bootstrap} > {log} 2>&1'
 
 
 for _v in VARIANTS:
