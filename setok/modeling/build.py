@@ -62,14 +62,10 @@ def build_setok(cfg: TokenizerConfig) -> tuple[SeTok, TextEncoder]:
 
 def load_setok(path: str | Path) -> tuple[SeTok, TextEncoder, Config]:
     """Rebuild a trained SeTok from the ``model.pt`` written by ``setok.train.tokenizer`` (eval mode, CPU)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: model file not found (train the tokenizer first)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        cfg = from_dict(Config, ckpt["config"])
-    except (RuntimeError, KeyError, EOFError) as e:
-        raise DataError(f"{path}: not a SeTok model file ({e.__class__.__name__}: {e})") from None
+    ckpt = read_model_file(path, family="setok")
+    if "config" not in ckpt or "state_dict" not in ckpt:
+        raise DataError(f"{path}: not a SeTok model file (no config / state_dict)")
+    cfg = from_dict(Config, ckpt["config"])
     model, text = build_setok(cfg.tokenizer)
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), text, cfg
@@ -140,8 +136,9 @@ def load_semhitok_state(model: SemHiTok, state: dict[str, torch.Tensor], *, skip
                         f"unexpected {unexpected[:3]})")
 
 
-def read_model_file(path: str | Path, *, family: str) -> dict[str, Any]:
-    """``torch.load`` a ``model.pt`` and check it is a ``family`` model (one-line DataError otherwise)."""
+def load_model_file(path: str | Path) -> dict[str, Any]:
+    """``torch.load`` a ``model.pt`` on the CPU (weights only); a missing or unreadable file is a one-line
+    DataError."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: model file not found (train the previous stage first)")
@@ -149,7 +146,15 @@ def read_model_file(path: str | Path, *, family: str) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError) as e:
         raise DataError(f"{path}: not a model file ({e.__class__.__name__}: {e})") from None
-    found = ckpt.get("family", "setok") if isinstance(ckpt, dict) else None
+    if not isinstance(ckpt, dict):
+        raise DataError(f"{path}: not a model file (holds a {type(ckpt).__name__}, not a mapping)")
+    return ckpt
+
+
+def read_model_file(path: str | Path, *, family: str) -> dict[str, Any]:
+    """:func:`load_model_file` and check it is a ``family`` tokenizer (one-line DataError otherwise)."""
+    ckpt = load_model_file(path)
+    found = ckpt.get("family", "setok")
     if found != family:
         raise DataError(f"{path}: a {found} model file, expected {family}")
     return ckpt
@@ -251,13 +256,8 @@ def build_semhitokim(
 
 
 def read_mllm_file(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: model file not found (train the previous stage first)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError) as e:
-        raise DataError(f"{path}: not an MLLM model file ({e.__class__.__name__}: {e})") from None
+    """:func:`load_model_file` of a multimodal LLM stage (SeTokIM or the unified MLLM), its keys checked."""
+    ckpt = load_model_file(path)
     missing = [k for k in ("setokim", "mask_decoder", "config", "lora", "token_dim", "image_dim") if k not in ckpt]
     if missing:
         raise DataError(f"{path}: not a SeTokIM model file (missing {', '.join(missing)})")

@@ -95,12 +95,37 @@ def cfg_drop(batch: Any, *, p: float, seed: int, step: int, micro: int) -> list[
     return [s.task in CONDITIONED and x < p for s, x in zip(batch.samples, u)]
 
 
-def train(
-    cfg: Config, stage: Stage, out: Path, *, tokenizer_model: Path | None, init: Path | None = None,
+def _stage_pipeline(
+    cfg: Config, sc: StageConfig, stage: Stage, out: Path, *, engine: Any, tokenizer: Any, start: int, rank: int,
+    world: int, image_size: int, reads_only: bool, stop_after: int | None,
+) -> tuple[DataLoader, StepLoop, SpecialIds, Any]:
+    """What every MLLM stage shares after its model is built: the mixture loader (resumed at ``start``), the step
+    loop, the special ids and the text tokenizer function."""
+    from setok.data.multimodal_loader import MultimodalDataset, collate_multimodal
+
+    sources, probs = stage_data(cfg, sc, reads_only=reads_only)
+    dataset = MultimodalDataset(sources, image_size=image_size)
+    sampler = MixtureSampler(
+        sizes=[len(s) for s in sources], probs=probs, batch_size=sc.batch_size, micro_batch_size=sc.micro_batch_size,
+        steps=sc.steps, start_step=start, seed=sc.seed, rank=rank, world=world,
+    )
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_multimodal, num_workers=sc.num_workers)
+    ids = special_ids(tokenizer)
+    special = SpecialIds(img_start=ids["img_start"], img_end=ids["img_end"], pad=ids["pad"], eos=ids["eos"],
+                         bos=ids["bos"])
+
+    def tokenize(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    loop = StepLoop(engine=engine, cfg=sc, out=out, start=start, accumulation=sampler.accumulation, rank=rank,
+                    desc=f"{stage}[{cfg.name}]", stop_after=stop_after, config_sha=config_sha(cfg))
+    return loader, loop, special, tokenize
+
+
+def train(    cfg: Config, stage: Stage, out: Path, *, tokenizer_model: Path | None, init: Path | None = None,
     stop_after: int | None = None,
 ) -> Path | None:
     """Train (or resume) one stage; returns the path of ``model.pt`` (None when stopped early by ``stop_after``)."""
-    from setok.data.multimodal_loader import MultimodalDataset, collate_multimodal
 
     if stage != "stage1" and init is None:
         raise DataError(f"--init: stage {stage} starts from the previous stage's model.pt")
@@ -146,22 +171,10 @@ def train(
     dtype = next(engine.module.parameters()).dtype
     start = resume(engine, out, config_sha=config_sha(cfg))
 
-    sources, probs = stage_data(cfg, sc, reads_only=connector)
-    dataset = MultimodalDataset(sources, image_size=cfg.tokenizer.backbone.image_size)
-    sampler = MixtureSampler(
-        sizes=[len(s) for s in sources], probs=probs, batch_size=sc.batch_size, micro_batch_size=sc.micro_batch_size,
-        steps=sc.steps, start_step=start, seed=sc.seed, rank=rank, world=world,
+    loader, loop, special, tokenize = _stage_pipeline(
+        cfg, sc, stage, out, engine=engine, tokenizer=tokenizer, start=start, rank=rank, world=world,
+        image_size=cfg.tokenizer.backbone.image_size, reads_only=connector, stop_after=stop_after,
     )
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_multimodal, num_workers=sc.num_workers)
-    ids = special_ids(tokenizer)
-    special = SpecialIds(img_start=ids["img_start"], img_end=ids["img_end"], pad=ids["pad"], eos=ids["eos"],
-                         bos=ids["bos"])
-
-    def tokenize(text: str) -> list[int]:
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    loop = StepLoop(engine=engine, cfg=sc, out=out, start=start, accumulation=sampler.accumulation, rank=rank,
-                    desc=f"{stage}[{cfg.name}]", stop_after=stop_after, config_sha=config_sha(cfg))
     for raw in loader:
         if connector:
             loss, logs = _connector_step(engine, raw, vision, sc, special, tokenize, token_dim=token_dim,
@@ -203,7 +216,6 @@ def _train_unified(
     """Stage I / II of the unified MLLM on SemHiTok codes (SemHiTok Sec. 3.3, 4.1): the same data mixture, template,
     CFG dropout, packing, engine, loop and checkpoints as SeTokIM; images become the frozen tokenizer's flattened
     codes, and the loss is next-token cross-entropy over text + image codes. SemHiTok has no mask decoder."""
-    from setok.data.multimodal_loader import MultimodalDataset, collate_multimodal
 
     if stage == "mask_decoder":
         raise DataError(f"{cfg.name}: the unified MLLM on SemHiTok has no mask decoder (train stage1, then stage2)")
@@ -226,22 +238,10 @@ def _train_unified(
     engine = build_engine(model, sc, world=world)
     start = resume(engine, out, config_sha=config_sha(cfg))
 
-    sources, probs = stage_data(cfg, sc)
-    dataset = MultimodalDataset(sources, image_size=cfg.tokenizer.semhitok.semantic.backbone.image_size)
-    sampler = MixtureSampler(
-        sizes=[len(s) for s in sources], probs=probs, batch_size=sc.batch_size, micro_batch_size=sc.micro_batch_size,
-        steps=sc.steps, start_step=start, seed=sc.seed, rank=rank, world=world,
+    loader, loop, special, tokenize = _stage_pipeline(
+        cfg, sc, stage, out, engine=engine, tokenizer=tokenizer, start=start, rank=rank, world=world,
+        image_size=cfg.tokenizer.semhitok.semantic.backbone.image_size, reads_only=False, stop_after=stop_after,
     )
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_multimodal, num_workers=sc.num_workers)
-    ids = special_ids(tokenizer)
-    special = SpecialIds(img_start=ids["img_start"], img_end=ids["img_end"], pad=ids["pad"], eos=ids["eos"],
-                         bos=ids["bos"])
-
-    def tokenize(text: str) -> list[int]:
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    loop = StepLoop(engine=engine, cfg=sc, out=out, start=start, accumulation=sampler.accumulation, rank=rank,
-                    desc=f"{stage}[{cfg.name}]", stop_after=stop_after, config_sha=config_sha(cfg))
     for raw in loader:
         if bool(raw.has_region.any()):
             raise DataError(f"{cfg.name}: a referring-segmentation sample reached the unified MLLM, which has no mask "
