@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 from setok.config import ConfigError, DataSource
 from setok.data.bundled import BundledPhotos
 from setok.data.concat import LabelledConcat
+from setok.data.image_shards import ImageShards
 from setok.data.imagenet import ImageNetFolder
 from setok.data.openimages import OpenImagesManifest
 from setok.data.reference import write_reference_images
@@ -19,15 +20,20 @@ from setok.data.sample import Batch, Sample, collate
 from setok.data.transforms import image_transform
 
 __all__ = [
-    "Batch", "BundledPhotos", "ImageNetFolder", "LabelledConcat", "OpenImagesManifest", "Sample",
+    "Batch", "BundledPhotos", "ImageNetFolder", "ImageShards", "LabelledConcat", "OpenImagesManifest", "Sample",
     "build_dataset", "build_datasets", "collate", "image_transform", "write_reference_images",
 ]
 
-_FIELDS = {"imagenet": {"root", "synsets"}, "openimages": {"root", "labels", "classes"}, "bundled": set()}
-_REQUIRED = {"imagenet": {"root"}, "openimages": {"root", "labels", "classes"}, "bundled": set()}
+_FIELDS = {"imagenet": {"root", "synsets"}, "openimages": {"root", "labels", "classes"}, "bundled": set(),
+           "webdataset": {"root"}}
+_REQUIRED = {"imagenet": {"root"}, "openimages": {"root", "labels", "classes"}, "bundled": set(),
+             "webdataset": {"root"}}
 
 
 def _check_source(source: DataSource) -> None:
+    if source.kind not in _FIELDS:
+        raise ConfigError(f"kind: {source.kind!r} is not an image dataset kind ({', '.join(_FIELDS)}); it serves "
+                          "the MLLM stages")
     for key in ("root", "synsets", "labels", "classes"):
         value = getattr(source, key)
         if key in _REQUIRED[source.kind] and not value:
@@ -59,6 +65,8 @@ def build_dataset(source: DataSource, *, image_size: int) -> Dataset[Sample]:
                                   limit=source.limit, contrastive=source.contrastive)
     if source.kind == "bundled":
         return BundledPhotos(image_size=image_size, limit=source.limit, contrastive=source.contrastive)
+    if source.kind == "webdataset":
+        return ImageShards(source.root, image_size=image_size, limit=source.limit, contrastive=source.contrastive)
     raise ConfigError(f"kind: unknown dataset kind {source.kind!r}")
 
 
