@@ -198,15 +198,8 @@ def train(    cfg: Config, stage: Stage, out: Path, *, tokenizer_model: Path | N
         if loop.advance(logs):
             return None
     loop.close()
-    final = out / "model.pt"
-    if rank == 0:
-        torch_save({
-            "setokim": model.state_dict(), "mask_decoder": mask_decoder.state_dict(), "lora": stage == "stage2",
-            "token_dim": token_dim, "image_dim": image_dim, "stage": stage, "step": loop.step,
-            "tokenizer_model": str(tokenizer_model or ""), "config": to_dict(cfg), "config_sha": config_sha(cfg),
-        }, final)
-        log.info("wrote %s after %d steps", final, loop.step)
-    return final
+    return _write_model(out, cfg, stage, rank=rank, step=loop.step, model=model, mask_decoder=mask_decoder,
+                        token_dim=token_dim, image_dim=image_dim, tokenizer_model=tokenizer_model)
 
 
 def _train_unified(
@@ -259,14 +252,24 @@ def _train_unified(
         if loop.advance(logs):
             return None
     loop.close()
+    return _write_model(out, cfg, stage, rank=rank, step=loop.step, model=model, mask_decoder=None, token_dim=0,
+                        image_dim=0, tokenizer_model=tokenizer_model)
+
+
+def _write_model(
+    out: Path, cfg: Config, stage: Stage, *, rank: int, step: int, model: torch.nn.Module,
+    mask_decoder: torch.nn.Module | None, token_dim: int, image_dim: int, tokenizer_model: Path | None,
+) -> Path:
+    """Write the stage's ``model.pt`` (rank 0, atomically, last: its presence means the stage is done)."""
     final = out / "model.pt"
     if rank == 0:
         torch_save({
-            "family": "semhitok", "setokim": model.state_dict(), "mask_decoder": None, "lora": stage == "stage2",
-            "token_dim": 0, "image_dim": 0, "stage": stage, "step": loop.step, "tokenizer_model": str(tokenizer_model),
-            "config": to_dict(cfg), "config_sha": config_sha(cfg),
+            "family": cfg.tokenizer.kind, "setokim": model.state_dict(),
+            "mask_decoder": None if mask_decoder is None else mask_decoder.state_dict(), "lora": stage == "stage2",
+            "token_dim": token_dim, "image_dim": image_dim, "stage": stage, "step": step,
+            "tokenizer_model": str(tokenizer_model or ""), "config": to_dict(cfg), "config_sha": config_sha(cfg),
         }, final)
-        log.info("wrote %s after %d steps", final, loop.step)
+        log.info("wrote %s after %d steps", final, step)
     return final
 
 
