@@ -28,3 +28,4 @@ rule all:
         "reports/tables/setokim.md",
         "reports/tables/comparison.md",
         "reports/figures/tokenizer/token_masks.png",
+        "reports/figures/semhitok/codebook_usage.png",

@@ -43,13 +43,13 @@ def overlay(image: np.ndarray, assignment: np.ndarray, *, alpha: float = 0.45, s
     return out.clip(0, 255).astype(np.uint8)
 
 
-def _load(path: Path) -> np.ndarray:
+def load_rgb(path: Path) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: image not found")
     return np.asarray(Image.open(path).convert("RGB"))
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
+def save_figure(fig: plt.Figure, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -64,12 +64,12 @@ def token_masks(results: Path, images: Path, variants: list[str], out: Path, *, 
     for r, v in enumerate(variants):
         for c, sid in enumerate(ids):
             a = maps[v][sid]
-            axes[r, c].imshow(overlay(_load(images / f"{sid}.png"), a))
+            axes[r, c].imshow(overlay(load_rgb(images / f"{sid}.png"), a))
             axes[r, c].set_title(f"{sid}: {len(np.unique(a))} tokens", fontsize=7)
             axes[r, c].axis("off")
         axes[r, 0].text(-0.08, 0.5, v, transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right",
                         fontsize=9)
-    _save(fig, out / "token_masks.png")
+    save_figure(fig, out / "token_masks.png")
 
 
 def reconstructions(results: Path, images: Path, variants: list[str], out: Path, *, columns: int = 6) -> None:
@@ -78,11 +78,11 @@ def reconstructions(results: Path, images: Path, variants: list[str], out: Path,
     fig, axes = plt.subplots(len(rows), len(ids), figsize=(2.0 * len(ids), 2.1 * len(rows)), squeeze=False)
     for r, (name, folder) in enumerate(rows):
         for c, sid in enumerate(ids):
-            axes[r, c].imshow(_load(folder / f"{sid}.png"))
+            axes[r, c].imshow(load_rgb(folder / f"{sid}.png"))
             axes[r, c].axis("off")
         axes[r, 0].text(-0.08, 0.5, name, transform=axes[r, 0].transAxes, rotation=90, va="center", ha="right",
                         fontsize=9)
-    _save(fig, out / "reconstructions.png")
+    save_figure(fig, out / "reconstructions.png")
 
 
 def token_counts(results: Path, variants: list[str], out: Path) -> None:
@@ -92,7 +92,7 @@ def token_counts(results: Path, variants: list[str], out: Path) -> None:
     ax.set_xticks(range(1, len(variants) + 1), variants, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("tokens per image")
     ax.grid(axis="y", alpha=0.3)
-    _save(fig, out / "token_counts.png")
+    save_figure(fig, out / "token_counts.png")
 
 
 def main(argv: list[str] | None = None) -> int:

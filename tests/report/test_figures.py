@@ -12,3 +12,46 @@ def test_overlay_marks_token_boundaries_and_keeps_one_colour_per_token():
     assert (out[:, :4] == out[0, 0]).all()  # token 0's region is one colour
     assert (out[:, 5:] == out[0, 7]).all() and not (out[0, 0] == out[0, 7]).all()
     assert (overlay(image, np.zeros((2, 2), dtype=int)) != 0).all()  # one token: no boundary at all
+
+
+def test_rank_frequency_gives_shares_of_the_used_codes_and_table9_usage():
+    import pytest
+
+    from evaluation.report.semhitok_figures import rank_frequency
+
+    freq, usage = rank_frequency(np.array([0, 3, 1, 0, 4, 0, 0, 0]))
+    np.testing.assert_allclose(freq, [0.5, 0.375, 0.125])
+    assert usage == 3 / 8
+    from setok.io import DataError
+
+    with pytest.raises(DataError, match="no code was chosen"):
+        rank_frequency(np.zeros(4))
+
+
+def test_code_maps_relabel_codes_in_order_of_first_appearance():
+    from evaluation.report.semhitok_figures import compact
+
+    codes = np.array([[900, 7, 7], [16383, 900, 7]])
+    assert compact(codes).tolist() == [[0, 1, 1], [2, 0, 1]]
+
+
+def test_semhitok_figures_from_result_files(tmp_path):
+    from PIL import Image
+
+    from evaluation.report.semhitok_figures import main
+
+    images = tmp_path / "images"
+    images.mkdir()
+    rec = tmp_path / "results/semhitok/tokenizer"
+    (rec / "recon").mkdir(parents=True)
+    for i in range(2):
+        Image.new("RGB", (16, 16), (40 * i, 100, 200)).save(images / f"im{i}.png")
+        Image.new("RGB", (16, 16), (40 * i, 90, 190)).save(rec / "recon" / f"im{i}.png")
+    np.savez(rec / "codes.npz", flat_counts=np.array([5, 0, 2, 1]),
+             **{"map/im0": np.array([[3, 3], [1, 0]]), "map/im1": np.array([[2, 2], [2, 2]])})
+    out = tmp_path / "fig"
+    assert main(["--results", str(tmp_path / "results"), "--images", str(images), "--variants", "semhitok",
+                 "--out", str(out)]) == 0
+    for name in ("codebook_usage", "code_maps", "reconstructions"):
+        png = Image.open(out / f"{name}.png")
+        assert png.size[0] > 100 and np.asarray(png.convert("L")).std() > 0  # a drawn figure, not a blank page

@@ -57,6 +57,25 @@ rule semhitok_table:
         "--variants {params.variants} --paper {input.paper} --md {output.md} --tex {output.tex} > {log} 2>&1"
 
 
+rule semhitok_figures:
+    """Codebook usage (rank-frequency, Table 9's usage), semantic code maps (Figure 5) and reconstructions."""
+    input:
+        codes=expand("results/{variant}/tokenizer/codes.npz", variant=SEMHITOK_RUN_VARIANTS),
+        recon=expand("results/{variant}/tokenizer/recon", variant=SEMHITOK_RUN_VARIANTS),
+        images=f"results/data/{EVAL_DATASET}/images",
+    output:
+        expand("reports/figures/semhitok/{name}.png", name=["codebook_usage", "code_maps", "reconstructions"]),
+    params:
+        variants=SEMHITOK_RUN_VARIANTS,
+    log:
+        "logs/semhitok_figures.log",
+    conda:
+        ENV
+    shell:
+        "python -m evaluation.report.semhitok_figures --results results --images {input.images} "
+        "--variants {params.variants} --out reports/figures/semhitok > {log} 2>&1"
+
+
 rule mllm_table:
     """reports/tables/setokim.md and .tex: every SeTokIM benchmark's headline metric per variant, beside the paper."""
     input:
@@ -104,13 +123,14 @@ rule smoke:
         mllm="reports/tables/setokim.md",
         comparison="reports/tables/comparison.md",
         figures="reports/figures/tokenizer/token_masks.png",
+        semhitok_figures="reports/figures/semhitok/codebook_usage.png",
     log:
         "logs/smoke.log",
     conda:
         ENV
     shell:
         "cat {input.table} {input.semhitok} {input.mllm} {input.comparison} | tee {log}; "
-        "echo 'figures: reports/figures/tokenizer/' | tee -a {log}"
+        "echo 'figures: reports/figures/tokenizer/ reports/figures/semhitok/' | tee -a {log}"
 
 
 rule tables:
@@ -125,3 +145,4 @@ rule tables:
 rule figures:
     input:
         "reports/figures/tokenizer/token_masks.png",
+        "reports/figures/semhitok/codebook_usage.png",
