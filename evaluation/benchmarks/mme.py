@@ -38,7 +38,8 @@ Parsing (official calculation.py): the prediction, lowercased, is "yes"/"no" if 
 its first 4 characters contain "yes", else "no" if they contain "no", else "other" (always wrong; nothing is
 stripped, so "  yes" and "y" are "other" -- lmms-eval would accept both). Per subtask: acc = % questions right,
 acc+ = % images with both questions right, score = acc + acc+ (max 200). perception / cognition = sum of the
-scores of their subtasks that are scored (with --subtasks, a group none of whose subtasks is scored is omitted).
+scores of their subtasks that are scored (with --subtasks, a group none of whose subtasks is scored is omitted);
+total = perception + cognition when both are scored (the "MME" column of tables that print MME and MME-P).
 Per-sample rows, one per image: {"id": "<subtask>/<image>", "subtask", "image", "gt": [..], "parsed": [..],
 "correct": 0|1|2, "both": 0|1, "points": 50*correct + 100*both}; a subtask score is the mean of its points.
 ci95: percentile bootstrap resampling images (question pairs) within each subtask independently (default 1000
@@ -46,6 +47,7 @@ resamples); perception/cognition intervals sum the same subtask replicates."""
     metrics = (
         Metric("perception", higher_is_better=True, help="sum of the 10 perception subtask scores, points (max 2000)"),
         Metric("cognition", higher_is_better=True, help="sum of the 4 cognition subtask scores, points (max 800)"),
+        Metric("total", higher_is_better=True, help="perception + cognition, points (max 2800)"),
     ) + tuple(Metric(s, higher_is_better=True, help=f"{s}: acc + acc+, points (max 200)") for s in SUBTASKS)
     needs_annotations = False
 
@@ -126,5 +128,9 @@ resamples); perception/cognition intervals sum the same subtask replicates."""
             metrics[group] = float(sum(metrics[s] for s in scored))
             if n_boot:
                 ci95[group] = percentile_interval(np.sum([reps[s] for s in scored], axis=0))
-        ordered = {m: metrics[m] for m in ("perception", "cognition", *PERCEPTION, *COGNITION) if m in metrics}
+        if all(g in metrics for g in GROUPS):
+            metrics["total"] = metrics["perception"] + metrics["cognition"]
+            if n_boot:
+                ci95["total"] = percentile_interval(np.sum([reps[s] for s in SUBTASKS if s in reps], axis=0))
+        ordered = {m: metrics[m] for m in ("perception", "cognition", "total", *PERCEPTION, *COGNITION) if m in metrics}
         return ScoreResult(metrics=ordered, n=len(rows), rows=rows, ci95=ci95)

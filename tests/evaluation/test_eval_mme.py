@@ -106,7 +106,9 @@ def test_all_subtasks_give_hand_computed_scores_and_group_sums(mme_dir: Path) ->
     m = result.metrics
     assert (m["existence"], m["count"], m["OCR"], m["code_reasoning"]) == (125.0, 50.0, 0.0, 100.0)
     assert m["perception"] == PERCEPTION_TOTAL and m["cognition"] == COGNITION_TOTAL
-    assert list(m)[:2] == ["perception", "cognition"] and set(m) == {"perception", "cognition", *SUBTASKS}
+    assert m["total"] == PERCEPTION_TOTAL + COGNITION_TOTAL  # the "MME" column beside "MME-P"
+    assert list(m)[:3] == ["perception", "cognition", "total"]
+    assert set(m) == {"perception", "cognition", "total", *SUBTASKS}
     assert result.n == 16  # images: 12 subtasks x 1, existence and code_reasoning x 2
 
 
@@ -185,5 +187,5 @@ def test_cli_scores_a_folder_without_annotations(mme_dir: Path, cli: Cli, tmp_pa
                "--subtasks", "OCR", "code_reasoning")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text())["metrics"] == {
-        "perception": 0.0, "cognition": 100.0, "OCR": 0.0, "code_reasoning": 100.0
+        "perception": 0.0, "cognition": 100.0, "total": 100.0, "OCR": 0.0, "code_reasoning": 100.0
     }
