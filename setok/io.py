@@ -6,8 +6,10 @@ so an interrupted job never leaves a half-written file that Snakemake would take
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
+import pickle
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,3 +111,34 @@ def array_to_image(array: np.ndarray) -> Image.Image:
     if a.ndim == 2:
         a = np.stack([a] * 3, axis=-1)
     return Image.fromarray(a[..., :3], mode="RGB")
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Loads only built-in containers and scalars: a refs file needs nothing else, and nothing else can run code."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def read_refs_pickle(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """A REFER ``refs(<split_by>).p`` file (a pickled list of ref dicts, Python 2 or 3) without running any code.
+
+    Raises:
+        DataError: missing file, a pickle that needs any class (one that could run code), or not a list of dicts.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    data = path.read_bytes()
+    refs: Any = None
+    for encoding in ("utf-8", "latin1"):  # Python 2 pickles hold byte strings; latin1 decodes any byte
+        try:
+            refs = _PlainUnpickler(io.BytesIO(data), encoding=encoding).load()
+            break
+        except UnicodeDecodeError:
+            continue
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError) as e:
+            raise DataError(f"{path}: cannot read refs pickle ({str(e).splitlines()[0]})") from None
+    if not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs):
+        raise DataError(f"{path}: expected a pickled list of ref dicts")
+    return refs

@@ -14,10 +14,8 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import pickle
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from evaluation.readers import preview
-from setok.io import DataError, read_json, read_jsonl
+from setok.io import DataError, read_json, read_jsonl, read_refs_pickle
 
 SampleId = str | int
 Rle = dict[str, Any]  # {"size": [h, w], "counts": str}
@@ -160,31 +158,6 @@ def read_mask_list(path: str | os.PathLike[str], *, allow_ignore: bool = False) 
     return out
 
 
-class _PlainUnpickler(pickle.Unpickler):
-    """Loads only built-in containers and scalars: a refs file needs nothing else, and nothing else can run code."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-
-
-def _load_refs(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    data = path.read_bytes()
-    refs: Any = None
-    for encoding in ("utf-8", "latin1"):  # Python 2 pickles hold byte strings; latin1 decodes any byte
-        try:
-            refs = _PlainUnpickler(io.BytesIO(data), encoding=encoding).load()
-            break
-        except UnicodeDecodeError:
-            continue
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError) as e:
-            raise DataError(f"{path}: cannot read refs pickle ({str(e).splitlines()[0]})") from None
-    if not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs):
-        raise DataError(f"{path}: expected a pickled list of ref dicts")
-    return refs
-
-
 def _annotation_rle(segmentation: Any, height: int, width: int, where: str) -> Rle:
     """Polygons / RLE of one COCO annotation as one mask (polygons united, as ``COCO.annToRLE`` does).
 
@@ -223,7 +196,7 @@ def read_refer_release(folder: str | os.PathLike[str], split: str, split_by: str
     """
     folder = Path(folder)
     refs_path, inst_path = folder / f"refs({split_by}).p", folder / "instances.json"
-    refs = _load_refs(refs_path)
+    refs = read_refs_pickle(refs_path)
     inst = read_json(inst_path)
     if not isinstance(inst, dict) or not isinstance(inst.get("images"), list) or not isinstance(
         inst.get("annotations"), list

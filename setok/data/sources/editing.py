@@ -36,8 +36,12 @@ def read_magicbrush(root: str | Path) -> list[MultimodalSample]:
     root = require(root, "MagicBrush folder")
     sessions = read_json(require(root / "edit_sessions.json", "edit_sessions.json"))
     out, images = [], []
-    for img_id, turns in sorted(sessions.items()):
+    # Image ids are numbers in the release: 2 before 10 (a plain string sort would not).
+    for img_id, turns in sorted(sessions.items(), key=lambda kv: (not kv[0].isdigit(), kv[0].zfill(32))):
         for k, t in enumerate(turns):
+            missing = [key for key in ("input", "output", "instruction") if key not in t]
+            if missing:
+                raise DataError(f"{root / 'edit_sessions.json'}: session {img_id} turn {k} lacks {', '.join(missing)}")
             src, dst = root / "images" / img_id / t["input"], root / "images" / img_id / t["output"]
             images += [src, dst]
             out.append(edit_sample(f"{img_id}/{k}", src, t["instruction"], dst))

@@ -2,13 +2,12 @@
 sample per sentence of every ref of the split, the target being the ref's object mask (as LISA reads it)."""
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 from setok.data.multimodal import MultimodalSample, RegionMask
 from setok.data.sources._common import check_images, require
 from setok.data.sources.coco import segment_sample
-from setok.io import DataError, read_json
+from setok.io import DataError, read_json, read_refs_pickle
 
 
 def read_refcoco(folder: str | Path, root: str | Path, *, split: str) -> list[MultimodalSample]:
@@ -16,8 +15,7 @@ def read_refcoco(folder: str | Path, root: str | Path, *, split: str) -> list[Mu
     refs_files = sorted(folder.glob("refs(*).p"))
     if not refs_files:
         raise DataError(f"{folder}: no refs(<split_by>).p file")
-    with refs_files[0].open("rb") as f:
-        refs = pickle.load(f)
+    refs = read_refs_pickle(refs_files[0])  # a downloaded pickle: built-in types only, nothing that runs code
     inst = read_json(require(folder / "instances.json", "instances.json"))
     images = {im["id"]: im for im in inst["images"]}
     anns = {a["id"]: a for a in inst["annotations"]}
