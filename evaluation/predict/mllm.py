@@ -185,6 +185,16 @@ class Predictor:
 
     @torch.no_grad()
     def answer(self, queries: Sequence[Any]) -> list[str]:
+        prompts = self.answer_prompts(queries)
+        ids = generate_text(self.model, prompts, max_new_tokens=max(q.max_new_tokens for q in queries),
+                            eos_id=self.ids["eos"], pad_id=self.ids["pad"])
+        return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]
+
+    @torch.no_grad()
+    def answer_prompts(self, queries: Sequence[Any]) -> Any:
+        """The packed prompts of text answers: images tokenized (or, for a connector baseline, their patch features in
+        ``extras["features"]``) and placed in the template. This is all the model reads before the first answer
+        token, so it is what :mod:`evaluation.predict.cost` counts."""
         tokens, feats = None, None
         if any(q.image is not None for q in queries):
             if not all(q.image is not None for q in queries):
@@ -199,9 +209,7 @@ class Predictor:
         prompts = self._prompts(queries, tokens)
         if feats is not None:
             prompts.extras["features"] = feats
-        ids = generate_text(self.model, prompts, max_new_tokens=max(q.max_new_tokens for q in queries),
-                            eos_id=self.ids["eos"], pad_id=self.ids["pad"])
-        return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]
+        return prompts
 
     @torch.no_grad()
     def generate(self, queries: Sequence[Any]) -> list[Any]:
