@@ -15,8 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from evaluation.report.table_specs import load_paper_numbers
 from setok.io import DataError, read_json, write_text
 
 DASH = "—"
@@ -54,11 +53,16 @@ COLUMNS = FAMILIES["setok"]
 
 
 def paper_lookup(path: Path, family: str = "setok") -> dict[tuple[str, str], float]:
-    """``(row, "benchmark.metric") -> value`` for one paper (``family``'s section; empty when it has none)."""
-    if not path.is_file():
-        raise DataError(f"{path}: paper numbers file not found")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return {(n["row"], n["column"]): float(n["value"]) for n in data.get(family, {}).get("numbers", [])}
+    """``(row, "benchmark.metric") -> value`` for one paper (``family``'s section; empty when it has none).
+
+    A row and column printed in several tables (SeTok's VQAv2 is 78.5 in Table 6, 78.7 in Table 13) take the first
+    in file order; descriptive (string) values are left out. The per-table view is :mod:`evaluation.report.paper_table`.
+    """
+    out: dict[tuple[str, str], float] = {}
+    for (paper, _table, row, column), p in load_paper_numbers(path).items():
+        if paper == family and not isinstance(p.value, str):
+            out.setdefault((row, column), p.value)
+    return out
 
 
 def ours(results: Path, variant: str, col: Column) -> tuple[float | None, list[float] | None]:
