@@ -128,8 +128,8 @@ def caption(spec: TableSpec) -> str:
 
 
 def notes(spec: TableSpec) -> str:
-    lost = (" The extracted paper text lost this table's numbers, so its paper column is —; the rows and columns are"
-            " the ones the paper's prose names.") if spec.lost else ""
+    lost = (" The extracted paper text lost this table's numbers: its paper column holds only what the prose quotes"
+            " (— elsewhere), and the rows and columns are the ones the prose names.") if spec.lost else ""
     return (f"Paper: `evaluation/paper_numbers.yaml` ({spec.paper}, Table {spec.table}). Ours: `results/<variant>/`; "
             "± is half the 95% bootstrap interval, Δ = ours − paper with the interval shifted by the paper's value. "
             f"Bold: best per column (paper and ours separately). — = not available.{lost}\n")
