@@ -17,7 +17,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PIP_CONSTRAINT :=
 SMOKE_CORES ?= 2
 
-.PHONY: install test smoke lint dryrun clean-results bench
+.PHONY: install test smoke check-report lint dryrun clean-results bench
 
 install: $(STAMP)
 
@@ -40,6 +40,11 @@ smoke: $(STAMP)
 	$(VENV)/bin/snakemake --configfile config/ci.yaml --cores $(SMOKE_CORES) --lint
 	$(VENV)/bin/snakemake --configfile config/ci.yaml --cores $(SMOKE_CORES) -p --rerun-incomplete smoke
 	@cat reports/tables/tokenizer.md
+
+# The report `make smoke` built, opened in headless Chromium (no console errors, every figure a real image).
+check-report: $(STAMP)
+	SETOK_REPORT=reports/index.html $(PY) -m pytest -q -p no:cacheprovider \
+		tests/evaluation/report/test_html.py -k built_report
 
 dryrun: $(STAMP)
 	$(VENV)/bin/snakemake --configfile config/ci.yaml -n
