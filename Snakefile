@@ -21,11 +21,8 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    """Everything: every table, figure and the HTML report (which depends on all of them)."""
     default_target: True
     input:
-        "reports/tables/tokenizer.md",
-        "reports/tables/semhitok.md",
-        "reports/tables/setokim.md",
-        "reports/tables/comparison.md",
-        "reports/figures/tokenizer/token_masks.png",
-        "reports/figures/semhitok/codebook_usage.png",
+        rules.tables.input,
+        "reports/index.html",

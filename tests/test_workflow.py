@@ -51,20 +51,25 @@ def test_paper_dry_run_plans_every_table_variant(tmp_path):
     overlay = tmp_path / "fixtures.yaml"
     overlay.write_text(yaml.safe_dump({"benchmarks": benchmarks}))
     jobs = planned(snakemake("-n", "--forceall", "--configfile", "config/paper.yaml", str(overlay)))
-    assert jobs["train_tokenizer"] == 11
+    # 13 SeTok run variants (Tables 5, 6, 11, 12) + setok_llava (Table 14, an MLLM variant with its own tokenizer)
+    assert jobs["train_tokenizer"] == 14
     assert jobs["tokenizer_table"] == 1
-    # SemHiTok at 256 and 384 px (run_variants) and the tokenizer of each of its MLLM variants: 12 tokenizers; rFID
-    # for the run variants' table and for the comparison row (the other ablations score it under ablation_<v>)
-    assert jobs["train_semantic_codebook"] == jobs["train_pixel_decoder"] == 12
-    assert jobs["semhitok_table"] == jobs["comparison_table"] == 1 and jobs["score_tokenizer"] == 11 * 2 + 2 + 1
-    # 11 SeTok variants + 3 Table 13 connectors + the SemHiTok MLLMs (unified, SeTokIM's recipe, LLaVA-v1.5 setting)
+    # SemHiTok: 11 run variants (Tables 2, 7, 9 and the text's sub-codebook 8) + 7 MLLM-only variants' tokenizers
+    assert jobs["train_semantic_codebook"] == jobs["train_pixel_decoder"] == 18
+    # rFID and top-1 per SeTok run variant; rFID per SemHiTok run variant, for the comparison row and for Table 7's
+    # "+ Dual MLP" row (a paper table asks for it)
+    assert jobs["semhitok_table"] == jobs["comparison_table"] == 1 and jobs["score_tokenizer"] == 13 * 2 + 11 + 1 + 1
+    # 14 SeTok MLLMs + 3 Table 13 connectors + the SemHiTok MLLMs (unified, SeTokIM's recipe, LLaVA-v1.5 setting)
     paper = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
     semhitok = [v for v in paper["mllm_variants"] if v.startswith("semhitok")]
     assert len(semhitok) == 11
-    assert jobs["train_stage1"] == jobs["train_stage2"] == 14 + len(semhitok)
-    assert jobs["train_mask_decoder"] == 11  # connector baselines read images only; SemHiTok has no mask decoder
-    own = sum(len(paper["variants"][v]["mllm_benchmarks"]) for v in semhitok)
-    assert jobs["score_benchmark"] == 11 * 15 + 3 * 8 + own  # connectors: the 8 understanding benchmarks
+    assert jobs["train_stage1"] == jobs["train_stage2"] == 14 + 3 + len(semhitok)
+    assert jobs["train_mask_decoder"] == 14  # connector baselines read images only; SemHiTok has no mask decoder
+    own = sum(len(paper["variants"][v]["mllm_benchmarks"]) for v in [*semhitok, "setok_llava"])
+    assert jobs["score_benchmark"] == 13 * 15 + 3 * 8 + own  # connectors: the 8 understanding benchmarks
+    # every paper table once; TFLOPs for the MLLMs of Tables 5 and 13; a bar chart per table with >= 2 variants
+    assert jobs["make_tables"] == len(yaml.safe_load((ROOT / "reports/tables.yaml").read_text())["tables"]) == 17
+    assert jobs["model_cost"] == 6 + 3 and jobs["ablation_figure"] == 11 and jobs["report"] == 1
     assert jobs["mllm_table"] == 1
 
 

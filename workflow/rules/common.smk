@@ -207,3 +207,64 @@ def prediction_inputs(wildcards):
         files["tokenizer"] = f"results/{wildcards.variant}/tokenizer/model.pt"
     files.update({k: getattr(b, k) for k in ("annotations", "questions", "images", "inputs") if getattr(b, k)})
     return files
+
+
+# ------------------------------------------------------------------------------------------ paper tables (report)
+from evaluation.report.paper_table import caption  # noqa: E402
+from evaluation.report.table_specs import load_specs, result_file  # noqa: E402
+
+# Read beside the Snakefile, so a run with another working directory (-d) still parses (the rule inputs stay
+# relative: `make_tables` needs the specs in the working directory, as every rule needs its inputs).
+TABLE_SPECS = load_specs(f"{workflow.basedir}/reports/tables.yaml")
+# The variants this config trains: their results fill the "ours" columns; other rows of a table read "—".
+SHOWN_VARIANTS = list(dict.fromkeys([*RUN_VARIANTS, *MLLM_VARIANTS]))
+TOKENIZER_SIDE = {"tokens", *TOKENIZER_BENCHMARKS}
+
+
+def produced(variant, key):
+    """The file of column ``key`` (benchmark.metric) that this config's DAG produces for ``variant``, or None."""
+    benchmark = key.split(".", 1)[0]
+    if variant not in SHOWN_VARIANTS or benchmark == "info":
+        return None
+    if benchmark in TOKENIZER_SIDE:
+        trained = variant not in BASELINES and (benchmark == "tokens" or benchmark in tokenizer_benchmarks(variant))
+        return str(result_file("results", variant, key)) if trained else None
+    if variant not in MLLM_VARIANTS:
+        return None
+    if benchmark == "cost" or benchmark in variant_benchmarks(variant):
+        return str(result_file("results", variant, key))
+    return None
+
+
+def table_variants(table):
+    """The variants of a table's rows whose results this config produces (the table's --variants)."""
+    return [v for v in TABLE_SPECS[table].variants if v in SHOWN_VARIANTS]
+
+
+def table_results(table):
+    """Every result file a paper table reads (its rule depends on exactly these)."""
+    spec = TABLE_SPECS[table]
+    files = (produced(r.variant, c.key) for r in spec.rows if r.variant for c in spec.columns)
+    return sorted({f for f in files if f})
+
+
+def table_name(table):
+    """setok_table6 -> table_setok_6 (the target that regenerates one paper table)."""
+    paper, number = table.split("_table", 1)
+    return f"table_{paper}_{number}"
+
+
+def table_metrics(table):
+    """The measured columns of a table (benchmark.metric), for its ablation chart."""
+    return [c.key for c in TABLE_SPECS[table].columns if c.kind == "metric"]
+
+
+# A paper table gets a bar chart (ours ± CI beside the paper) when this config runs two or more of its variants.
+ABLATION_TABLES = [t for t in TABLE_SPECS if len(table_variants(t)) >= 2]
+
+
+def trained_models(variants):
+    """The last model each variant trains (its Stage-II model, else its tokenizer): the training logs are complete
+    once these exist."""
+    return [f"results/{v}/stage2/model.pt" if v in MLLM_VARIANTS else f"results/{v}/tokenizer/model.pt"
+            for v in variants]

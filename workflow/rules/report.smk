@@ -115,27 +115,160 @@ rule comparison_table:
         "--benchmarks {params.benchmarks:q} --md {output.md} --tex {output.tex} > {log} 2>&1"
 
 
+rule model_cost:
+    """Visual tokens and TFLOPs per image on the trained MLLM, by torch's FLOP counter (Tables 5 and 13)."""
+    wildcard_constraints:
+        variant=variant_regex(MLLM_VARIANTS),
+    input:
+        unpack(lambda w: {"model": f"results/{w.variant}/stage2/model.pt", "images": f"results/data/{EVAL_DATASET}/images",
+                          **({} if w.variant in BASELINES else {"tokenizer": f"results/{w.variant}/tokenizer/model.pt"})}),
+    output:
+        "results/{variant}/cost.json",
+    params:
+        flags=optional_flags,
+    log:
+        "logs/{variant}/model_cost.log",
+    resources:
+        gpu=1,
+        mem_mb=64000,
+        runtime=60,
+    conda:
+        ENV
+    shell:
+        "python -m evaluation.predict.cost --model {input.model} {params.flags} --images {input.images} "
+        "--out {output} > {log} 2>&1"
+
+
+rule make_tables:
+    """One paper table (reports/tables.yaml): the paper's numbers, ours ± CI and Δ, from exactly its result files."""
+    wildcard_constraints:
+        table=variant_regex(TABLE_SPECS),
+    input:
+        results=lambda w: table_results(w.table),
+        specs="reports/tables.yaml",
+        paper="evaluation/paper_numbers.yaml",
+    output:
+        md="reports/tables/{table}.md",
+        tex="reports/tables/{table}.tex",
+    params:
+        variants=lambda w: table_variants(w.table),
+    log:
+        "logs/tables/{table}.log",
+    conda:
+        ENV
+    shell:
+        "python -m evaluation.report.paper_table --specs {input.specs} --table {wildcards.table} "
+        "--paper {input.paper} --results results --variants {params.variants} --md {output.md} --tex {output.tex} "
+        "> {log} 2>&1"
+
+
+for _t in TABLE_SPECS:
+
+    rule:
+        name:
+            table_name(_t)
+        input:
+            f"reports/tables/{_t}.md",
+            f"reports/tables/{_t}.tex",
+
+
+rule ablation_figure:
+    """A paper table as bars: ours with 95% CIs per variant and metric, the paper's value marked."""
+    wildcard_constraints:
+        table=variant_regex(ABLATION_TABLES),
+    input:
+        results=lambda w: table_results(w.table),
+        paper="evaluation/paper_numbers.yaml",
+    output:
+        "reports/figures/ablations/{table}.png",
+    params:
+        variants=lambda w: table_variants(w.table),
+        metrics=lambda w: table_metrics(w.table),
+        section=lambda w: TABLE_SPECS[w.table].paper,
+        number=lambda w: TABLE_SPECS[w.table].table,
+        title=lambda w: caption(TABLE_SPECS[w.table]),
+    log:
+        "logs/figures/ablation_{table}.log",
+    conda:
+        ENV
+    shell:
+        "python -m evaluation.report.ablation_figures --results results --variants {params.variants} "
+        "--metrics {params.metrics:q} --paper {input.paper} --paper-section {params.section} --paper-table {params.number} "
+        "--title {params.title:q} "
+        "--out {output} > {log} 2>&1"
+
+
+rule training_figures:
+    """Loss curves of every training stage of every variant this config runs (from train_log.jsonl)."""
+    input:
+        trained_models(SHOWN_VARIANTS),
+    output:
+        directory("reports/figures/training"),
+    params:
+        variants=SHOWN_VARIANTS,
+    log:
+        "logs/figures/training.log",
+    conda:
+        ENV
+    shell:
+        "python -m evaluation.report.training_figures --results results --variants {params.variants} "
+        "--out {output} > {log} 2>&1"
+
+
+REPORT_TABLES = [*(f"reports/tables/{t}.md" for t in TABLE_SPECS), "reports/tables/tokenizer.md",
+                 "reports/tables/semhitok.md", "reports/tables/setokim.md", "reports/tables/comparison.md"]
+REPORT_FIGURES = [*(f"reports/figures/tokenizer/{n}.png" for n in ("token_masks", "reconstructions", "token_counts")),
+                  *(f"reports/figures/semhitok/{n}.png" for n in ("codebook_usage", "code_maps", "reconstructions")),
+                  *(f"reports/figures/ablations/{t}.png" for t in ABLATION_TABLES)]
+
+
+rule report:
+    """reports/index.html: every table and figure, each result's config and revision, and what differs from the
+    papers (docs/paper-notes.md). A static page."""
+    input:
+        tables=REPORT_TABLES,
+        figures=REPORT_FIGURES,
+        training="reports/figures/training",
+        configs=expand("results/{variant}/config.yaml", variant=SHOWN_VARIANTS),
+        notes="docs/paper-notes.md",
+    output:
+        "reports/index.html",
+    params:
+        variants=SHOWN_VARIANTS,
+    log:
+        "logs/report.log",
+    conda:
+        ENV
+    shell:
+        "python -m evaluation.report.html --tables {input.tables} "
+        "--figures {input.figures} $(ls {input.training}/*.png) --results results --variants {params.variants} "
+        "--notes {input.notes} --title 'SeTok and SemHiTok: paper vs. this harness' --out {output} > {log} 2>&1"
+
+
 rule smoke:
-    """`make smoke`: the configured variants end to end, then print the regenerated tables."""
+    """`make smoke`: the configured variants end to end, then print the regenerated tables and the report's path."""
     input:
         table="reports/tables/tokenizer.md",
         semhitok="reports/tables/semhitok.md",
         mllm="reports/tables/setokim.md",
         comparison="reports/tables/comparison.md",
-        figures="reports/figures/tokenizer/token_masks.png",
-        semhitok_figures="reports/figures/semhitok/codebook_usage.png",
+        ablation="reports/tables/setok_table6.md",
+        report="reports/index.html",
     log:
         "logs/smoke.log",
     conda:
         ENV
     shell:
-        "cat {input.table} {input.semhitok} {input.mllm} {input.comparison} | tee {log}; "
-        "echo 'figures: reports/figures/tokenizer/ reports/figures/semhitok/' | tee -a {log}"
+        "cat {input.table} {input.ablation} {input.semhitok} {input.mllm} {input.comparison} | tee {log}; "
+        "echo 'every paper table: reports/tables/ (snakemake tables); figures: reports/figures/' | tee -a {log}; "
+        "echo \"report: $(realpath {input.report})\" | tee -a {log}"
 
 
 rule tables:
-    """Regenerate every table from the results already computed."""
+    """Regenerate every table from the results already computed: every paper table of reports/tables.yaml and the
+    harness's summaries (all variants side by side)."""
     input:
+        expand("reports/tables/{table}.md", table=TABLE_SPECS),
         "reports/tables/tokenizer.md",
         "reports/tables/semhitok.md",
         "reports/tables/setokim.md",
@@ -144,5 +277,5 @@ rule tables:
 
 rule figures:
     input:
-        "reports/figures/tokenizer/token_masks.png",
-        "reports/figures/semhitok/codebook_usage.png",
+        REPORT_FIGURES,
+        "reports/figures/training",
