@@ -40,7 +40,8 @@ def test_ci_dry_run_plans_one_training_per_configured_variant(ci_plan):
         assert jobs[rule] == 1, rule
     assert jobs["train_stage1"] == jobs["train_stage2"] == 2 and jobs["train_mask_decoder"] == 1  # + SemHiTok MLLM
     assert re.search(r"rule train_pixel_decoder:\s+input: results/semhitok/config.yaml, "
-                     r"results/semhitok/pixel_finetune/model.pt\s+output: results/semhitok/tokenizer/model.pt", ci_plan)
+                     r"results/data/checked/bundled.json, results/semhitok/pixel_finetune/model.pt\s+"
+                     r"output: results/semhitok/tokenizer/model.pt", ci_plan)
 
 
 def test_paper_dry_run_plans_every_table_variant(tmp_path):
@@ -142,3 +143,24 @@ def test_missing_official_reference_is_named_before_any_job(tmp_path):
                        capture_output=True, text=True, env=env)
     assert r.returncode != 0
     assert "resources/vqav2/v2_mscoco_val2014_annotations.json" in r.stdout + r.stderr
+
+
+def test_missing_dataset_fails_in_prepare_data_before_any_training_job(tmp_path):
+    """A training dataset that is not downloaded stops the run in the local prepare_data job, with the dataset's name
+    and the path it is expected at, before the (GPU) training job that reads it is started."""
+    import yaml
+
+    missing = tmp_path / "resources/imagenet/train"
+    overlay = tmp_path / "missing.yaml"
+    overlay.write_text(yaml.safe_dump({"train_tokenizer": {"sources": ["bundled_classes"]},
+                                       "datasets": {"bundled_classes": {"kind": "imagenet", "root": str(missing)}}}))
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    r = subprocess.run([str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "--cores", "1",
+                        "results/hard_cluster/tokenizer/model.pt", "--configfile", str(ROOT / "config/paper.yaml"),
+                        str(ROOT / "config/ci.yaml"),
+                        str(overlay)], capture_output=True, text=True, env=env)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0
+    assert re.search(rf"error: dataset bundled_classes: {re.escape(str(missing))}\S* missing", out), out[-3000:]
+    assert "rule prepare_data" in out and "rule train_tokenizer" not in out
+    assert not (tmp_path / "logs/hard_cluster/train_tokenizer.log").exists()

@@ -53,13 +53,24 @@ def variant_regex(variants):
     return "|".join(re.escape(v) for v in variants) or "(?!)"
 
 
+DATASETS = sorted(BASE.datasets)
+
+
+def dataset_checks(variant, stage):
+    """The prepare_data records of the datasets ``train_<stage>`` of ``variant`` reads: every training job waits for
+    its datasets' layout (and checksum) check, so a missing download fails before any GPU job is submitted."""
+    sources = getattr(resolve(config, variant), f"train_{stage}").sources
+    return [f"results/data/checked/{d}.json" for d in sources]
+
+
 def semhitok_init(stage):
     """The model a SemHiTok stage starts from: the previous stage's model.pt (none for the semantic codebook)."""
     previous = {"pixel_codebook": "semantic_codebook", "pixel_finetune": "pixel_codebook",
                 "pixel_decoder": "pixel_finetune"}
 
     def inputs(wildcards):
-        files = {"config": f"results/{wildcards.variant}/config.yaml"}
+        files = {"config": f"results/{wildcards.variant}/config.yaml",
+                 "datasets": dataset_checks(wildcards.variant, stage)}
         if stage in previous:
             files["init"] = f"results/{wildcards.variant}/{previous[stage]}/model.pt"
         return files
@@ -173,7 +184,7 @@ def stage_inputs(stage):
 
     def inputs(wildcards):
         v = wildcards.variant
-        files = {"config": f"results/{v}/config.yaml"}
+        files = {"config": f"results/{v}/config.yaml", "datasets": dataset_checks(v, stage)}
         if v not in BASELINES:
             files["tokenizer"] = f"results/{v}/tokenizer/model.pt"
         # No mask-decoder stage for connector baselines (they read images only) nor for SemHiTok (no mask decoder).

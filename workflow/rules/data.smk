@@ -11,6 +11,29 @@ rule resolve_base_config:
         write_text(output[0], params.text)
 
 
+localrules:
+    prepare_data,
+
+
+rule prepare_data:
+    """Check one training dataset before anything reads it: its official layout under resources/ and, when a
+    SHA256SUMS file sits beside it, its checksums. A local rule (the submit host runs it first); on a problem the
+    one-line error (dataset, expected path, where to download it) is printed as well as logged."""
+    wildcard_constraints:
+        dataset=variant_regex(DATASETS),
+    input:
+        "results/config.yaml",
+    output:
+        "results/data/checked/{dataset}.json",
+    log:
+        "logs/data/prepare_data_{dataset}.log",
+    conda:
+        ENV
+    shell:
+        "python -m setok.data.checks --config {input} --dataset {wildcards.dataset} --out {output} > {log} 2>&1 "
+        "|| {{ tail -n 1 {log} >&2; exit 2; }}"
+
+
 rule prepare_eval_data:
     """Evaluation images at the FID resolution (rFID references), labels and class names (zero-shot top-1)."""
     input:

@@ -14,13 +14,14 @@ rule train_stage1:
         "logs/{variant}/train_stage1.log",
     threads: 2
     resources:
+        nodes=1,
         gpu=8,
         mem_mb=512000,
         runtime=4320,
     conda:
         ENV
     shell:
-        "python -m setok.train.mllm --stage stage1 --config {input.config} {params.flags} "
+        "python -m setok.launch --gpus $(( {resources.gpu} / {resources.nodes} )) --nodes {resources.nodes} -- python -m setok.train.mllm --stage stage1 --config {input.config} {params.flags} "
         "--out results/{wildcards.variant}/stage1 > {log} 2>&1"
 
 
@@ -36,13 +37,14 @@ rule train_mask_decoder:
         "logs/{variant}/train_mask_decoder.log",
     threads: 2
     resources:
+        nodes=1,
         gpu=8,
         mem_mb=256000,
         runtime=720,
     conda:
         ENV
     shell:
-        "python -m setok.train.mllm --stage mask_decoder --config {input.config} {params.flags} "
+        "python -m setok.launch --gpus $(( {resources.gpu} / {resources.nodes} )) --nodes {resources.nodes} -- python -m setok.train.mllm --stage mask_decoder --config {input.config} {params.flags} "
         "--out results/{wildcards.variant}/stage1/mask_decoder > {log} 2>&1"
 
 
@@ -58,13 +60,14 @@ rule train_stage2:
         "logs/{variant}/train_stage2.log",
     threads: 2
     resources:
+        nodes=1,
         gpu=8,
         mem_mb=512000,
         runtime=2880,
     conda:
         ENV
     shell:
-        "python -m setok.train.mllm --stage stage2 --config {input.config} {params.flags} "
+        "python -m setok.launch --gpus $(( {resources.gpu} / {resources.nodes} )) --nodes {resources.nodes} -- python -m setok.train.mllm --stage stage2 --config {input.config} {params.flags} "
         "--out results/{wildcards.variant}/stage2 > {log} 2>&1"
 
 

@@ -15,13 +15,14 @@ rule train_semantic_codebook:
         "logs/{variant}/train_semantic_codebook.log",
     threads: 2
     resources:
+        nodes=1,
         gpu=8,
         mem_mb=256000,
         runtime=2880,
     conda:
         ENV
     shell:
-        "python -m setok.train.semhitok --stage semantic_codebook --config {input.config} "
+        "python -m setok.launch --gpus $(( {resources.gpu} / {resources.nodes} )) --nodes {resources.nodes} -- python -m setok.train.semhitok --stage semantic_codebook --config {input.config} "
         "--out results/{wildcards.variant}/semantic_codebook > {log} 2>&1"
 
 
@@ -37,13 +38,14 @@ rule train_pixel_codebook:
         "logs/{variant}/train_pixel_codebook.log",
     threads: 2
     resources:
+        nodes=1,
         gpu=8,
         mem_mb=256000,
         runtime=2880,
     conda:
         ENV
     shell:
-        "python -m setok.train.semhitok --stage pixel_codebook --config {input.config} --init {input.init} "
+        "python -m setok.launch --gpus $(( {resources.gpu} / {resources.nodes} )) --nodes {resources.nodes} -- python -m setok.train.semhitok --stage pixel_codebook --config {input.config} --init {input.init} "
         "--out results/{wildcards.variant}/pixel_codebook > {log} 2>&1"
 
 
@@ -59,13 +61,14 @@ rule train_pixel_finetune:
         "logs/{variant}/train_pixel_finetune.log",
     threads: 2
     resources:
+        nodes=1,
         gpu=8,
         mem_mb=256000,
         runtime=2880,
     conda:
         ENV
     shell:
-        "python -m setok.train.semhitok --stage pixel_finetune --config {input.config} --init {input.init} "
+        "python -m setok.launch --gpus $(( {resources.gpu} / {resources.nodes} )) --nodes {resources.nodes} -- python -m setok.train.semhitok --stage pixel_finetune --config {input.config} --init {input.init} "
         "--out results/{wildcards.variant}/pixel_finetune > {log} 2>&1"
 
 
@@ -81,13 +84,14 @@ rule train_pixel_decoder:
         "logs/{variant}/train_pixel_decoder.log",
     threads: 2
     resources:
+        nodes=1,
         gpu=8,
         mem_mb=256000,
         runtime=2880,
     conda:
         ENV
     shell:
-        "python -m setok.train.semhitok --stage pixel_decoder --config {input.config} --init {input.init} "
+        "python -m setok.launch --gpus $(( {resources.gpu} / {resources.nodes} )) --nodes {resources.nodes} -- python -m setok.train.semhitok --stage pixel_decoder --config {input.config} --init {input.init} "
         "--out results/{wildcards.variant}/tokenizer > {log} 2>&1"
 
 

@@ -17,20 +17,22 @@ rule train_tokenizer:
     wildcard_constraints:
         variant=variant_regex(SETOK_VARIANTS),
     input:
-        "results/{variant}/config.yaml",
+        config="results/{variant}/config.yaml",
+        datasets=lambda w: dataset_checks(w.variant, "tokenizer"),
     output:
         "results/{variant}/tokenizer/model.pt",
     log:
         "logs/{variant}/train_tokenizer.log",
     threads: 2
     resources:
+        nodes=1,
         gpu=8,
         mem_mb=256000,
         runtime=2880,
     conda:
         ENV
     shell:
-        "python -m setok.train.tokenizer --config {input} --out results/{wildcards.variant}/tokenizer > {log} 2>&1"
+        "python -m setok.launch --gpus $(( {resources.gpu} / {resources.nodes} )) --nodes {resources.nodes} -- python -m setok.train.tokenizer --config {input.config} --out results/{wildcards.variant}/tokenizer > {log} 2>&1"
 
 
 rule tokenizer_predictions:
