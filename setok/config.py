@@ -319,7 +319,7 @@ class DataSource:
 
     kind: Literal[
         "imagenet", "openimages", "bundled", "llava", "coco_captions", "instructpix2pix", "magicbrush", "refcoco",
-        "coco_instances", "text", "webdataset",
+        "coco_instances", "text", "alpaca", "webdataset",
     ] = "bundled"
     root: str | None = None
     synsets: str | None = None

@@ -438,6 +438,15 @@ def check_text(lay: Layout, spec: Mapping[str, Any]) -> None:
         raise lay.error(path, "malformed (line 1 lacks 'text')", expected)
 
 
+ALPACA = "Alpaca JSON list [{'instruction', 'input', 'output'}]"
+
+
+def check_alpaca(lay: Layout, spec: Mapping[str, Any]) -> None:
+    """Every record has ``instruction`` and ``output``."""
+    path = lay.path(spec, "annotations")
+    lay.records(path, lay.json(path, ALPACA, list), ("instruction", "output"), ALPACA, "records")
+
+
 def check_bundled(lay: Layout, spec: Mapping[str, Any]) -> None:
     """Nothing to download: the photos come with the installed Python packages."""
 
@@ -446,7 +455,7 @@ DATASET_CHECKS: dict[str, Callable[[Layout, Mapping[str, Any]], None]] = {
     "imagenet": check_imagenet, "openimages": check_openimages, "webdataset": check_webdataset,
     "llava": check_llava, "coco_captions": check_coco_captions, "coco_instances": check_coco_instances,
     "instructpix2pix": check_instructpix2pix, "magicbrush": check_magicbrush, "refcoco": check_refcoco,
-    "text": check_text, "bundled": check_bundled,
+    "text": check_text, "alpaca": check_alpaca, "bundled": check_bundled,
 }
 
 

@@ -326,6 +326,15 @@ def test_text_corpus_first_line_is_read_through_zstd(tmp_path):
         check_dataset("slimpajama", {"kind": "text", "annotations": str(path)})
 
 
+def test_alpaca_records_need_instruction_and_output(tmp_path):
+    path = tmp_path / "alpaca_data.json"
+    path.write_text(json.dumps([{"instruction": "Add.", "input": "1+1", "output": "2"}]))
+    assert check_dataset("alpaca", {"kind": "alpaca", "annotations": str(path)}).checked == [str(path)]
+    path.write_text(json.dumps([{"instruction": "Add.", "input": "1+1", "output": "2"}, {"instruction": "x"}]))
+    with pytest.raises(DataError, match=r"malformed \(records\[1\] lacks 'output'\)"):
+        check_dataset("alpaca", {"kind": "alpaca", "annotations": str(path)})
+
+
 # ---------------------------------------------------------------------------------------------- checksums
 
 

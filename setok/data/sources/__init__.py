@@ -16,6 +16,7 @@ _KEYS = {
     "magicbrush": ({"root"}, {"root", "split"}),
     "refcoco": ({"root", "annotations", "split"}, {"root", "annotations", "split"}),
     "text": ({"annotations"}, {"annotations"}),
+    "alpaca": ({"annotations"}, {"annotations"}),
     "imagenet": ({"root"}, {"root", "synsets"}),
 }
 
@@ -46,6 +47,7 @@ def build_multimodal_source(source: DataSource, *, name: str) -> list[Multimodal
         "magicbrush": lambda: editing.read_magicbrush(source.root),
         "refcoco": lambda: refcoco.read_refcoco(source.annotations, source.root, split=source.split),
         "text": lambda: text.read_text_corpus(source.annotations, limit=source.limit),
+        "alpaca": lambda: text.read_alpaca(source.annotations),
         "imagenet": lambda: imagenet.read_imagenet_generation(source.root, synsets=source.synsets),
     }[source.kind]
     samples = read()[: source.limit] if source.limit is not None else read()
