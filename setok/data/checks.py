@@ -284,14 +284,19 @@ def check_imagenet(lay: Layout, spec: Mapping[str, Any]) -> None:
     log.info("%s: %d class folders", root, len(wnids))
 
 
+def first_jpg(lay: Layout, folder: Path, expected: str) -> Path:
+    """The first ``.jpg`` in ``folder`` (recorded as checked); a folder without one is an error."""
+    image = first_entry(folder, lambda e: e.name.lower().endswith(".jpg"))
+    if image is None:
+        raise lay.error(folder, "has no .jpg images", expected)
+    lay.seen(image)
+    return image
+
+
 def check_openimages(lay: Layout, spec: Mapping[str, Any]) -> None:
     """Images ``<ImageID>.jpg`` under root; the labels CSV header names ImageID and LabelName; classes are pairs."""
     expected = "Open Images train images <ImageID>.jpg"
-    root = lay.folder(lay.path(spec, "root"), expected)
-    image = first_entry(root, lambda e: e.name.lower().endswith(".jpg"))
-    if image is None:
-        raise lay.error(root, "has no .jpg images", expected)
-    lay.seen(image)
+    first_jpg(lay, lay.folder(lay.path(spec, "root"), expected), expected)
     labels_expected = "labels CSV with header ImageID,Source,LabelName,Confidence,..."
     labels = lay.file(lay.path(spec, "labels"), labels_expected)
     header = next(csv.reader([first_line(lay, labels, labels_expected)]))
@@ -629,11 +634,7 @@ def check_refer_bench(lay: Layout, spec: Mapping[str, Any]) -> None:
 
 def check_reasonseg_bench(lay: Layout, spec: Mapping[str, Any]) -> None:
     expected = "a ReasonSeg split folder of <name>.jpg + <name>.json (labelme shapes)"
-    folder = lay.folder(lay.path(spec, "annotations"), expected)
-    image = first_entry(folder, lambda e: e.name.lower().endswith(".jpg"))
-    if image is None:
-        raise lay.error(folder, "has no .jpg images", expected)
-    lay.seen(image)
+    image = first_jpg(lay, lay.folder(lay.path(spec, "annotations"), expected), expected)
     lay.json(image.with_suffix(".json"), expected, dict, named=False)
 
 

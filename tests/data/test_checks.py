@@ -326,6 +326,22 @@ def test_text_corpus_first_line_is_read_through_zstd(tmp_path):
         check_dataset("slimpajama", {"kind": "text", "annotations": str(path)})
 
 
+def test_openimages_needs_an_image_and_the_official_csv_headers(tmp_path):
+    root = tmp_path / "openimages/train"
+    root.mkdir(parents=True)
+    labels, classes = tmp_path / "openimages/labels.csv", tmp_path / "openimages/classes.csv"
+    labels.write_text("ImageID,Source,LabelName,Confidence\n000002b66c9c498e,xclick,/m/011k07,1\n")
+    classes.write_text("/m/011k07,Tortoise\n")
+    spec = {"kind": "openimages", "root": str(root), "labels": str(labels), "classes": str(classes)}
+    with pytest.raises(DataError, match=r"openimages/train has no \.jpg images"):
+        check_dataset("openimages", spec)
+    Image.new("RGB", (4, 4)).save(root / "000002b66c9c498e.jpg")
+    assert check_dataset("openimages", spec).checked[:2] == [str(root), str(root / "000002b66c9c498e.jpg")]
+    labels.write_text("ImageID,Source,Label\n")
+    with pytest.raises(DataError, match=r"malformed \(header lacks 'LabelName'\)"):
+        check_dataset("openimages", spec)
+
+
 def test_alpaca_records_need_instruction_and_output(tmp_path):
     path = tmp_path / "alpaca_data.json"
     path.write_text(json.dumps([{"instruction": "Add.", "input": "1+1", "output": "2"}]))
