@@ -9,7 +9,7 @@ from evaluation.report.paper_table import Cell, fmt, mark_best, ours_cells
 from evaluation.report.table_specs import Column, load_paper_numbers, load_specs, read_ours, result_file
 from setok.io import DataError
 
-FIX = Path(__file__).parents[1] / "fixtures" / "report" / "paper_table"
+FIX = Path(__file__).parents[2] / "fixtures" / "report" / "paper_table"
 
 
 def render(tmp_path: Path, table: str, variants: list[str]) -> tuple[str, str]:

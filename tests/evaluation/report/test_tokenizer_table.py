@@ -4,7 +4,7 @@ from pathlib import Path
 
 from evaluation.report.tokenizer_table import main
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def write(path: Path, obj: dict) -> None:
