@@ -164,3 +164,21 @@ def test_missing_dataset_fails_in_prepare_data_before_any_training_job(tmp_path)
     assert re.search(rf"error: dataset bundled_classes: {re.escape(str(missing))}\S* missing", out), out[-3000:]
     assert "rule prepare_data" in out and "rule train_tokenizer" not in out
     assert not (tmp_path / "logs/hard_cluster/train_tokenizer.log").exists()
+
+
+def test_limited_benchmark_is_scored_against_the_subset_its_prediction_job_writes(tmp_path):
+    """Under `limit`, the prediction job answers the first N questions and writes the matching references beside its
+    predictions; the score job must read those, not the full official files (every other id lacks a prediction)."""
+    import yaml
+
+    overlay = tmp_path / "limit.yaml"
+    overlay.write_text(yaml.safe_dump({"benchmarks": {"vqav2": {"limit": 2}, "mme": {"limit": 3}}}))
+    targets = ["results/hard_cluster/eval/vqav2.json", "results/hard_cluster/eval/mme.json"]
+    out = snakemake("-n", "-p", "--forceall", *targets, "--configfile", "config/ci.yaml", str(overlay))
+    score = {m.group(1): m.group(0) for m in re.finditer(r"python -m evaluation score (\w+) .*", out)}
+    refs = "results/hard_cluster/predictions/vqav2.json.references/"
+    assert f"--annotations {refs}" in score["vqav2"] and f"--questions {refs}" in score["vqav2"]
+    assert "--annotations results/hard_cluster/predictions/mme.references/Your_Results" in score["mme"]
+    unlimited = snakemake("-n", "-p", "--forceall", "results/hard_cluster/eval/vqav2.json", "--configfile",
+                          "config/ci.yaml")
+    assert ".references/" not in unlimited

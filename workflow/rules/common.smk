@@ -1,5 +1,6 @@
 # Helpers and validation only; no rules here.
 import re
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -158,9 +159,21 @@ def benchmark_inputs(wildcards):
     return files
 
 
+def benchmark_references(wildcards, input):
+    """The reference files to score with: the configured ones, or under the benchmark's ``limit`` the subset the
+    prediction job wrote beside its predictions (``<predictions>.references/``, named by the task itself)."""
+    b = BASE.benchmarks[wildcards.benchmark]
+    configured = {k: input[k] for k in ("annotations", "questions") if k in input.keys()}
+    if b.limit is None:
+        return configured
+    from evaluation.tasks import build_task
+
+    return {k: str(v) for k, v in build_task(wildcards.benchmark, b).references(Path(input.predictions)).items()}
+
+
 def benchmark_flags(wildcards, input):
-    """The CLI flags of a benchmark: references from the inputs, then its configured options."""
-    flags = [f"--{k} {input[k]}" for k in ("annotations", "questions") if k in input.keys()]
+    """The CLI flags of a benchmark: its references, then its configured options."""
+    flags = [f"--{k} {v}" for k, v in benchmark_references(wildcards, input).items()]
     for key, value in BASE.benchmarks[wildcards.benchmark].options.items():
         flag = f"--{key.replace('_', '-')}"
         if value is True:
