@@ -13,6 +13,7 @@ is an error naming the shard and the member (img2dataset writes a ``.txt`` besid
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import tarfile
@@ -29,28 +30,26 @@ log = logging.getLogger("setok.data.shards_to_coco")
 
 
 def shard_pairs(shard: Path) -> Iterator[tuple[str, str, bytes, str]]:
-    """``(key, image suffix, image bytes, caption)`` per image of one tar shard, in member order."""
-    images: list[tuple[str, str, bytes]] = []
-    captions: dict[str, str] = {}
+    """``(key, image suffix, image bytes, caption)`` per image of one tar shard, in member order.
+
+    Two passes over the tar headers (seeks, cheap): the captions first, then one image at a time, so a shard's
+    images (hundreds of MB for 10k samples) are never all held in memory.
+    """
     try:
         with tarfile.open(shard, mode="r:") as tar:
-            for m in tar:
-                key, ext = os.path.splitext(m.name)
-                if not m.isfile() or (ext.lower() not in IMAGE_SUFFIXES and ext != ".txt"):
+            members = [(m, *os.path.splitext(m.name)) for m in tar if m.isfile()]
+            captions = {key: tar.extractfile(m).read().decode("utf-8").strip()  # type: ignore[union-attr]
+                        for m, key, ext in members if ext == ".txt"}
+            for m, key, ext in members:
+                if ext.lower() not in IMAGE_SUFFIXES:
                     continue
-                data = tar.extractfile(m).read()  # type: ignore[union-attr]  # a regular file member
-                if ext == ".txt":
-                    captions[key] = data.decode("utf-8").strip()
-                else:
-                    images.append((key, ext.lower(), data))
+                if not captions.get(key):
+                    raise DataError(f"{shard}: {key}{ext} has no caption ({key}.txt missing or empty)")
+                yield key, ext.lower(), tar.extractfile(m).read(), captions[key]  # type: ignore[union-attr]
     except (tarfile.ReadError, EOFError, OSError) as e:
         raise DataError(f"{shard}: not a readable tar shard ({e})") from None
     except UnicodeDecodeError as e:
         raise DataError(f"{shard}: a caption is not UTF-8 ({e.reason})") from None
-    for key, ext, data in images:
-        if not captions.get(key):
-            raise DataError(f"{shard}: {key}{ext} has no caption ({key}.txt missing or empty)")
-        yield key, ext, data, captions[key]
 
 
 def write_image(path: Path, data: bytes) -> None:
@@ -66,16 +65,13 @@ def convert(shards: Path, images: Path, out: Path, *, limit: int | None = None) 
     paths = sorted(shards.glob("*.tar"))
     if not paths:
         raise DataError(f"{shards}: no *.tar shards (expected img2dataset's webdataset output)")
+    pairs = ((shard, pair) for shard in tqdm(paths, desc="shards", unit="shard") for pair in shard_pairs(shard))
     coco: dict[str, list[dict]] = {"images": [], "annotations": []}
-    for shard in tqdm(paths, desc="shards", unit="shard"):
-        for key, ext, data, caption in shard_pairs(shard):
-            if limit is not None and len(coco["images"]) >= limit:
-                break
-            n = len(coco["images"])
-            name = f"{shard.stem}/{os.path.basename(key)}{ext}"
-            write_image(images / name, data)
-            coco["images"].append({"id": n, "file_name": name})
-            coco["annotations"].append({"id": n, "image_id": n, "caption": caption})
+    for n, (shard, (key, ext, data, caption)) in enumerate(itertools.islice(pairs, limit)):  # stops reading at limit
+        name = f"{shard.stem}/{os.path.basename(key)}{ext}"
+        write_image(images / name, data)
+        coco["images"].append({"id": n, "file_name": name})
+        coco["annotations"].append({"id": n, "image_id": n, "caption": caption})
     write_json(out, coco)
     log.info("%d image-caption pairs from %d shards -> %s (images under %s)", len(coco["images"]), len(paths), out,
              images)
