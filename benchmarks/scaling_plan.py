@@ -8,7 +8,9 @@ download): SigLIP-SO400M-14-384 through open_clip, SeTok through ``build_setok``
 LoRA through peft on the meta LLaMA (checked against the closed form). FLOPs of the vision modules are counted by
 ``torch.utils.flop_counter`` on meta tensors; the LLM's by the closed form (tested against the counter on a tiny
 LLaMA). Memory follows the ZeRO paper (2 + 2 + 12 bytes per parameter) and a per-layer activation count (below).
-Prints markdown tables to stdout and writes nothing else.
+Prints markdown tables to stdout; ``--write docs/scaling.md`` replaces the generated section of that file instead
+(between ``<!-- plan:begin -->`` and ``<!-- plan:end -->``, or the ``measured`` markers with ``--measure``), so the
+document never drifts from the config (``tests/test_scaling_plan.py`` checks it is current).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -26,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from setok.config import Config, LoRAConfig
+from setok.modeling.build import frozen_tokenizer_dtype
 
 GB = 1e9
 LLAMA2_7B = {"hidden": 4096, "intermediate": 11008, "layers": 32, "heads": 32, "vocab": 32000}
@@ -295,10 +299,11 @@ class Stage:
     zero: int
     trainable: int  # parameters the engine trains
     frozen: int  # frozen parameters inside the engine (bf16)
-    outside: float  # bytes of frozen modules outside the engine (fp32 SeTok, text tower, ...)
+    outside: float  # bytes of frozen modules outside the engine (frozen SeTok, text tower, ...)
     positions: float  # LLM positions (or vision patches) per sample
     bf16_flops: float  # model FLOPs per sample on bf16 tensor cores (forward + backward)
-    fp32_flops: float  # FLOPs per sample run in fp32 (frozen SeTok forward outside the engine)
+    frozen_flops: float  # FLOPs per sample of the frozen SeTok forward outside the engine
+    frozen_precision: str  # the precision it runs at: "fp32" (no tensor cores), "bf16" or "fp16"
     recompute_flops: float  # extra FLOPs per sample under full activation recomputation
     act: float  # activation bytes per micro-batch, nothing recomputed
     act_recompute: float | None  # the same under full recomputation (None: not planned)
@@ -390,30 +395,35 @@ def stages(m: dict[str, Any], v: dict[str, float], cfg: Config, a: Assumptions) 
     n_lora = lora_params(hidden=h, intermediate=LLAMA2_7B["intermediate"], layers=L, r=cfg.mllm.lora.r,
                          targets=list(cfg.mllm.lora.target_modules))
     tt, s1, s2, sm = cfg.train_tokenizer, cfg.train_stage1, cfg.train_stage2, cfg.train_mask_decoder
+    # The frozen SeTok of the MLLM stages at mllm.tokenizer_precision (as_trained: train_tokenizer's, bf16).
+    tok_dtype = frozen_tokenizer_dtype(cfg.mllm.tokenizer_precision, cfg)
+    prec = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[tok_dtype]
+    tok_bytes = float(torch.finfo(tok_dtype).bits // 8)
     tok_fwd = v["enc_fwd"] + v["merge_fwd"] + v["gram"] + v["detok_fwd"]
     out = []
     for label, key, length in (("tokenizer", "merge_train", v["balanced"]),
                                ("tokenizer (skewed clusters)", "merge_train_skewed", v["skewed"])):
         out.append(Stage(label, tt.steps, tt.batch_size, tt.micro_batch_size, tt.zero_stage,
                          n_params(setok, trainable=True), n_params(setok, trainable=False), 4.0 * m["text_params"],
-                         v["patches"], v["enc_train"] + v[key] + v["detok_train"] + v["gram"], 0.0, tok_fwd,
+                         v["patches"], v["enc_train"] + v[key] + v["detok_train"] + v["gram"], 0.0, "bf16", tok_fwd,
                          tokenizer_activations(m, v, cfg, a, tt.micro_batch_size, length), None))
     p1 = a.stage1_positions or cfg.mllm.max_length
     fwd1 = llm_forward_flops(matmul_params=n_mm, layers=L, hidden=h, tokens=p1)
     out.append(Stage("stage1", s1.steps, s1.batch_size, s1.micro_batch_size, s1.zero_stage, n_params(setokim), 0,
-                     4.0 * (n_params(setok) + n_params(md)), p1,
-                     3 * fwd1 + a.stage1_images * c * v["diff_train"], a.stage1_images * v["setok_fwd"], fwd1,
+                     tok_bytes * n_params(setok), p1,
+                     3 * fwd1 + a.stage1_images * c * v["diff_train"], a.stage1_images * v["setok_fwd"], prec, fwd1,
                      llm_activations(seq=p1, batch=s1.micro_batch_size, lora=None, recompute=False),
                      llm_activations(seq=p1, batch=s1.micro_batch_size, lora=None, recompute=True)))
+    # The mask-decoder phase holds SeTok and the mask decoder only (no LLM: setok.train.mllm._train_mask_decoder).
     out.append(Stage("mask_decoder", sm.steps, sm.batch_size, sm.micro_batch_size, sm.zero_stage, n_params(md), 0,
-                     4.0 * n_params(setok) + 2.0 * n_params(lm) + 4.0 * heads, v["patches"], v["maskdec_train"],
-                     v["setok_fwd"], 0.0, sm.micro_batch_size * v["maskdec_saved"], None))
+                     tok_bytes * n_params(setok), v["patches"], v["maskdec_train"], v["setok_fwd"], prec, 0.0,
+                     sm.micro_batch_size * v["maskdec_saved"], None))
     p2 = a.stage2_positions
     mm2, attn2 = 2.0 * n_mm * p2, 4.0 * L * h * p2**2
     out.append(Stage("stage2", s2.steps, s2.batch_size, s2.micro_batch_size, s2.zero_stage, lora + heads,
-                     n_params(lm), 4.0 * (n_params(setok) + n_params(md)), p2,
+                     n_params(lm), tok_bytes * n_params(setok), p2,
                      2 * mm2 + 3 * attn2 + 6.0 * n_lora * p2 + a.stage2_images * c * v["diff_train"],
-                     a.stage2_images * v["setok_fwd"], mm2 + attn2,
+                     a.stage2_images * v["setok_fwd"], prec, mm2 + attn2,
                      llm_activations(seq=p2, batch=s2.micro_batch_size, lora=cfg.mllm.lora, recompute=False),
                      llm_activations(seq=p2, batch=s2.micro_batch_size, lora=cfg.mllm.lora, recompute=True)))
     return out
@@ -435,7 +445,9 @@ def needs_recompute(st: Stage, hw: Hardware) -> bool:
 
 def timing(st: Stage, hw: Hardware) -> dict[str, float]:
     """Seconds per sample at ``hw.mfu``, then steps, communication and GPU-hours."""
-    sec = st.bf16_flops / (hw.mfu * hw.bf16_tflops * 1e12) + st.fp32_flops / (hw.mfu * hw.fp32_tflops * 1e12)
+    frozen_peak = hw.fp32_tflops if st.frozen_precision == "fp32" else hw.bf16_tflops
+    frozen_sec = st.frozen_flops / (hw.mfu * frozen_peak * 1e12)
+    sec = st.bf16_flops / (hw.mfu * hw.bf16_tflops * 1e12) + frozen_sec
     n = usable_gpus(batch=st.batch, micro=st.micro, gpus=hw.gpus)
     acc = st.batch // (st.micro * n)
     bw = (hw.nvlink_gbs if n <= 8 else hw.ib_gbs) * GB
@@ -444,7 +456,7 @@ def timing(st: Stage, hw: Hardware) -> dict[str, float]:
     rc = st.recompute_flops if needs_recompute(st, hw) else 0.0
     return {"gpus": n, "sec": sec, "step": st.batch * sec / n, "comm": comm, "gpu_hours": gpu_hours,
             "hours": gpu_hours / n, "hours8": gpu_hours / 8, "hfu": hw.mfu * (st.bf16_flops + rc) / st.bf16_flops,
-            "fp32_share": st.fp32_flops / (hw.mfu * hw.fp32_tflops * 1e12) / sec}
+            "frozen_share": frozen_sec / sec}
 
 
 # --------------------------------------------------------------------------------------------- output
@@ -494,8 +506,10 @@ def flops_table(plan: list[Stage], v: dict[str, float], a: Assumptions) -> str:
             f"{tf(v['merge_fwd'])} ({a.visual_tokens} clusters of {v['balanced']} patches; skewed: largest cluster "
             f"{v['skewed']}); detokenizer forward {tf(v['detok_fwd'])}; clustering distances {tf(v['gram'])}; "
             f"frozen SeTok forward {tf(v['setok_fwd'])}; diffusion MLP per generated token {tf(v['diff_train'])}.")
-    rows = [[s.name, f"{s.positions:,.0f}", tf(s.bf16_flops), tf(s.fp32_flops), tf(s.recompute_flops)] for s in plan]
-    return note + "\n\n" + table(["stage", "positions / sample", "train, bf16", "frozen SeTok fwd, fp32",
+    rows = [[s.name, f"{s.positions:,.0f}", tf(s.bf16_flops),
+             f"{tf(s.frozen_flops)} ({s.frozen_precision})" if s.frozen_flops else tf(0.0),
+             tf(s.recompute_flops)] for s in plan]
+    return note + "\n\n" + table(["stage", "positions / sample", "train, bf16", "frozen SeTok fwd",
                                   "extra if recomputed"], rows)
 
 
@@ -534,11 +548,11 @@ def timing_table(plan: list[Stage], hw: Hardware) -> str:
         if "skewed" not in s.name:
             total, wall, wall8 = total + t["gpu_hours"], wall + t["hours"], wall8 + t["hours8"]
         rows.append([s.name, f"{s.steps:,} x {s.batch}", t["gpus"], f"{s.positions / t['sec']:,.0f}",
-                     f"{1 / t['sec']:,.2f}", f"{t['fp32_share']:.0%}", f"{t['hfu']:.0%}", f"{t['step']:.2f} s",
+                     f"{1 / t['sec']:,.2f}", f"{t['frozen_share']:.0%}", f"{t['hfu']:.0%}", f"{t['step']:.2f} s",
                      f"{t['comm']:.2f} s", f"{t['gpu_hours']:,.0f}", f"{t['hours']:,.1f} h", f"{t['hours8']:,.1f} h"])
     rows.append(["total (balanced tokenizer)", "", "", "", "", "", "", "", "", f"{total:,.0f}", f"{wall:,.1f} h",
                  f"{wall8:,.1f} h"])
-    return table(["stage", "steps x batch", "GPUs", "positions/s/GPU", "samples/s/GPU", "fp32 SeTok share of time",
+    return table(["stage", "steps x batch", "GPUs", "positions/s/GPU", "samples/s/GPU", "frozen SeTok share of time",
                   "HFU", "compute/step", "comm/step", "GPU-hours", "wall-clock on those GPUs", "wall-clock on 8 GPUs"],
                  rows)
 
@@ -564,8 +578,9 @@ def report(cfg: Config, hw: Hardware, a: Assumptions) -> str:
     c = LLAMA2_7B
     kor = c["layers"] * korthikanti_bytes(seq=int(s1.positions), batch=s1.micro, hidden=c["hidden"], heads=c["heads"])
     return "\n".join([
-        f"Generated by `python benchmarks/scaling_plan.py` on {datetime.date.today()} ({hw.gpus} GPUs x "
-        f"{hw.memory_gb:.0f} GB, {hw.bf16_tflops:g} TFLOP/s bf16, MFU {hw.mfu:.0%}).",
+        f"Generated by `python benchmarks/scaling_plan.py --write docs/scaling.md` from `config/paper.yaml` "
+        f"({hw.gpus} GPUs x {hw.memory_gb:.0f} GB, {hw.bf16_tflops:g} TFLOP/s bf16, MFU {hw.mfu:.0%}, frozen SeTok "
+        f"in the MLLM stages: {cfg.mllm.tokenizer_precision}).",
         "", "### Parameters (exact, built on the meta device)", "", params_table(m, cfg),
         "", "### FLOPs per sample (TFLOP; a multiply-add counts 2)", "", flops_table(plan, v, a),
         "", f"### Memory per GPU at the configured ZeRO stage (fits: total <= {hw.headroom:.0%} of "
@@ -622,13 +637,29 @@ def measure_setok(cfg: Config, hw: Hardware, v: dict[str, float], planned: Stage
     rows = [["tokenizer: SeTok forward + backward, bf16 (clusters of random features)", f"{b} images",
              f"{hw.mfu * hw.bf16_tflops * 1e12 / planned.bf16_flops:,.1f} images/s", f"{b / sec:,.1f} images/s",
              gb(planned.act), gb(mem)]]
+    clusterings = []
     for dtype, tflops in ((torch.float32, hw.fp32_tflops), (torch.bfloat16, hw.bf16_tflops)):
         setok.to(dtype)
         sec, _ = time_step(lambda: setok.tokenize(images.to(dtype)).tokens, backward=False)
+        with torch.no_grad():
+            clusterings.append(setok.tokenize(images.to(dtype)).clusters)
         rows.append([f"frozen SeTok tokenize, {str(dtype)[6:]}", f"{b} images",
                      f"{hw.mfu * tflops * 1e12 / v['setok_fwd']:,.1f} images/s", f"{b / sec:,.1f} images/s", "—",
                      "—"])
+    same = cluster_agreement(*clusterings)
+    rows.append(["frozen SeTok clustering, bf16 against fp32", f"{b} images", "—",
+                 f"token count equal in {same['count']:.0%} of images, patch's token equal in {same['patch']:.0%} "
+                 f"of patches", "—", "—"])
     return rows
+
+
+def cluster_agreement(a: Any, b: Any) -> dict[str, float]:
+    """How far two clusterings of the same images agree (:class:`~setok.modeling.clustering.ClusterOutput`, hard):
+    the share of images with the same token count, and the share of patches whose token (seed) is the same."""
+    count = (a.num_tokens == b.num_tokens).float().mean().item()
+    seed_a = a.seeds.gather(1, a.masks.argmax(-1))  # (B, N) the seed location of each patch's token
+    seed_b = b.seeds.gather(1, b.masks.argmax(-1))
+    return {"count": count, "patch": (seed_a == seed_b).float().mean().item()}
 
 
 def measure_llm(cfg: Config, hw: Hardware, s1: Stage, s2: Stage, device: str) -> list[list[str]]:
@@ -693,13 +724,35 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default, help=f"default {f.default}")
     ap.add_argument("--measure", action="store_true", help="time each stage's micro-batch on --device (a GPU)")
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--write", type=Path, help="replace the generated section of this markdown file (docs/scaling.md)")
     args = vars(ap.parse_args(argv))
-    do_measure, device = args.pop("measure"), args.pop("device")
+    do_measure, device, write = args.pop("measure"), args.pop("device"), args.pop("write")
     cfg = load_config(args.pop("config") or ["config/paper.yaml"])
     hw = Hardware(**{f.name: args[f.name] for f in dataclasses.fields(Hardware)})
     a = Assumptions(**{f.name: args[f.name] for f in dataclasses.fields(Assumptions)})
-    print(measure(cfg, hw, a, device) if do_measure else report(cfg, hw, a))
+    text = measure(cfg, hw, a, device) if do_measure else report(cfg, hw, a)
+    if write is None:
+        print(text)
+    else:
+        from setok.io import write_text
+
+        write_text(write, replace_section(write.read_text(), "measured" if do_measure else "plan", text))
+        print(f"wrote the {'measured' if do_measure else 'plan'} section of {write}")
     return 0
+
+
+def replace_section(doc: str, name: str, text: str) -> str:
+    """``doc`` with the lines between ``<!-- name:begin -->`` and ``<!-- name:end -->`` replaced by ``text``."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    if doc.count(begin) != 1 or doc.count(end) != 1 or doc.index(begin) > doc.index(end):
+        raise SystemExit(f"error: the document needs one {begin} ... {end} section")
+    head, rest = doc.split(begin)
+    return f"{head}{begin}\n{text.strip()}\n{end}{rest.split(end, 1)[1]}"
+
+
+def generated_section(doc: str, name: str) -> str:
+    """The text between the ``name`` markers of ``doc`` (what :func:`replace_section` wrote)."""
+    return doc.split(f"<!-- {name}:begin -->\n", 1)[1].split(f"\n<!-- {name}:end -->", 1)[0]
 
 
 if __name__ == "__main__":

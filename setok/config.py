@@ -291,6 +291,10 @@ class MLLMConfig:
     # Referring segmentation: the SeTok tokens the LLM learns to generate for a referred object are those whose
     # cluster lies at least this fraction inside the object mask (ours; docs/paper-notes.md S4).
     segment_overlap: float = 0.5
+    # Precision of the frozen tokenizer (SeTok or SemHiTok) while the MLLM trains and predicts: "as_trained" runs it
+    # at its own training stage's precision (the tokens its merger / codebooks were trained on); "fp32" / "bf16" /
+    # "fp16" force one (docs/paper-notes.md S8). Clustering distances and VQ lookups are float32 in every case.
+    tokenizer_precision: Literal["as_trained", "fp32", "bf16", "fp16"] = "as_trained"
     # The unified MLLM on SemHiTok codes (tokenizer.kind: semhitok; SemHiTok Sec. 3.3).
     dual_mlp: bool = True  # Table 7: the Dual-MLP adapter (False: one MLP over [z_sem ; z_pix])
     code_sampling: CodeSamplingConfig = field(default_factory=CodeSamplingConfig)

@@ -132,3 +132,44 @@ def test_flop_count_of_a_linear_forward_and_backward(plan: ModuleType) -> None:
     assert plan.flop_count(lambda: linear(x), backward=False) == 2 * 4 * 3 * 5
     assert plan.flop_count(lambda: linear(x), backward=True) == 3 * (2 * 4 * 3 * 5)
     assert math.isclose(plan.flop_count(lambda: linear(x.detach()), backward=True), 2 * (2 * 4 * 3 * 5))
+
+
+def test_cluster_agreement_by_hand(plan: ModuleType) -> None:
+    from setok.modeling.clustering import ClusterOutput
+
+    def hard(assign: list[list[int]], seeds: list[list[int]]) -> ClusterOutput:
+        a = torch.tensor(assign)
+        c = int(a.max()) + 1
+        return ClusterOutput(masks=torch.nn.functional.one_hot(a, c).float(), num_tokens=(a.amax(1) + 1),
+                             seeds=torch.tensor(seeds), scores=torch.zeros(a.shape))
+
+    # image 0: same 2 tokens, the last patch moves to the other token; image 1: 2 tokens against 3.
+    a = hard([[0, 0, 1, 1], [0, 1, 1, 1]], [[0, 2, -1], [1, 3, -1]])
+    b = hard([[0, 0, 1, 0], [0, 1, 2, 2]], [[0, 2, -1], [1, 3, 2]])
+    got = plan.cluster_agreement(a, b)
+    assert got["count"] == 0.5
+    # patch seeds: a = [0,0,2,2 | 1,3,3,3], b = [0,0,2,0 | 1,3,2,2] -> 5 of 8 agree
+    assert got["patch"] == 5 / 8
+
+
+def test_replace_section_rewrites_only_between_its_markers(plan: ModuleType) -> None:
+    doc = "intro\n<!-- plan:begin -->\nold\n<!-- plan:end -->\nrest\n"
+    new = plan.replace_section(doc, "plan", "new\ntable\n")
+    assert new == "intro\n<!-- plan:begin -->\nnew\ntable\n<!-- plan:end -->\nrest\n"
+    assert plan.generated_section(new, "plan") == "new\ntable"
+    with pytest.raises(SystemExit, match="measured:begin"):
+        plan.replace_section(doc, "measured", "x")
+
+
+@pytest.mark.slow
+def test_docs_scaling_md_holds_the_plan_of_the_current_config(plan: ModuleType) -> None:
+    """docs/scaling.md's generated section is what the script prints for config/paper.yaml (regenerate with
+    ``python benchmarks/scaling_plan.py --write docs/scaling.md``)."""
+    from setok.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config([str(root / "config" / "paper.yaml")])
+    expected = plan.report(cfg, plan.Hardware(), plan.Assumptions()).strip()
+    doc = (root / "docs" / "scaling.md").read_text()
+    assert plan.generated_section(doc, "plan") == expected, \
+        "docs/scaling.md is stale: run python benchmarks/scaling_plan.py --write docs/scaling.md"

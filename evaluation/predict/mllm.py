@@ -35,7 +35,7 @@ from setok.data.multimodal import ImageRef
 from setok.data.templates import EOS, Piece, prompt_pieces
 from setok.data.transforms import image_transform
 from setok.io import DataError, load_image
-from setok.modeling.build import load_mllm, load_semhitok, load_setok
+from setok.modeling.build import frozen_tokenizer_dtype, load_mllm, load_semhitok, load_setok
 from setok.modeling.code_generation import generate_codes
 from setok.modeling.generation import generate_image, generate_text, pack_prompts
 from setok.modeling.hierarchical_codebook import unflatten_codes
@@ -73,18 +73,26 @@ class Predictor:
         if not self.baseline and tokenizer_path is None:
             raise DataError("--tokenizer: the MLLM reads images through its trained tokenizer (tokenizer/model.pt)")
         self.setok = self.semhitok = None
+        trained = None  # the tokenizer's own config
         if self.family == "semhitok":
-            self.semhitok = load_semhitok(tokenizer_path)[0]
+            self.semhitok, trained = load_semhitok(tokenizer_path)
             self.size = self.cfg.tokenizer.semhitok.semantic.backbone.image_size
             self.token_dim = 0
         else:
-            self.setok = None if self.baseline else load_setok(tokenizer_path)[0]
+            if not self.baseline:
+                self.setok, _, trained = load_setok(tokenizer_path)
             self.size = self.cfg.tokenizer.backbone.image_size
             self.token_dim = self.cfg.tokenizer.merger.dim
         self.device = torch.device(device)
-        for m in (self.model, self.mask_decoder, self.setok, self.semhitok):
+        # The frozen tokenizer at the precision it ran at in the MLLM's training stages (paper-notes S8).
+        self.tokenizer_dtype = torch.float32 if trained is None else \
+            frozen_tokenizer_dtype(self.cfg.mllm.tokenizer_precision, trained)
+        for m in (self.model, self.mask_decoder):
             if m is not None:
                 m.to(self.device)
+        for m in (self.setok, self.semhitok):
+            if m is not None:
+                m.to(self.device, self.tokenizer_dtype)
         self.ids = special_ids(self.tokenizer)
         self.template = self.cfg.train_stage2.template
         self.transform = image_transform(self.size)
@@ -100,14 +108,14 @@ class Predictor:
         """Tokenize PIL images with SeTok. Returns its :class:`~setok.modeling.setok.Tokens` for ``(N, 3, S, S)``."""
         pixels = torch.stack([
             letterbox_image(im, self.size) if letterbox else self.transform(im) for im in images
-        ]).to(self.device)
+        ]).to(self.device, self.tokenizer_dtype)
         return self.setok.tokenize(pixels)
 
     def _image_tokens(self, images: Sequence[Any]) -> list[torch.Tensor]:
         """What each PIL image becomes in the sequence: its valid SeTok tokens ``(C_i, D)``, or its flattened SemHiTok
         codes ``(h*w,)`` long."""
         if self.semhitok is not None:
-            pixels = torch.stack([self.transform(im) for im in images]).to(self.device)
+            pixels = torch.stack([self.transform(im) for im in images]).to(self.device, self.tokenizer_dtype)
             return list(self.semhitok.flat(self.semhitok.encode(pixels)))
         tok = self._images(images, letterbox=False)
         return [t[v] for t, v in zip(tok.tokens, tok.valid)]
@@ -161,13 +169,13 @@ class Predictor:
             uncond_prompts=uncond, generator=g, pad_id=self.ids["pad"],
         )
 
-    def _pad(self, tokens: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``N`` tensors ``(C_i, D)`` -> ``(N, C, D)`` zero-padded fp32 tokens and ``(N, C)`` validity."""
+    def _pad(self, tokens: list[torch.Tensor], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """``N`` tensors ``(C_i, D)`` -> ``(N, C, D)`` zero-padded ``dtype`` tokens and ``(N, C)`` validity."""
         c = max(t.shape[0] for t in tokens)
-        padded = torch.zeros(len(tokens), c, self.token_dim, device=self.device)
+        padded = torch.zeros(len(tokens), c, self.token_dim, device=self.device, dtype=dtype)
         valid = torch.zeros(len(tokens), c, dtype=torch.bool, device=self.device)
         for i, t in enumerate(tokens):
-            padded[i, : t.shape[0]], valid[i, : t.shape[0]] = t.float(), True
+            padded[i, : t.shape[0]], valid[i, : t.shape[0]] = t.to(dtype), True
         return padded, valid
 
     def _decode_images(self, tokens: list[torch.Tensor]) -> list[Any]:
@@ -175,7 +183,7 @@ class Predictor:
             sem, pix = unflatten_codes(torch.stack(tokens), self.semhitok.sub_codebook_size)
             codes = Codes(semantic=sem, pixel=None if self.semhitok.sghc is None else pix, grid=self.semhitok.grid)
             return [to_pil(img) for img in self.semhitok.decode(codes)]
-        return [to_pil(img) for img in self.setok.detokenize(*self._pad(tokens))]
+        return [to_pil(img) for img in self.setok.detokenize(*self._pad(tokens, self.tokenizer_dtype))]
 
     # ----------------------------------------------------------------------------------------------- per kind
 
@@ -231,8 +239,9 @@ class Predictor:
         tok = self._images(images, letterbox=True)
         generated = self._generate_tokens(queries, [t[v] for t, v in zip(tok.tokens, tok.valid)],
                                           prefix=SEGMENT_PREFIX, guided=False)
-        prompts, valid = self._pad(generated)
-        logits = self.mask_decoder(tok.features, prompts, valid)[:, 0]  # (N, 4h, 4w) over the letterboxed square
+        md_dtype = next(self.mask_decoder.parameters()).dtype
+        prompts, valid = self._pad(generated, md_dtype)
+        logits = self.mask_decoder(tok.features.to(md_dtype), prompts, valid)[:, 0]  # (N, 4h, 4w), letterboxed
         masks = []
         for lg, im in zip(logits, images):
             masks.append((unletterbox_logits(lg, *im.size) > 0).cpu().numpy())

@@ -136,14 +136,15 @@ def load_semhitok_state(model: SemHiTok, state: dict[str, torch.Tensor], *, skip
                         f"unexpected {unexpected[:3]})")
 
 
-def load_model_file(path: str | Path) -> dict[str, Any]:
+def load_model_file(path: str | Path, *, mmap: bool = False) -> dict[str, Any]:
     """``torch.load`` a ``model.pt`` on the CPU (weights only); a missing or unreadable file is a one-line
-    DataError."""
+    DataError. ``mmap`` maps the tensors from the file instead of reading them (pages shared by every process on the
+    node; for weights that are only passed on)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: model file not found (train the previous stage first)")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except (RuntimeError, EOFError) as e:
         raise DataError(f"{path}: not a model file ({e.__class__.__name__}: {e})") from None
     if not isinstance(ckpt, dict):
@@ -170,6 +171,29 @@ def load_semhitok(path: str | Path) -> tuple[SemHiTok, Config]:
     except DataError as e:
         raise DataError(f"{path}: {e}") from None
     return model.eval(), cfg
+
+
+PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def frozen_tokenizer_dtype(setting: str, trained: Config) -> torch.dtype:
+    """Precision of a frozen tokenizer inside an MLLM stage or predictor (``mllm.tokenizer_precision``).
+
+    Args:
+        setting: ``"as_trained"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``.
+        trained: the tokenizer's own resolved config (the one stored in its ``model.pt``).
+
+    ``"as_trained"`` is the precision its weights ran at while it learned (DeepSpeed's bf16 engine holds the module in
+    bf16): ``train_tokenizer`` for SeTok, ``train_pixel_codebook`` for SemHiTok (the stage that trains the pixel
+    encoder and SGHC whose codes the MLLM reads; the semantic VQ looks codes up in float32 at any precision).
+    """
+    if setting == "as_trained":
+        stage = trained.train_pixel_codebook if trained.tokenizer.kind == "semhitok" else trained.train_tokenizer
+        setting = stage.precision
+    if setting not in PRECISION_DTYPES:
+        raise ValueError(f"mllm.tokenizer_precision: unknown precision {setting!r}; expected as_trained, "
+                         f"{', '.join(PRECISION_DTYPES)}")
+    return PRECISION_DTYPES[setting]
 
 
 # --------------------------------------------------------------------------------------------- SeTokIM (Sec. 2.2)
@@ -227,11 +251,15 @@ def build_setokim(
         lm=lm, diffloss=diffloss, token_dim=token_dim, cond_dim=hidden, vis_weight=m.vis_weight,
         eoi_weight=m.eoi_weight, connector=connector, vision=vision,
     )
-    mask_decoder = MaskDecoder(
-        image_dim=image_dim, token_dim=token_dim, dim=m.mask_decoder.dim, depth=m.mask_decoder.depth,
-        heads=m.mask_decoder.heads, upscale=m.mask_decoder.upscale,
-    )
-    return model, tokenizer, mask_decoder
+    return model, tokenizer, build_mask_decoder(cfg, token_dim=token_dim, image_dim=image_dim)
+
+
+def build_mask_decoder(cfg: Config, *, token_dim: int, image_dim: int) -> MaskDecoder:
+    """SeTokIM's mask decoder (``cfg.mllm.mask_decoder``) over ``image_dim``-wide image embeddings, prompted by
+    ``token_dim``-wide SeTok tokens."""
+    md = cfg.mllm.mask_decoder
+    return MaskDecoder(image_dim=image_dim, token_dim=token_dim, dim=md.dim, depth=md.depth, heads=md.heads,
+                       upscale=md.upscale)
 
 
 def build_semhitokim(
@@ -255,9 +283,9 @@ def build_semhitokim(
     return model, tokenizer
 
 
-def read_mllm_file(path: str | Path) -> dict[str, Any]:
+def read_mllm_file(path: str | Path, *, mmap: bool = False) -> dict[str, Any]:
     """:func:`load_model_file` of a multimodal LLM stage (SeTokIM or the unified MLLM), its keys checked."""
-    ckpt = load_model_file(path)
+    ckpt = load_model_file(path, mmap=mmap)
     missing = [k for k in ("setokim", "mask_decoder", "config", "lora", "token_dim", "image_dim") if k not in ckpt]
     if missing:
         raise DataError(f"{path}: not a SeTokIM model file (missing {', '.join(missing)})")

@@ -172,9 +172,11 @@ class SemHiTok(nn.Module):
         return z_pix
 
     def decode(self, codes: Codes) -> Tensor:
-        """:class:`Codes` -> images ``(B, 3, S', S')`` in [-1, 1] scale."""
+        """:class:`Codes` -> images ``(B, 3, S', S')`` in [-1, 1] scale (the decoder's precision: the codebooks the
+        codes are looked up in stay float32 in a bf16 tokenizer, as training's straight-through codes do not)."""
         z_sem, z_pix = self.code_features(codes)
-        return self.pixel_decoder(self.decoder_input(z_sem, z_pix))
+        x = self.decoder_input(z_sem, z_pix)
+        return self.pixel_decoder(x.to(next(self.pixel_decoder.parameters()).dtype))
 
     # ------------------------------------------------------------------------------------------- training
 

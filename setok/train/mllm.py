@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,8 +36,10 @@ from setok.config import Config, StageConfig, config_sha, dump, load_config, to_
 from setok.io import DataError, torch_save, write_text
 from setok.modeling.build import (
     apply_lora,
+    build_mask_decoder,
     build_semhitokim,
     build_setokim,
+    frozen_tokenizer_dtype,
     load_semhitok,
     load_setok,
     load_setokim_state,
@@ -98,9 +101,10 @@ def cfg_drop(batch: Any, *, p: float, seed: int, step: int, micro: int) -> list[
 def _stage_pipeline(
     cfg: Config, sc: StageConfig, stage: Stage, out: Path, *, engine: Any, tokenizer: Any, start: int, rank: int,
     world: int, image_size: int, reads_only: bool, stop_after: int | None,
-) -> tuple[DataLoader, StepLoop, SpecialIds, Any]:
+) -> tuple[DataLoader, StepLoop, SpecialIds | None, Any]:
     """What every MLLM stage shares after its model is built: the mixture loader (resumed at ``start``), the step
-    loop, the special ids and the text tokenizer function."""
+    loop, the special ids and the text tokenizer function (both None without a text ``tokenizer``: the mask-decoder
+    stage reads no text)."""
     from setok.data.multimodal_loader import MultimodalDataset, collate_multimodal
 
     sources, probs = stage_data(cfg, sc, reads_only=reads_only)
@@ -110,19 +114,22 @@ def _stage_pipeline(
         steps=sc.steps, start_step=start, seed=sc.seed, rank=rank, world=world,
     )
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_multimodal, num_workers=sc.num_workers)
-    ids = special_ids(tokenizer)
-    special = SpecialIds(img_start=ids["img_start"], img_end=ids["img_end"], pad=ids["pad"], eos=ids["eos"],
-                         bos=ids["bos"])
+    special = tokenize = None
+    if tokenizer is not None:
+        ids = special_ids(tokenizer)
+        special = SpecialIds(img_start=ids["img_start"], img_end=ids["img_end"], pad=ids["pad"], eos=ids["eos"],
+                             bos=ids["bos"])
 
-    def tokenize(text: str) -> list[int]:
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
+        def tokenize(text: str) -> list[int]:
+            return tokenizer(text, add_special_tokens=False)["input_ids"]
 
     loop = StepLoop(engine=engine, cfg=sc, out=out, start=start, accumulation=sampler.accumulation, rank=rank,
                     desc=f"{stage}[{cfg.name}]", stop_after=stop_after, config_sha=config_sha(cfg))
     return loader, loop, special, tokenize
 
 
-def train(    cfg: Config, stage: Stage, out: Path, *, tokenizer_model: Path | None, init: Path | None = None,
+def train(
+    cfg: Config, stage: Stage, out: Path, *, tokenizer_model: Path | None, init: Path | None = None,
     stop_after: int | None = None,
 ) -> Path | None:
     """Train (or resume) one stage; returns the path of ``model.pt`` (None when stopped early by ``stop_after``)."""
@@ -145,29 +152,25 @@ def train(    cfg: Config, stage: Stage, out: Path, *, tokenizer_model: Path | N
         if stage == "mask_decoder":
             raise DataError(f"{cfg.name}: a connector baseline reads images only; it has no mask-decoder stage")
         token_dim, image_dim = cfg.tokenizer.merger.dim, 0  # placeholder width; build_setokim sets image_dim
+        setok = None
     else:
-        if tokenizer_model is None:
-            raise DataError("--tokenizer: SeTokIM needs the trained SeTok (results/<variant>/tokenizer/model.pt)")
-        setok, _, _ = load_setok(tokenizer_model)
-        setok.requires_grad_(False).to(dev)
+        setok = _frozen_setok(cfg, tokenizer_model, dev)
         token_dim, image_dim = setok.merger.proj.out_features, setok.encoder.width
+    if stage == "mask_decoder":
+        return _train_mask_decoder(cfg, out, setok=setok, tokenizer_model=tokenizer_model, init=init,
+                                   stop_after=stop_after, rank=rank, world=world, dev=dev)
     model, tokenizer, mask_decoder = build_setokim(cfg, token_dim=token_dim, image_dim=image_dim)
     if init is not None:
         load_setokim_state(init, model, mask_decoder)
     if connector:
         vision = model.vision.eval()
         image_dim = vision.width
-    if sc.activation_checkpointing and stage != "mask_decoder":
+    if sc.activation_checkpointing:
         model.lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if stage == "stage2":
         model.lm = apply_lora(model.lm, cfg.mllm.lora, tokenizer=tokenizer)
-    if stage == "mask_decoder":
-        model.requires_grad_(False).to(dev)
-        trained: torch.nn.Module = mask_decoder
-    else:
-        mask_decoder.requires_grad_(False).to(dev)
-        trained = model
-    engine = build_engine(trained, sc, world=world)
+    mask_decoder.requires_grad_(False)  # trained in its own stage only; kept on the CPU, carried into model.pt
+    engine = build_engine(model, sc, world=world)
     dtype = next(engine.module.parameters()).dtype
     start = resume(engine, out, config_sha=config_sha(cfg))
 
@@ -180,9 +183,6 @@ def train(    cfg: Config, stage: Stage, out: Path, *, tokenizer_model: Path | N
             loss, logs = _connector_step(engine, raw, vision, sc, special, tokenize, token_dim=token_dim,
                                          q=cfg.mllm.connector.num_tokens, max_length=cfg.mllm.max_length, dtype=dtype,
                                          dev=dev)
-        elif stage == "mask_decoder":
-            tok, selected = _tokenize(setok, raw, overlap=cfg.mllm.segment_overlap, dev=dev)
-            loss, logs = _mask_decoder_loss(engine, raw, tok, selected, dtype=dtype)
         else:
             tok, selected = _tokenize(setok, raw, overlap=cfg.mllm.segment_overlap, dev=dev)
             lists = [] if tok is None else image_token_lists(tok.tokens, tok.valid, selected,
@@ -198,8 +198,61 @@ def train(    cfg: Config, stage: Stage, out: Path, *, tokenizer_model: Path | N
         if loop.advance(logs):
             return None
     loop.close()
-    return _write_model(out, cfg, stage, rank=rank, step=loop.step, model=model, mask_decoder=mask_decoder,
-                        token_dim=token_dim, image_dim=image_dim, tokenizer_model=tokenizer_model)
+    return _write_model(out, cfg, stage, rank=rank, step=loop.step, setokim=lambda: model.state_dict(),
+                        mask_decoder=mask_decoder.state_dict(), token_dim=token_dim, image_dim=image_dim,
+                        tokenizer_model=tokenizer_model)
+
+
+def _frozen_setok(cfg: Config, tokenizer_model: Path | None, dev: torch.device) -> Any:
+    """The trained SeTok, frozen, on ``dev`` at ``mllm.tokenizer_precision`` (paper-notes S8)."""
+    if tokenizer_model is None:
+        raise DataError("--tokenizer: SeTokIM needs the trained SeTok (results/<variant>/tokenizer/model.pt)")
+    setok, _, trained = load_setok(tokenizer_model)
+    dtype = frozen_tokenizer_dtype(cfg.mllm.tokenizer_precision, trained)
+    log.info("frozen SeTok from %s in %s (mllm.tokenizer_precision: %s)", tokenizer_model, dtype,
+             cfg.mllm.tokenizer_precision)
+    return setok.requires_grad_(False).to(dev, dtype)
+
+
+def _train_mask_decoder(
+    cfg: Config, out: Path, *, setok: Any, tokenizer_model: Path | None, init: Path, stop_after: int | None,
+    rank: int, world: int, dev: torch.device,
+) -> Path | None:
+    """The end of Stage I: the mask decoder alone, on the SeTok tokens of each object (BCE + Dice, teacher forcing).
+
+    This stage never runs the LLM, so it holds none: the device holds the frozen SeTok and the mask decoder only, and
+    the Stage-I weights are passed on to ``model.pt`` unchanged (mapped from ``init`` by rank 0 at the end).
+    """
+    sc = cfg.train_mask_decoder
+    token_dim, image_dim = setok.merger.proj.out_features, setok.encoder.width
+    ckpt = read_mllm_file(init, mmap=True)
+    if ckpt["lora"]:
+        raise DataError(f"{init}: holds LoRA weights (a Stage-II model); initialise from a Stage-I model.pt")
+    if (ckpt["token_dim"], ckpt["image_dim"]) != (token_dim, image_dim):
+        raise DataError(f"{init}: trained on tokens of width {ckpt['token_dim']} over image embeddings of width "
+                        f"{ckpt['image_dim']}, but --tokenizer {tokenizer_model} gives {token_dim} and {image_dim}")
+    mask_decoder = build_mask_decoder(cfg, token_dim=token_dim, image_dim=image_dim)
+    mask_decoder.load_state_dict(ckpt["mask_decoder"])
+    del ckpt  # the Stage-I weights are mapped again, by rank 0 only, when model.pt is written
+    engine = build_engine(mask_decoder, sc, world=world)
+    dtype = next(engine.module.parameters()).dtype
+    start = resume(engine, out, config_sha=config_sha(cfg))
+    loader, loop, _, _ = _stage_pipeline(
+        cfg, sc, "mask_decoder", out, engine=engine, tokenizer=None, start=start, rank=rank, world=world,
+        image_size=cfg.tokenizer.backbone.image_size, reads_only=False, stop_after=stop_after,
+    )
+    for raw in loader:
+        tok, selected = _tokenize(setok, raw, overlap=cfg.mllm.segment_overlap, dev=dev)
+        loss, logs = _mask_decoder_loss(engine, raw, tok, selected, dtype=dtype)
+        engine.backward(loss)
+        engine.step()
+        if loop.advance(logs):
+            return None
+    loop.close()
+    return _write_model(out, cfg, "mask_decoder", rank=rank, step=loop.step,
+                        setokim=lambda: read_mllm_file(init, mmap=True)["setokim"],
+                        mask_decoder=engine.module.state_dict(), token_dim=token_dim, image_dim=image_dim,
+                        tokenizer_model=tokenizer_model)
 
 
 def _train_unified(
@@ -216,9 +269,10 @@ def _train_unified(
         raise DataError("--tokenizer: the unified MLLM reads images through the trained SemHiTok "
                         "(results/<variant>/tokenizer/model.pt)")
     sc: StageConfig = getattr(cfg, STAGE_CONFIG[stage])
-    semhitok, _ = load_semhitok(tokenizer_model)
-    semhitok.requires_grad_(False).to(dev)
-    model, tokenizer = build_semhitokim(cfg, semhitok=semhitok)
+    semhitok, trained = load_semhitok(tokenizer_model)
+    model, tokenizer = build_semhitokim(cfg, semhitok=semhitok)  # copies the float32 codebooks into the adapter
+    tok_dtype = frozen_tokenizer_dtype(cfg.mllm.tokenizer_precision, trained)
+    semhitok.requires_grad_(False).to(dev, tok_dtype)
     if init is not None:
         ckpt = read_mllm_file(init)
         if ckpt["lora"]:
@@ -240,7 +294,7 @@ def _train_unified(
             raise DataError(f"{cfg.name}: a referring-segmentation sample reached the unified MLLM, which has no mask "
                             f"decoder; leave segmentation sources out of train_{stage}.sources")
         with torch.no_grad():
-            codes = semhitok.flat(semhitok.encode(raw.images.to(dev))) if raw.images.shape[0] else None
+            codes = semhitok.flat(semhitok.encode(raw.images.to(dev, tok_dtype))) if raw.images.shape[0] else None
         lists = [] if codes is None else list(codes.cpu())
         drop = cfg_drop(raw, p=cfg.mllm.cfg_dropout, seed=sc.seed, step=loop.step,
                         micro=loop.micro % loop.accumulation)
@@ -252,20 +306,21 @@ def _train_unified(
         if loop.advance(logs):
             return None
     loop.close()
-    return _write_model(out, cfg, stage, rank=rank, step=loop.step, model=model, mask_decoder=None, token_dim=0,
-                        image_dim=0, tokenizer_model=tokenizer_model)
+    return _write_model(out, cfg, stage, rank=rank, step=loop.step, setokim=lambda: model.state_dict(),
+                        mask_decoder=None, token_dim=0, image_dim=0, tokenizer_model=tokenizer_model)
 
 
 def _write_model(
-    out: Path, cfg: Config, stage: Stage, *, rank: int, step: int, model: torch.nn.Module,
-    mask_decoder: torch.nn.Module | None, token_dim: int, image_dim: int, tokenizer_model: Path | None,
+    out: Path, cfg: Config, stage: Stage, *, rank: int, step: int, setokim: Callable[[], dict[str, torch.Tensor]],
+    mask_decoder: dict[str, torch.Tensor] | None, token_dim: int, image_dim: int, tokenizer_model: Path | None,
 ) -> Path:
-    """Write the stage's ``model.pt`` (rank 0, atomically, last: its presence means the stage is done)."""
+    """Write the stage's ``model.pt`` (rank 0, atomically, last: its presence means the stage is done).
+    ``setokim`` gives the MLLM's state dict (called on rank 0 only)."""
     final = out / "model.pt"
     if rank == 0:
         torch_save({
-            "family": cfg.tokenizer.kind, "setokim": model.state_dict(),
-            "mask_decoder": None if mask_decoder is None else mask_decoder.state_dict(), "lora": stage == "stage2",
+            "family": cfg.tokenizer.kind, "setokim": setokim(),
+            "mask_decoder": mask_decoder, "lora": stage == "stage2",
             "token_dim": token_dim, "image_dim": image_dim, "stage": stage, "step": step,
             "tokenizer_model": str(tokenizer_model or ""), "config": to_dict(cfg), "config_sha": config_sha(cfg),
         }, final)
@@ -279,7 +334,7 @@ def _tokenize(setok: Any, raw: Any, *, overlap: float, dev: torch.device) -> tup
     region, ``(N, C)`` the tokens to keep per image (the region's tokens; all tokens for the other images)."""
     if not raw.images.shape[0]:
         return None, None
-    tok = setok.tokenize(raw.images.to(dev))
+    tok = setok.tokenize(raw.images.to(dev, next(setok.parameters()).dtype))
     if not bool(raw.has_region.any()):
         return tok, None
     coverage = pooled_coverage(raw.regions.to(dev), tok.grid)  # (N, h*w)

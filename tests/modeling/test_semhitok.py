@@ -225,6 +225,24 @@ def test_decode_depends_only_on_the_codes(tokenizer):
     assert torch.equal(out.codes.semantic, codes.semantic) and torch.equal(out.codes.pixel, codes.pixel)
 
 
+def test_bf16_tokenizer_decodes_codes_from_its_float32_codebooks():
+    """A SemHiTok cast to bf16 (as the MLLM runs it, paper-notes S8) keeps float32 codebooks and decodes codes in
+    bf16: the same image as the bf16 decoder over the bf16-rounded code vectors, as its training forward feeds it."""
+    import copy
+
+    from setok.modeling.build import build_semhitok
+
+    torch.manual_seed(0)
+    model = copy.deepcopy(build_semhitok(tiny_cfg().tokenizer.semhitok).eval()).to(torch.bfloat16)
+    assert model.semantic.quantizer.codebook.dtype == torch.float32
+    codes = model.encode(torch.rand(2, 3, 32, 32, dtype=torch.bfloat16))
+    image = model.decode(codes)
+    assert image.dtype == torch.bfloat16 and image.shape == (2, 3, 32, 32)
+    z_sem, z_pix = model.code_features(codes)
+    by_hand = model.pixel_decoder(model.decoder_input(z_sem.to(torch.bfloat16), z_pix.to(torch.bfloat16)))
+    assert torch.equal(image, by_hand)
+
+
 @pytest.mark.parametrize("pixel,in_dim,tokens", [
     ({"concat": "dim"}, 8 + 4, 64), ({"concat": "length"}, 8 + 4, 128), ({"concat": "none"}, 4, 64),
     ({"sghc": False}, 8, 64),
