@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from setok.config import Config, LoRAConfig
 from setok.modeling.build import frozen_tokenizer_dtype
+from setok.modeling.clustering import cluster_agreement
 
 GB = 1e9
 LLAMA2_7B = {"hidden": 4096, "intermediate": 11008, "layers": 32, "heads": 32, "vocab": 32000}
@@ -651,15 +652,6 @@ def measure_setok(cfg: Config, hw: Hardware, v: dict[str, float], planned: Stage
                  f"token count equal in {same['count']:.0%} of images, patch's token equal in {same['patch']:.0%} "
                  f"of patches", "—", "—"])
     return rows
-
-
-def cluster_agreement(a: Any, b: Any) -> dict[str, float]:
-    """How far two clusterings of the same images agree (:class:`~setok.modeling.clustering.ClusterOutput`, hard):
-    the share of images with the same token count, and the share of patches whose token (seed) is the same."""
-    count = (a.num_tokens == b.num_tokens).float().mean().item()
-    seed_a = a.seeds.gather(1, a.masks.argmax(-1))  # (B, N) the seed location of each patch's token
-    seed_b = b.seeds.gather(1, b.masks.argmax(-1))
-    return {"count": count, "patch": (seed_a == seed_b).float().mean().item()}
 
 
 def measure_llm(cfg: Config, hw: Hardware, s1: Stage, s2: Stage, device: str) -> list[list[str]]:

@@ -383,6 +383,7 @@ class EvalConfig:
     limit: int | None = None
     bootstrap: int = 1000
     fid_image_size: int = 256
+    num_workers: int = 8  # DataLoader workers of the tokenizer prediction jobs
 
 
 @dataclass(frozen=True)

@@ -134,24 +134,6 @@ def test_flop_count_of_a_linear_forward_and_backward(plan: ModuleType) -> None:
     assert math.isclose(plan.flop_count(lambda: linear(x.detach()), backward=True), 2 * (2 * 4 * 3 * 5))
 
 
-def test_cluster_agreement_by_hand(plan: ModuleType) -> None:
-    from setok.modeling.clustering import ClusterOutput
-
-    def hard(assign: list[list[int]], seeds: list[list[int]]) -> ClusterOutput:
-        a = torch.tensor(assign)
-        c = int(a.max()) + 1
-        return ClusterOutput(masks=torch.nn.functional.one_hot(a, c).float(), num_tokens=(a.amax(1) + 1),
-                             seeds=torch.tensor(seeds), scores=torch.zeros(a.shape))
-
-    # image 0: same 2 tokens, the last patch moves to the other token; image 1: 2 tokens against 3.
-    a = hard([[0, 0, 1, 1], [0, 1, 1, 1]], [[0, 2, -1], [1, 3, -1]])
-    b = hard([[0, 0, 1, 0], [0, 1, 2, 2]], [[0, 2, -1], [1, 3, 2]])
-    got = plan.cluster_agreement(a, b)
-    assert got["count"] == 0.5
-    # patch seeds: a = [0,0,2,2 | 1,3,3,3], b = [0,0,2,0 | 1,3,2,2] -> 5 of 8 agree
-    assert got["patch"] == 5 / 8
-
-
 def test_replace_section_rewrites_only_between_its_markers(plan: ModuleType) -> None:
     doc = "intro\n<!-- plan:begin -->\nold\n<!-- plan:end -->\nrest\n"
     new = plan.replace_section(doc, "plan", "new\ntable\n")

@@ -35,7 +35,8 @@ log = logging.getLogger("evaluation.predict.semhitok")
 
 @torch.no_grad()
 def predict(
-    model_path: Path, config_path: Path, out: Path, *, fid_size: int | None = None, keep_maps: int = 16
+    model_path: Path, config_path: Path, out: Path, *, fid_size: int | None = None, keep_maps: int = 16,
+    device: str = "cpu",
 ) -> dict[str, float]:
     """Write ``recon/``, ``tokens.json`` and ``codes.npz`` under ``out``; returns the ``tokens.json`` summary.
 
@@ -45,6 +46,7 @@ def predict(
     from setok.data import build_dataset, collate
 
     model, train_cfg = load_semhitok(model_path)
+    model.to(device)
     cfg = load_config(config_path)
     dataset = build_dataset(cfg.datasets[cfg.eval.dataset],
                             image_size=train_cfg.tokenizer.semhitok.semantic.backbone.image_size)
@@ -56,10 +58,11 @@ def predict(
     maps: dict[str, np.ndarray] = {}
     recon_dir = out / "recon"
     recon_dir.mkdir(parents=True, exist_ok=True)
-    loader = DataLoader(dataset, batch_size=cfg.eval.batch_size, collate_fn=collate, num_workers=0)
+    loader = DataLoader(dataset, batch_size=cfg.eval.batch_size, collate_fn=collate, num_workers=cfg.eval.num_workers,
+                        pin_memory=device.startswith("cuda"))
     n = 0
     for batch in tqdm(loader, desc="semhitok predictions", file=sys.stderr):
-        codes = model.encode(batch["image"])
+        codes = model.encode(batch["image"].to(device, non_blocking=True))
         recon = F.interpolate(model.decode(codes), size=(size, size), mode="bicubic", antialias=True,
                               align_corners=False)
         flat_usage.update(model.flat(codes))
@@ -68,7 +71,7 @@ def predict(
             with atomic_path(recon_dir / f"{sid}.png") as tmp:
                 Image.fromarray(img).save(tmp, format="PNG")
             if len(maps) < keep_maps:
-                maps[sid] = codes.semantic[i].view(*codes.grid).numpy().astype(np.int32)
+                maps[sid] = codes.semantic[i].view(*codes.grid).cpu().numpy().astype(np.int32)
         n += len(batch["id"])
     tokens = model.grid[0] * model.grid[1]
     summary = {
@@ -93,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", required=True, type=Path, help="resolved base config (datasets, eval settings)")
     ap.add_argument("--fid-size", type=int, help="side of the reconstructions (default: eval.fid_image_size)")
     ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args(argv)
-    return run(lambda: predict(args.model, args.config, args.out, fid_size=args.fid_size))
+    return run(lambda: predict(args.model, args.config, args.out, fid_size=args.fid_size, device=args.device))
 
 
 if __name__ == "__main__":

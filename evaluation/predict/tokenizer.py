@@ -35,12 +35,16 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def predict(model_path: Path, config_path: Path, classes_path: Path, out: Path, *, keep_maps: int = 16) -> None:
+def predict(model_path: Path, config_path: Path, classes_path: Path, out: Path, *, keep_maps: int = 16,
+            device: str = "cpu") -> None:
+    """Write the files of the module docstring under ``out``; SeTok (fp32) runs on ``device``."""
     from PIL import Image
 
     from setok.data import build_dataset, collate
 
     model, text, train_cfg = load_setok(model_path)
+    model.to(device)
+    text.to(device)
     cfg = load_config(config_path)
     source = cfg.datasets[cfg.eval.dataset]
     dataset = build_dataset(source, image_size=train_cfg.tokenizer.backbone.image_size)
@@ -53,21 +57,23 @@ def predict(model_path: Path, config_path: Path, classes_path: Path, out: Path, 
         [F.normalize(text([t.format(c) for t in templates]).mean(0), dim=-1) for c in classes]
     )  # (K, E)
     size = cfg.eval.fid_image_size
-    loader = DataLoader(dataset, batch_size=cfg.eval.batch_size, collate_fn=collate, num_workers=0)
+    loader = DataLoader(dataset, batch_size=cfg.eval.batch_size, collate_fn=collate, num_workers=cfg.eval.num_workers,
+                        pin_memory=device.startswith("cuda"))
     rows, counts, maps = [], {}, {}
     recon_dir = out / "recon"
     recon_dir.mkdir(parents=True, exist_ok=True)
     for batch in tqdm(loader, desc="tokenizer predictions", file=sys.stderr):
-        tok, recon = model(batch["image"])
+        tok, recon = model(batch["image"].to(device, non_blocking=True))
         recon = F.interpolate(recon, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
         emb = model.embed(tok.tokens, tok.valid)  # (B, E) or (B, C, E)
         scores = 100.0 * (emb @ class_emb.T if emb.dim() == 2 else torch.einsum("bce,ke->bkc", emb, class_emb).amax(-1))
-        assignment = tok.clusters.assignment().view(-1, *tok.grid)  # (B, h, w)
+        assignment = tok.clusters.assignment().view(-1, *tok.grid).cpu()  # (B, h, w)
+        scores, num_tokens = scores.cpu(), tok.num_tokens.cpu()
         for i, (sid, img) in enumerate(zip(batch["id"], to_uint8(recon))):
             with atomic_path(recon_dir / f"{sid}.png") as tmp:
                 Image.fromarray(img).save(tmp, format="PNG")
             rows.append({"id": sid, "scores": [round(float(s), 6) for s in scores[i]]})
-            counts[sid] = int(tok.num_tokens[i])
+            counts[sid] = int(num_tokens[i])
             if len(maps) < keep_maps:
                 maps[sid] = assignment[i].numpy().astype(np.int16)
     write_jsonl(out / "imagenet.predictions.jsonl", rows)
@@ -89,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", required=True, type=Path, help="resolved base config (datasets, eval settings)")
     ap.add_argument("--classes", required=True, type=Path, help="classes.json written by setok.data.prepare")
     ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args(argv)
-    return run(lambda: predict(args.model, args.config, args.classes, args.out))
+    return run(lambda: predict(args.model, args.config, args.classes, args.out, device=args.device))
 
 
 if __name__ == "__main__":

@@ -62,6 +62,19 @@ class ClusterOutput:
         return self.masks.argmax(dim=-1)
 
 
+def cluster_agreement(a: ClusterOutput, b: ClusterOutput) -> dict[str, float]:
+    """How far two clusterings of the same images agree (e.g. one tokenizer in fp32 and in bf16).
+
+    Tokens are identified by their seed location (the final-scope token by ``-1``), so the comparison does not depend
+    on token order. Returns ``count``: the share of images with the same number of tokens; ``patch``: the share of
+    locations whose token (seed) is the same in both.
+    """
+    count = (a.num_tokens == b.num_tokens).float().mean().item()
+    seed_a = a.seeds.gather(1, a.assignment())  # (B, N): the seed of each location's token
+    seed_b = b.seeds.gather(1, b.assignment())
+    return {"count": count, "patch": (seed_a == seed_b).float().mean().item()}
+
+
 def pairwise_sq_distances(x: Tensor, *, unit_norm: bool = False) -> Tensor:
     """Squared Euclidean distances between all locations of each image.
 

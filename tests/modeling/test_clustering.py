@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from setok.modeling.clustering import (
+    ClusterOutput,
     cluster,
+    cluster_agreement,
     density_rank,
     kernel,
     local_density,
@@ -216,3 +218,19 @@ def test_cluster_rejects_wrong_shapes_and_modes():
     with pytest.raises(ValueError, match="unknown clustering mode"):
         cluster(torch.randn(1, 4, 4, 8), mode="medium")  # type: ignore[arg-type]
     assert math.isclose(float(cluster(torch.randn(1, 4, 4, 8)).masks.sum()), 16.0, rel_tol=1e-5)
+
+
+def test_cluster_agreement_by_hand() -> None:
+    def hard(assign: list[list[int]], seeds: list[list[int]]) -> ClusterOutput:
+        a = torch.tensor(assign)
+        c = int(a.max()) + 1
+        return ClusterOutput(masks=torch.nn.functional.one_hot(a, c).float(), num_tokens=(a.amax(1) + 1),
+                             seeds=torch.tensor(seeds), scores=torch.zeros(a.shape))
+
+    # image 0: same 2 tokens, the last patch moves to the other token; image 1: 2 tokens against 3.
+    a = hard([[0, 0, 1, 1], [0, 1, 1, 1]], [[0, 2, -1], [1, 3, -1]])
+    b = hard([[0, 0, 1, 0], [0, 1, 2, 2]], [[0, 2, -1], [1, 3, 2]])
+    got = cluster_agreement(a, b)
+    assert got["count"] == 0.5
+    # patch seeds: a = [0,0,2,2 | 1,3,3,3], b = [0,0,2,0 | 1,3,2,2] -> 5 of 8 agree
+    assert got["patch"] == 5 / 8

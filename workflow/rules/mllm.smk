@@ -40,7 +40,7 @@ rule train_mask_decoder:
         nodes=1,
         gpu=8,
         mem_mb=256000,
-        runtime=720,
+        runtime=240,
     conda:
         ENV
     shell:
