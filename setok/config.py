@@ -317,13 +317,17 @@ class DataSource:
     ``coco_instances`` (``instances_*.json`` + image folder: every object mask with its category name, for the mask
     decoder phase). ``imagenet`` also serves SeTokIM as class-conditional generation ("a photo of a {class}").
 
+    ``llava`` also reads ShareGPT-style conversation tables without images (Magpie's parquet folders, Evol-Instruct's
+    JSON, ``.jsonl``; ``root`` only needed when records name images); ``openorca`` reads OpenOrca's parquet
+    (``annotations`` = a file or folder; columns id, system_prompt, question, response).
+
     SemHiTok kind: ``webdataset`` (``root`` = a folder of img2dataset tar shards ``00000.tar`` ... holding
     ``<key>.jpg`` + ``<key>.txt`` caption + ``<key>.json``: COYO-700M subsets and the MidJourney-style data).
     """
 
     kind: Literal[
         "imagenet", "openimages", "bundled", "llava", "coco_captions", "instructpix2pix", "magicbrush", "refcoco",
-        "coco_instances", "text", "alpaca", "webdataset",
+        "coco_instances", "text", "alpaca", "openorca", "webdataset",
     ] = "bundled"
     root: str | None = None
     synsets: str | None = None
@@ -333,6 +337,9 @@ class DataSource:
     split: str | None = None  # refcoco: train / val / testA ...; magicbrush: train / dev
     contrastive: bool = True  # whether this source's labels feed the contrastive loss (ImageNet: reconstruction only)
     limit: int | None = None  # use only the first N images (after sorting)
+    # SeTokIM sources: keep only the samples of these tasks (e.g. [generation] for MidJourney-style pairs, which
+    # SemHiTok generates but never captions); null keeps every task the reader gives.
+    tasks: list[Literal["text", "caption", "generation", "conversation", "edit", "segment"]] | None = None
 
 
 @dataclass(frozen=True)
@@ -361,8 +368,9 @@ class TrainConfig:
 class StageConfig(TrainConfig):
     """A SeTokIM training stage (Sec. 2.2 "Training Receipts", App. D.3): schedule + data mixture + template.
 
-    ``language_ratio`` is the share of samples drawn from ``text`` sources (Table 10: 7:3 language:vision = 0.7);
-    the rest is split over the other sources in proportion to ``weights`` (default: their sizes).
+    ``language_ratio`` is the share of samples drawn from the language sources, those without a single image (a
+    ``text`` corpus, Alpaca, OpenOrca, Magpie; Table 10: 7:3 language:vision = 0.7); the rest is split over the other
+    sources. Inside each group, sources are drawn in proportion to ``weights`` (default: their sizes).
     """
 
     sources: list[str] = field(default_factory=list)

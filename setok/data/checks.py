@@ -329,12 +329,50 @@ def check_webdataset(lay: Layout, spec: Mapping[str, Any]) -> None:
     log.info("%s: %d shards", root, len(shards))
 
 
+def parquet_schema(lay: Layout, path: Path, columns: tuple[str, ...], expected: str) -> list[Path]:
+    """A parquet file or folder (every ``*.parquet`` below it): each file's schema holds ``columns`` (footers only)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if path.is_dir():
+        files = sorted(path.rglob("*.parquet"))
+        if not files:
+            raise lay.error(path, "holds no .parquet files", expected)
+        lay.seen(path)
+    else:
+        files = [lay.file(path, expected)]
+    for f in files:
+        try:
+            names = pq.read_schema(f).names
+        except (pa.ArrowInvalid, OSError) as e:
+            raise lay.error(f, f"malformed (not parquet: {e.__class__.__name__})", expected) from None
+        missing = [c for c in columns if c not in names]
+        if missing:
+            raise lay.error(f, f"malformed (no column {missing[0]!r})", expected)
+    return files
+
+
 def check_llava(lay: Layout, spec: Mapping[str, Any]) -> None:
-    """Every record has ``conversations``; the first image of each image sub-folder exists under root."""
+    """Every record has ``conversations``; the first image of each image sub-folder exists under root. Parquet
+    (a file or folder) is checked by its schema."""
     path = lay.path(spec, "annotations")
-    data = lay.records(path, lay.json(path, LLAVA, list), ("conversations",), LLAVA, "records")
+    if path.is_dir() or path.suffix == ".parquet":
+        parquet_schema(lay, path, ("conversations",), LLAVA + " (or parquet with a 'conversations' column)")
+        return
+    if path.suffix == ".jsonl":
+        line = first_line(lay, lay.file(path, LLAVA), LLAVA)
+        try:
+            data = [json.loads(line)]
+        except json.JSONDecodeError as e:
+            raise lay.error(path, f"malformed (line 1 is not JSON: {e.msg})", LLAVA) from None
+    else:
+        data = lay.json(path, LLAVA, list)
+    data = lay.records(path, data, ("conversations",), LLAVA, "records")
+    named = list(spread(str(r["image"]) for r in data if isinstance(r.get("image"), str) and r["image"]))
+    if not named:
+        return  # a text-only table (Magpie, Evol-Instruct): no image root
     root = lay.folder(lay.path(spec, "root"), f"the images {path.name} names, relative to root")
-    for rel in spread(str(r["image"]) for r in data if r.get("image")):
+    for rel in named:
         lay.sample(root / rel, f"the images {path.name} names, relative to root", root)
 
 
@@ -452,6 +490,13 @@ def check_alpaca(lay: Layout, spec: Mapping[str, Any]) -> None:
     lay.records(path, lay.json(path, ALPACA, list), ("instruction", "output"), ALPACA, "records")
 
 
+OPENORCA = "OpenOrca parquet (1M-GPT4-Augmented.parquet) with columns id, system_prompt, question, response"
+
+
+def check_openorca(lay: Layout, spec: Mapping[str, Any]) -> None:
+    parquet_schema(lay, lay.path(spec, "annotations"), ("question", "response"), OPENORCA)
+
+
 def check_bundled(lay: Layout, spec: Mapping[str, Any]) -> None:
     """Nothing to download: the photos come with the installed Python packages."""
 
@@ -460,7 +505,7 @@ DATASET_CHECKS: dict[str, Callable[[Layout, Mapping[str, Any]], None]] = {
     "imagenet": check_imagenet, "openimages": check_openimages, "webdataset": check_webdataset,
     "llava": check_llava, "coco_captions": check_coco_captions, "coco_instances": check_coco_instances,
     "instructpix2pix": check_instructpix2pix, "magicbrush": check_magicbrush, "refcoco": check_refcoco,
-    "text": check_text, "alpaca": check_alpaca, "bundled": check_bundled,
+    "text": check_text, "alpaca": check_alpaca, "openorca": check_openorca, "bundled": check_bundled,
 }
 
 

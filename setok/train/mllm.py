@@ -83,7 +83,7 @@ def stage_data(cfg: Config, sc: StageConfig, *, reads_only: bool = False) -> tup
     for name, samples in sources.items():
         if not samples:
             raise DataError(f"datasets.{name}: no samples")
-    text = [n for n in sources if cfg.datasets[n].kind == "text"]
+    text = [n for n, samples in sources.items() if not any(x.images for x in samples)]  # the language sources
     probs = mixture_probs({n: len(s) for n, s in sources.items()}, text, language_ratio=sc.language_ratio,
                           weights=sc.weights)
     log.info("data mixture: %s", ", ".join(f"{n} {len(sources[n])} samples p={probs[n]:.3f}" for n in sources))

@@ -9,7 +9,7 @@ from setok.data.multimodal import MultimodalSample
 
 # kind -> (required keys, allowed keys)
 _KEYS = {
-    "llava": ({"root", "annotations"}, {"root", "annotations"}),
+    "llava": ({"annotations"}, {"root", "annotations"}),
     "coco_captions": ({"root", "annotations"}, {"root", "annotations"}),
     "coco_instances": ({"root", "annotations"}, {"root", "annotations"}),
     "instructpix2pix": ({"root"}, {"root"}),
@@ -17,12 +17,14 @@ _KEYS = {
     "refcoco": ({"root", "annotations", "split"}, {"root", "annotations", "split"}),
     "text": ({"annotations"}, {"annotations"}),
     "alpaca": ({"annotations"}, {"annotations"}),
+    "openorca": ({"annotations"}, {"annotations"}),
     "imagenet": ({"root"}, {"root", "synsets"}),
 }
 
 
 def build_multimodal_source(source: DataSource, *, name: str) -> list[MultimodalSample]:
-    """Read one ``datasets.<name>`` entry as SeTokIM samples (ids ``<name>:<official id>``, first ``limit`` kept).
+    """Read one ``datasets.<name>`` entry as SeTokIM samples (ids ``<name>:<official id>``; those of ``tasks``, then
+    the first ``limit``, kept).
 
     Raises:
         ConfigError: the kind is not a SeTokIM kind, or a path it needs is missing / one it does not use is set.
@@ -48,9 +50,16 @@ def build_multimodal_source(source: DataSource, *, name: str) -> list[Multimodal
         "refcoco": lambda: refcoco.read_refcoco(source.annotations, source.root, split=source.split),
         "text": lambda: text.read_text_corpus(source.annotations, limit=source.limit),
         "alpaca": lambda: text.read_alpaca(source.annotations),
+        "openorca": lambda: text.read_openorca(source.annotations),
         "imagenet": lambda: imagenet.read_imagenet_generation(source.root, synsets=source.synsets),
     }[source.kind]
-    samples = read()[: source.limit] if source.limit is not None else read()
+    samples = read()
+    if source.tasks is not None:
+        samples = [s for s in samples if s.task in source.tasks]
+        if not samples:
+            raise ConfigError(f"datasets.{name}.tasks: no sample of {source.tasks} in a {source.kind!r} source")
+    if source.limit is not None:
+        samples = samples[: source.limit]
     out = [MultimodalSample(f"{name}:{s.id}", s.task, s.turns, s.meta) for s in samples]
     if len({s.id for s in out}) != len(out):
         raise ConfigError(f"datasets.{name}: sample ids are not unique")

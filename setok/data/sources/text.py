@@ -1,5 +1,7 @@
 """Text-only sources: a corpus in SlimPajama's layout (``.jsonl`` or ``.jsonl.zst`` lines ``{"text": ..., "meta":
-{...}}``) and instructions in Alpaca's (``alpaca_data.json``: a list of ``{"instruction", "input", "output"}``)."""
+{...}}``), instructions in Alpaca's (``alpaca_data.json``: a list of ``{"instruction", "input", "output"}``) and
+OpenOrca's augmented FLAN traces (``1M-GPT4-Augmented.parquet`` / ``3_5M-GPT3_5-Augmented.parquet``: columns ``id``,
+``system_prompt``, ``question``, ``response``)."""
 from __future__ import annotations
 
 import io
@@ -50,4 +52,24 @@ def read_alpaca(path: str | Path) -> list[MultimodalSample]:
         prompt = rec["instruction"].strip() + (f"\n\n{extra}" if extra else "")
         out.append(MultimodalSample(str(n), "conversation",
                                     (Turn("user", (prompt,)), Turn("assistant", (rec["output"].strip(),)))))
+    return out
+
+
+def read_openorca(path: str | Path) -> list[MultimodalSample]:
+    """One instruction sample per row: the user turn is the system prompt, a blank line and the question (ours: the
+    chat template brings its own system prompt, so OpenOrca's rides in the user turn); the assistant turn is the
+    response."""
+    from setok.data.sources.llava import read_parquet_rows
+
+    path = require(path, "OpenOrca parquet")
+    columns = ("id", "system_prompt", "question", "response")
+    out = []
+    for n, row in enumerate(read_parquet_rows(path, columns, required=("question", "response"))):
+        question, response = row.get("question"), row.get("response")
+        if not isinstance(question, str) or not isinstance(response, str):
+            raise DataError(f"{path}: row {n} ({row.get('id')}) lacks a string 'question' or 'response'")
+        system = str(row.get("system_prompt") or "").strip()
+        prompt = f"{system}\n\n{question.strip()}" if system else question.strip()
+        out.append(MultimodalSample(str(row.get("id") or n), "conversation",
+                                    (Turn("user", (prompt,)), Turn("assistant", (response.strip(),)))))
     return out
