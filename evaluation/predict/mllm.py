@@ -209,7 +209,8 @@ class Predictor:
                 raise ValueError("a batch mixes queries with and without an image")
             paths = [Path(q.image) for q in queries]
             if self.baseline:  # placeholders: the connector fills the image positions from the patch features
-                pixels = torch.stack([self.transform(load_image(p)) for p in paths]).to(self.device, self.dtype)
+                vision_dtype = next(self.model.vision.parameters()).dtype  # float32 beside a bf16 LLM
+                pixels = torch.stack([self.transform(load_image(p)) for p in paths]).to(self.device, vision_dtype)
                 feats = self.model.vision(pixels)  # (N, h, w, D)
                 tokens = [torch.zeros(self.num_slots, self.token_dim)] * len(paths)
             else:

@@ -205,14 +205,14 @@ def generate_image(
     lengths = torch.zeros(b, dtype=torch.long, device=device)
     tokens = []
     for k in range(max_tokens):
-        z = model.output_projector(run.hidden)  # (rows, cond_dim)
+        z = model.condition(run.hidden)  # (rows, cond_dim)
         v = model.diffloss.sample(z, temperature=temperature, cfg=cfg, num_steps=num_steps, generator=generator)
         tokens.append(v[:b])  # (B, D): both halves hold the guided sample; keep the conditional one
         lengths += (~done).long()
         if k == max_tokens - 1:
             break
-        _, h = run.step(model.input_projector(v.to(run.hidden.dtype)))  # (rows, H)
-        stop = model.eoi_head(h[:b]).squeeze(-1) > 0  # (B,) sigmoid > 0.5
+        _, h = run.step(model.project_tokens(v, run.hidden.dtype))  # (rows, H)
+        stop = model.end_of_image_logit(h[:b]) > 0  # (B,) sigmoid > 0.5
         done = done | stop
         if bool(done.all()):
             break

@@ -150,6 +150,24 @@ def pack_sequences(
     )
 
 
+def touch(*modules: nn.Module | None) -> Tensor:
+    """``0 *`` the sum of every trainable parameter of ``modules``: added to a loss whose micro-batch skipped them.
+
+    DeepSpeed ZeRO-1/2 reduces gradients in buckets that assume every rank produced a gradient for the same
+    parameters (a head that ran on one rank and not on another aborts, or hangs under NCCL). With this term a head
+    that had no input in this micro-batch still gets a (zero) gradient on every rank.
+    """
+    params = [p for m in modules if m is not None for p in m.parameters() if p.requires_grad]
+    if not params:
+        return torch.zeros(())
+    return sum(p.sum() for p in params) * 0.0
+
+
+def _dtype(module: nn.Module) -> torch.dtype:
+    """The dtype of ``module``'s first floating-point parameter."""
+    return next(p.dtype for p in module.parameters() if p.is_floating_point())
+
+
 class InputProjector(nn.Sequential):
     """SeTok token -> LLM embedding (two-layer MLP, as LLaVA-1.5's connector)."""
 
@@ -196,11 +214,26 @@ class SeTokIM(nn.Module):
         if self.connector is not None and "features" in batch.extras:
             feats = batch.extras["features"]
             if feats.shape[0]:
-                vis = self.connector(feats.to(emb.dtype)).flatten(0, 1)  # (N * Q, H)
-                emb = emb.masked_scatter(batch.visual[..., None], vis)
+                vis = self.connector(feats.to(_dtype(self.connector))).flatten(0, 1)  # (N * Q, H)
+                emb = emb.masked_scatter(batch.visual[..., None], vis.to(emb.dtype))
         elif batch.visual_tokens.shape[0]:
-            emb = emb.masked_scatter(batch.visual[..., None], self.input_projector(batch.visual_tokens.to(emb.dtype)))
+            emb = emb.masked_scatter(batch.visual[..., None], self.project_tokens(batch.visual_tokens, emb.dtype))
         return emb
+
+    # The heads keep their own dtype: at inference a bf16 LLM (paper scale) runs beside float32 projectors, heads
+    # and diffusion MLP (DeepSpeed's bf16 engine casts them all alike in training, where these casts are no-ops).
+
+    def project_tokens(self, tokens: Tensor, dtype: torch.dtype) -> Tensor:
+        """SeTok tokens ``(N, D)`` -> LLM input embeddings ``(N, H)`` in the LLM's ``dtype``."""
+        return self.input_projector(tokens.to(_dtype(self.input_projector))).to(dtype)
+
+    def condition(self, h: Tensor) -> Tensor:
+        """LLM states ``(N, H)`` -> diffusion conditions ``z (N, cond_dim)`` in the heads' dtype."""
+        return self.output_projector(h.to(self.output_projector.weight.dtype))
+
+    def end_of_image_logit(self, h: Tensor) -> Tensor:
+        """LLM states ``(N, H)`` of generated visual tokens -> ``(N,)`` logits of "this token ends the image"."""
+        return self.eoi_head(h.to(self.eoi_head.weight.dtype)).squeeze(-1)
 
     def hidden_states(self, batch: MultimodalBatch) -> tuple[Tensor, Tensor]:
         """Run the LLM. Returns ``(logits (B, L, V), last hidden state (B, L, H))``."""
@@ -213,15 +246,21 @@ class SeTokIM(nn.Module):
         text = F.cross_entropy(logits.flatten(0, 1).float(), batch.labels.flatten(), ignore_index=-100) \
             if bool((batch.labels != -100).any()) else logits.sum() * 0.0
         loss, logs = text, {"text": text.item()}
+        # Modules this micro-batch did not run get a zero gradient (every rank must touch the same ones: touch()).
+        read = self.connector if self.connector is not None and "features" in batch.extras and \
+            batch.extras["features"].shape[0] else self.input_projector if batch.visual_tokens.shape[0] else None
+        loss = loss + touch(*(m for m in (self.input_projector, self.connector) if m is not read))
         train = batch.visual_train
-        if bool(train.any()):
+        if not bool(train.any()):
+            loss = loss + touch(self.output_projector, self.diffloss, self.eoi_head)
+        else:
             # z_k comes from the position just before visual token k ([Img] or v_{k-1}).
             before = torch.zeros_like(batch.visual)
             before[:, :-1] = batch.visual[:, 1:]
-            z = self.output_projector(h[before])[train]  # (M_train, cond_dim)
+            z = self.condition(h[before])[train]  # (M_train, cond_dim)
             vis = self.diffloss(batch.visual_tokens[train].to(z.dtype), z)
             # End of image: decided at each generated visual token from its own state.
-            eoi_logit = self.eoi_head(h[batch.visual]).squeeze(-1)[train]  # (M_train,)
+            eoi_logit = self.end_of_image_logit(h[batch.visual])[train]  # (M_train,)
             eoi = F.binary_cross_entropy_with_logits(eoi_logit.float(), batch.visual_last[train].float())
             loss = loss + self.vis_weight * vis + self.eoi_weight * eoi
             logs.update(vis=vis.item(), eoi=eoi.item())

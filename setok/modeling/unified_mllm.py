@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from setok.modeling.hierarchical_codebook import unflatten_codes
-from setok.modeling.mllm import MultimodalBatch
+from setok.modeling.mllm import MultimodalBatch, touch
 
 
 def _mlp(din: int, dout: int) -> nn.Sequential:
@@ -88,7 +88,7 @@ class SemHiTokIM(nn.Module):
 
     def image_logits(self, hidden: Tensor) -> Tensor:
         """``(..., H)`` -> ``(..., K*m)`` logits of the image rows of the shared head."""
-        return self.image_head(hidden)
+        return self.image_head(hidden.to(self.image_head.weight.dtype))  # a bf16 LLM beside float32 heads
 
     def joint_labels(self, batch: MultimodalBatch) -> Tensor:
         """``(B, L)`` next-token targets over the joint vocabulary: the text labels, plus ``V + c_k`` at the position
@@ -112,13 +112,16 @@ class SemHiTokIM(nn.Module):
                       logits_to_keep=1)
         labels = self.joint_labels(batch)
         sel = labels != -100  # (B, L)
+        # Every rank must give the same parameters a gradient (ZeRO-1/2): heads without input get a zero one.
+        idle = touch(self.adapter) if not batch.visual_codes.shape[0] else 0.0
         if not bool(sel.any()):
-            return out.hidden_states[-1].sum() * 0.0, {"loss": 0.0}
+            return out.hidden_states[-1].sum() * 0.0 + idle + touch(self.image_head, self.lm.get_output_embeddings()), \
+                {"loss": 0.0}
         h = out.hidden_states[-1][sel]  # (N, H)
         logits = torch.cat([self.lm.get_output_embeddings()(h), self.image_logits(h)], dim=-1).float()  # (N, V+K*m)
         target = labels[sel]  # (N,)
         per = F.cross_entropy(logits, target, reduction="none")
-        loss = per.mean()
+        loss = per.mean() + idle
         logs = {"loss": loss.item()}
         is_image = target >= self.text_vocab
         if bool(is_image.any()):

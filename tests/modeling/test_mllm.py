@@ -146,3 +146,47 @@ def test_a_one_token_sample_packs():
     bt = pack_sequences([[Segment(text="")], [Segment(text="ab")]], tokenize=tokenize, img_start_id=IMG,
                         img_end_id=END, pad_id=PAD, token_dim=D, bos_id=BOS)
     assert bt.input_ids[0].tolist() == [BOS, PAD, PAD] and bt.labels[0].tolist() == [-100, -100, -100]
+
+
+def test_every_trainable_parameter_gets_a_gradient_whatever_the_micro_batch_holds():
+    """ZeRO-1/2 needs every rank to produce gradients for the same parameters: a micro-batch with no image (or no
+    image to generate) still gives the projectors and heads a gradient, and it is exactly zero."""
+    text_only = [[Segment(text="hello")]]
+    read_only = [[Segment(tokens=torch.randn(2, D), train=False), Segment(text="xyz")]]
+    for samples in (text_only, read_only):
+        m = model().train()
+        bt = pack_sequences(samples, tokenize=tokenize, img_start_id=IMG, img_end_id=END, pad_id=PAD, token_dim=D)
+        loss, logs = m(bt)
+        loss.backward()
+        missing = [n for n, p in m.named_parameters() if p.requires_grad and p.grad is None]
+        assert not missing, missing
+        for head in (m.output_projector, m.eoi_head, m.diffloss):
+            assert all(torch.equal(p.grad, torch.zeros_like(p)) for p in head.parameters())
+        assert logs["loss"] == logs["text"]  # the zero terms change no value
+    # a text-only micro-batch leaves the input projector at a zero gradient; one that reads an image does not
+    assert any(p.grad.abs().sum() > 0 for p in m.input_projector.parameters())
+
+
+def test_bf16_llm_beside_float32_heads_trains_and_generates():
+    """Inference at paper precision: the LLM in bf16, the projectors, end-of-image head and diffusion head float32."""
+    from setok.modeling.diffloss import DiffLoss
+    from setok.modeling.generation import generate_image, pack_prompts
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    ref = SeTokIM(lm=LlamaForCausalLM(cfg), diffloss=DiffLoss(token_dim=D, cond_dim=32, width=16), token_dim=D,
+                  cond_dim=32).eval()
+    mixed = SeTokIM(lm=LlamaForCausalLM(cfg), diffloss=DiffLoss(token_dim=D, cond_dim=32, width=16), token_dim=D,
+                    cond_dim=32).eval()
+    mixed.load_state_dict(ref.state_dict())
+    mixed.lm.to(torch.bfloat16)
+    bt = batch(torch.randn(3, D), torch.randn(2, D))
+    _, want = ref(bt)
+    _, got = mixed(bt)
+    assert abs(got["text"] - want["text"]) < 0.05 * want["text"]  # the same model, to bf16 precision
+    prompts = pack_prompts([[Segment(tokens=torch.randn(2, D)), Segment(text="draw")]], tokenize=tokenize,
+                           img_start_id=IMG, img_end_id=END, pad_id=PAD, token_dim=D, bos_id=BOS)
+    out = generate_image(mixed, prompts, max_tokens=3, img_start_id=IMG, img_end_id=END, num_steps=5,
+                         generator=torch.Generator().manual_seed(0))
+    assert out[0].dtype == torch.float32 and 1 <= out[0].shape[0] <= 3 and bool(torch.isfinite(out[0]).all())

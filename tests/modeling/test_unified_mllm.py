@@ -139,3 +139,15 @@ def test_top_k_sampling_keeps_only_the_k_best():
     ids = sample_logits(logits, temperature=1.0, top_k=2, generator=g)
     assert set(ids.tolist()) == {1, 2}
     assert sample_logits(logits[:1], temperature=0.0, top_k=0, generator=None).item() == 1
+
+
+def test_every_trainable_parameter_gets_a_gradient_on_a_text_only_micro_batch():
+    """ZeRO-1/2: the adapter and the image head get a (zero) gradient even when the micro-batch has no image."""
+    m = model().train()
+    bt = pack_sequences([[Segment(text="hello")]], tokenize=tokenize, img_start_id=IMG, img_end_id=END, pad_id=PAD,
+                        token_dim=0, bos_id=BOS)
+    loss, _ = m(bt)
+    loss.backward()
+    missing = [n for n, p in m.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, missing
+    assert all(torch.equal(p.grad, torch.zeros_like(p)) for p in m.adapter.parameters())

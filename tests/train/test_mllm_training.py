@@ -124,3 +124,35 @@ def test_connector_baseline_trains_without_setok_and_answers_questions(tmp_path)
     out = predict(s2, None, cfg_file, "vqav2", tmp_path / "vqav2.json")
     rows = yaml.safe_load(out.read_text())
     assert rows and all(set(r) == {"question_id", "answer"} for r in rows)
+
+
+def test_stage2_model_predicts_with_a_bf16_llm_beside_float32_heads(stages, tmp_path):
+    """Paper precision at inference (``mllm.llm.dtype: bfloat16``): the LLM loads in bf16 while the projectors, the
+    end-of-image head, the diffusion MLP and the mask decoder stay float32; answers, generated images and masks all
+    come out (a dtype mismatch at any boundary is a RuntimeError)."""
+    from evaluation.predict.mllm import predict
+    from setok.config import Config as _Config
+    from setok.config import dump, from_dict
+
+    cfg, _, tokenizer, _, s2 = stages
+    ckpt = torch.load(s2, weights_only=True)
+    ckpt["config"]["mllm"]["llm"]["dtype"] = "bfloat16"
+    model_file = tmp_path / "model_bf16.pt"
+    torch_save(ckpt, model_file)
+    model, _, mask_decoder, _ = load_setokim(model_file)
+    assert model.lm.get_input_embeddings().weight.dtype == torch.bfloat16
+    assert {p.dtype for p in (*model.diffloss.parameters(), *model.input_projector.parameters(),
+                              model.eoi_head.weight, *mask_decoder.parameters())} == {torch.float32}
+    benches = {}
+    for name in ("vqav2", "coco_fid", "refcoco+"):
+        benches[name] = {k: (str(ROOT / v) if isinstance(v, str) and v.startswith("tests/") else v)
+                         for k, v in to_dict(cfg.benchmarks[name]).items()}
+        benches[name]["limit"] = 2
+    cfg_file = tmp_path / "config.yaml"
+    cfg_file.write_text(dump(from_dict(_Config, deep_merge(to_dict(cfg), {"benchmarks": benches}))))
+    answers = yaml.safe_load(predict(model_file, tokenizer, cfg_file, "vqav2", tmp_path / "vqav2.json").read_text())
+    assert len(answers) == 2 and all(isinstance(r["answer"], str) for r in answers)
+    images = sorted(predict(model_file, tokenizer, cfg_file, "coco_fid", tmp_path / "coco_fid").iterdir())
+    assert len(images) == 2
+    masks = yaml.safe_load(predict(model_file, tokenizer, cfg_file, "refcoco+", tmp_path / "r.json").read_text())
+    assert len(masks) == 2 and all("segmentation" in r for r in masks)
