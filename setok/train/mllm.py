@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import DataLoader
 
 from setok.cli import run
@@ -90,10 +91,11 @@ def stage_data(cfg: Config, sc: StageConfig, *, reads_only: bool = False) -> tup
     return list(sources.values()), [probs[n] for n in sources]
 
 
-def cfg_drop(batch: Any, *, p: float, seed: int, step: int, micro: int) -> list[bool]:
-    """Per sample: drop its condition (generation / edit samples, with probability ``p``), seeded by the step and
-    the micro-batch's index inside it (so a resumed run drops the same conditions)."""
-    g = torch.Generator().manual_seed(seed * 7919 + step * 131 + micro)
+def cfg_drop(batch: Any, *, p: float, seed: int, step: int, micro: int, rank: int = 0) -> list[bool]:
+    """Per sample: drop its condition (generation / edit samples, with probability ``p``), seeded by the step, the
+    micro-batch's index inside it and the rank (so a resumed run drops the same conditions, and ranks draw
+    independently rather than dropping in blocks across the global batch)."""
+    g = torch.Generator().manual_seed(seed * 7919 + step * 131 + micro + rank * 1_000_003)
     u = torch.rand(len(batch.samples), generator=g).tolist()
     return [s.task in CONDITIONED and x < p for s, x in zip(batch.samples, u)]
 
@@ -170,7 +172,7 @@ def train(
     if stage == "stage2":
         model.lm = apply_lora(model.lm, cfg.mllm.lora, tokenizer=tokenizer)
     mask_decoder.requires_grad_(False)  # trained in its own stage only; kept on the CPU, carried into model.pt
-    engine = build_engine(model, sc, world=world)
+    engine = build_engine(training_mode(model), sc, world=world)
     dtype = next(engine.module.parameters()).dtype
     start = resume(engine, out, config_sha=config_sha(cfg))
 
@@ -188,7 +190,7 @@ def train(
             lists = [] if tok is None else image_token_lists(tok.tokens, tok.valid, selected,
                                                               limit=sc.max_image_tokens)
             drop = cfg_drop(raw, p=cfg.mllm.cfg_dropout, seed=sc.seed, step=loop.step,
-                            micro=loop.micro % loop.accumulation)
+                            micro=loop.micro % loop.accumulation, rank=rank)
             batch = build_sequences(raw, lists, template=sc.template, drop=drop, tokenize=tokenize, ids=special,
                                     token_dim=token_dim, max_length=cfg.mllm.max_length).to(dev)
             batch.visual_tokens = batch.visual_tokens.to(dtype)
@@ -201,6 +203,19 @@ def train(
     return _write_model(out, cfg, stage, rank=rank, step=loop.step, setokim=lambda: model.state_dict(),
                         mask_decoder=mask_decoder.state_dict(), token_dim=token_dim, image_dim=image_dim,
                         tokenizer_model=tokenizer_model)
+
+
+def training_mode(model: nn.Module) -> nn.Module:
+    """``model`` in training mode, its frozen vision encoder (connector baselines) in eval mode.
+
+    ``from_pretrained`` returns the LLM in eval mode, and transformers' decoder layers recompute activations only
+    when ``self.training``: without this the paper-scale Stage I would run without its activation checkpointing
+    (docs/scaling.md) and with the LLM's dropout and KV cache in inference mode.
+    """
+    model.train()
+    if getattr(model, "vision", None) is not None:
+        model.vision.eval()
+    return model
 
 
 def _frozen_setok(cfg: Config, tokenizer_model: Path | None, dev: torch.device) -> Any:
@@ -282,7 +297,7 @@ def _train_unified(
         model.lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if stage == "stage2":
         model.lm = apply_lora(model.lm, cfg.mllm.lora, tokenizer=tokenizer)
-    engine = build_engine(model, sc, world=world)
+    engine = build_engine(training_mode(model), sc, world=world)
     start = resume(engine, out, config_sha=config_sha(cfg))
 
     loader, loop, special, tokenize = _stage_pipeline(
@@ -297,7 +312,7 @@ def _train_unified(
             codes = semhitok.flat(semhitok.encode(raw.images.to(dev, tok_dtype))) if raw.images.shape[0] else None
         lists = [] if codes is None else list(codes.cpu())
         drop = cfg_drop(raw, p=cfg.mllm.cfg_dropout, seed=sc.seed, step=loop.step,
-                        micro=loop.micro % loop.accumulation)
+                        micro=loop.micro % loop.accumulation, rank=rank)
         batch = build_sequences(raw, lists, template=sc.template, drop=drop, tokenize=tokenize, ids=special,
                                 token_dim=0, max_length=cfg.mllm.max_length).to(dev)
         loss, logs = engine(batch)
