@@ -43,7 +43,7 @@ class RandomFourierPositionEncoding(nn.Module):
     def forward(self, grid: tuple[int, int]) -> Tensor:
         """Args: grid ``(h, w)``. Returns: ``(h*w, dim)`` encodings, row-major."""
         h, w = grid
-        g = self.frequencies
+        g = self.frequencies.float()  # float32 phases even when the module is cast to bf16 (training); cast by callers
         ys = (torch.arange(h, device=g.device, dtype=g.dtype) + 0.5) / h  # (h,)
         xs = (torch.arange(w, device=g.device, dtype=g.dtype) + 0.5) / w  # (w,)
         coords = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(h * w, 2)  # (h*w, 2) as (x, y)
@@ -125,7 +125,7 @@ class MaskDecoder(nn.Module):
         self.upscale = upscale
         self.image_proj = nn.Sequential(nn.Linear(image_dim, dim), nn.LayerNorm(dim))
         self.token_proj = nn.Linear(token_dim, dim)
-        self.mask_tokens = nn.Parameter(torch.randn(num_mask_tokens, dim) * 0.02)
+        self.mask_tokens = nn.Parameter(torch.randn(num_mask_tokens, dim))  # N(0, 1): SAM's nn.Embedding init
         self.image_pe = RandomFourierPositionEncoding(dim=dim)
         self.transformer = TwoWayTransformer(
             depth=depth,

@@ -35,9 +35,11 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Sequential):
-    def __init__(self, *, dim: int, mlp_ratio: float) -> None:
+    """Linear -> activation (GELU; SAM's two-way transformer uses ReLU) -> Linear."""
+
+    def __init__(self, *, dim: int, mlp_ratio: float, activation: type[nn.Module] = nn.GELU) -> None:
         hidden = int(dim * mlp_ratio)
-        super().__init__(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        super().__init__(nn.Linear(dim, hidden), activation(), nn.Linear(hidden, dim))
 
 
 class Block(nn.Module):

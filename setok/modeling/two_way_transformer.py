@@ -84,7 +84,8 @@ class TwoWayAttentionBlock(nn.Module):
         self.norm1 = nn.LayerNorm(dim)
         self.token_to_image = ProjectedAttention(dim=dim, heads=heads, downsample_rate=attention_downsample_rate)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = MLP(dim=dim, mlp_ratio=(mlp_dim + 0.5) / dim)  # +0.5: int(dim * ratio) == mlp_dim despite rounding
+        # SAM's TwoWayTransformer MLP: ReLU (its default activation); +0.5: int(dim * ratio) == mlp_dim despite rounding
+        self.mlp = MLP(dim=dim, mlp_ratio=(mlp_dim + 0.5) / dim, activation=nn.ReLU)
         self.norm3 = nn.LayerNorm(dim)
         self.image_to_token = ProjectedAttention(dim=dim, heads=heads, downsample_rate=attention_downsample_rate)
         self.norm4 = nn.LayerNorm(dim)

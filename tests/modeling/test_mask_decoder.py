@@ -142,3 +142,23 @@ def test_adam_fits_a_square_mask_from_a_fixed_embedding(one_thread):
         pred = m(image, tokens) > 0
     iou = (pred & target.bool()).sum() / (pred | target.bool()).sum()
     assert iou > 0.8
+
+
+def test_position_encoding_keeps_float32_phases_when_the_decoder_is_cast_to_bf16():
+    """DeepSpeed's bf16 engine casts the frequency buffer; the phases 2 pi (2c - 1) G must not be computed in bf16
+    (up to 0.15 off on a 27 x 27 grid), or training and float32 inference see different encodings."""
+    torch.manual_seed(0)
+    pe = RandomFourierPositionEncoding(dim=256, scale=1.0)
+    want = pe((27, 27))
+    got = pe.to(torch.bfloat16)((27, 27))
+    g = pe.frequencies.float()  # the bf16-rounded frequencies, now the module's parameters of record
+    ys = (torch.arange(27) + 0.5) / 27
+    coords = torch.stack(torch.meshgrid(ys, ys, indexing="xy"), -1).reshape(-1, 2)
+    proj = 2 * math.pi * (2 * coords - 1) @ g
+    torch.testing.assert_close(got, torch.cat([proj.sin(), proj.cos()], -1), rtol=0, atol=1e-5)
+    assert (got - want).abs().max() < 0.1  # only the frequencies' own rounding separates it from float32
+
+
+def test_two_way_blocks_use_sams_relu_mlp():
+    t = TwoWayTransformer(depth=2, dim=32, heads=2, mlp_dim=64)
+    assert [type(m).__name__ for blk in t.blocks for m in blk.mlp] == ["Linear", "ReLU", "Linear"] * 2
