@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from setok.config import TrainConfig
@@ -87,7 +88,7 @@ class StepLoop:
         self.bar.set_postfix(loss=f"{logs['loss']:.4f}", **postfix)
         if self.log_file and (self.step % c.log_every == 0 or self.step == c.steps):
             row = {"step": self.step, "lr": self.engine.get_lr()[0], "seconds": round(time.time() - self.t0, 3),
-                   **logs}
+                   **logs, **peak_memory()}
             self.log_file.write(json.dumps(row) + "\n")
             self.log_file.flush()
         if self.step % c.checkpoint_every == 0 or self.step == c.steps:
@@ -103,3 +104,13 @@ class StepLoop:
         if self.log_file:
             self.log_file.close()
             self.log_file = None
+
+
+def peak_memory() -> dict[str, float]:
+    """``{"max_memory_gb": ...}``: the most GPU memory this process held in tensors since the previous call (then
+    reset), in GB; empty off CUDA. Logged with every row so a cluster run shows its headroom per stage."""
+    if not torch.cuda.is_available():
+        return {}
+    peak = torch.cuda.max_memory_allocated() / 1e9
+    torch.cuda.reset_peak_memory_stats()
+    return {"max_memory_gb": round(peak, 3)}
