@@ -44,8 +44,8 @@ def concept_contrastive_loss(sim: Tensor, text_valid: Tensor, logit_scale: Tenso
     (reconstruction-only sources such as ImageNet) take no part, not even as negatives.
     """
     anchors = text_valid.any(-1)  # (B,)
-    if not bool(anchors.any()):
-        return sim.sum() * 0.0
+    if not bool(anchors.any()):  # a zero that still reaches the projection and the temperature: under ZeRO-1/2
+        return (sim.sum() * logit_scale).sum() * 0.0  # every rank must give the same parameters a gradient
     sim, text_valid = sim[anchors][:, anchors], text_valid[anchors]
     logits = sim * logit_scale
     neg_inf = torch.finfo(logits.dtype).min

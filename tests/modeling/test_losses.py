@@ -47,3 +47,15 @@ def test_reconstruction_loss_mse_and_l1():
     a, b = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.5)
     assert math.isclose(float(reconstruction_loss(a, b)), 0.25)
     assert math.isclose(float(reconstruction_loss(a, b, kind="l1")), 0.5)
+
+
+def test_a_micro_batch_without_labelled_images_gives_zero_gradients_to_the_temperature_too():
+    """Reconstruction-only micro-batches (ImageNet) add 0, but the learned temperature must still get a (zero)
+    gradient: ZeRO-1/2 needs the same parameters reduced on every rank."""
+    sim = torch.randn(2, 2, 3, requires_grad=True)
+    logit_scale = torch.tensor(math.log(1 / 0.07), requires_grad=True)
+    loss = concept_contrastive_loss(sim, torch.zeros(2, 3, dtype=torch.bool), logit_scale.exp())
+    loss.backward()
+    assert loss.item() == 0.0
+    assert logit_scale.grad is not None and logit_scale.grad.item() == 0.0
+    assert torch.equal(sim.grad, torch.zeros_like(sim))
