@@ -227,6 +227,9 @@ class DiffLossConfig:
     sample_steps: int = 100
     temperature: float = 1.0
     cfg: float = 3.0
+    # MAR's released code learns the variance (2*D outputs, loss = eps-MSE + L_vlb with the mean detached, ancestral
+    # sampling with that variance); False: the paper's plain eps-MSE with the fixed posterior variance.
+    learn_sigma: bool = True
 
 
 @dataclass(frozen=True)

@@ -242,6 +242,7 @@ def build_setokim(
     diffloss = DiffLoss(
         token_dim=token_dim, cond_dim=hidden, width=m.diffloss.width, depth=m.diffloss.depth,
         num_timesteps=m.diffloss.num_timesteps, diffusion_batch_mul=m.diffloss.diffusion_batch_mul,
+        learn_sigma=m.diffloss.learn_sigma,
     )
     c = m.connector
     connector = None if c.kind == "setok" else build_connector(

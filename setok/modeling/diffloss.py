@@ -5,6 +5,17 @@ denoiser is a small MLP of residual blocks (LayerNorm -> Linear -> SiLU -> Linea
 ``z_i`` plus a timestep embedding through adaptive LayerNorm (shift, scale, gate), as in MAR's ``SimpleMLPAdaLN``.
 The network predicts the noise ``eps`` and is trained with ``||eps - eps_theta(x_t, t, z)||^2``
 (see :mod:`setok.modeling.diffusion` for the schedule and the sampler).
+
+``learn_sigma`` chooses between the two readings of "the Diffusion loss (Li et al., 2024a)":
+
+* ``True`` (default; MAR's released code, ``out_channels = 2 * D``, ``create_diffusion(learn_sigma=True)``): the net
+  also outputs ``v`` for the LEARNED_RANGE variance and the loss per token is ``mse(eps) + L_vlb`` with the mean
+  detached inside ``L_vlb`` (Nichol & Dhariwal 2021 Eq. 16 with weight 1, bits); sampling is ancestral with the
+  learned variance on the respaced chain.
+* ``False``: MAR's paper equation, the plain eps-MSE, with the fixed-small-variance DDPM/DDIM sampler (``eta``).
+
+Precision: the forward process, the losses and the sampling chain run in float32 (or float64) even when the tokens,
+``z`` and the net are bf16; only the net's input is cast to the net's dtype (see :mod:`setok.modeling.diffusion`).
 """
 from __future__ import annotations
 
@@ -13,7 +24,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from setok.modeling.diffusion import GaussianDiffusion
+from setok.modeling.diffusion import GaussianDiffusion, compute_dtype
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
@@ -94,7 +105,7 @@ class DenoisingMLP(nn.Module):
     """The noise predictor ``eps_theta(x_t, t, z)`` of the Diffusion loss (App. D.1).
 
     ``h = W_in x_t``; ``y = TimestepEmbed(t) + W_z z``; ``h = AdaLNResBlock(h, y)`` ``depth`` times;
-    ``eps = AdaLNFinalLayer(h, y)``. Linear layers are Xavier-uniform with zero bias, the timestep MLP N(0, 0.02),
+    ``out = AdaLNFinalLayer(h, y)``. Linear layers are Xavier-uniform with zero bias, the timestep MLP N(0, 0.02),
     and every modulation and the output projection zero (so the network outputs 0 at initialisation).
 
     Args:
@@ -103,15 +114,26 @@ class DenoisingMLP(nn.Module):
         width: hidden width of the MLP.
         depth: number of residual blocks (3 in the paper).
         frequency_dim: width of the sinusoidal timestep features.
+        out_dim: output width; ``token_dim`` (eps only) by default, ``2 * token_dim`` for ``[eps, v]`` (learned
+            variance).
     """
 
-    def __init__(self, *, token_dim: int, cond_dim: int, width: int, depth: int = 3, frequency_dim: int = 256) -> None:
+    def __init__(
+        self,
+        *,
+        token_dim: int,
+        cond_dim: int,
+        width: int,
+        depth: int = 3,
+        frequency_dim: int = 256,
+        out_dim: int | None = None,
+    ) -> None:
         super().__init__()
         self.input_proj = nn.Linear(token_dim, width)
         self.cond_proj = nn.Linear(cond_dim, width)
         self.time_embed = TimestepEmbedder(width=width, frequency_dim=frequency_dim)
         self.blocks = nn.ModuleList(AdaLNResBlock(width=width) for _ in range(depth))
-        self.final = AdaLNFinalLayer(width=width, out_dim=token_dim)
+        self.final = AdaLNFinalLayer(width=width, out_dim=token_dim if out_dim is None else out_dim)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -134,7 +156,7 @@ class DenoisingMLP(nn.Module):
             t: ``(N,)`` timesteps.
             z: ``(N, C)`` conditions.
 
-        Returns: ``(N, D)`` predicted noise.
+        Returns: ``(N, out_dim)``: the predicted noise ``(N, D)``, followed by ``v (N, D)`` when ``out_dim = 2 D``.
         """
         h = self.input_proj(x_t)  # (N, W)
         y = self.time_embed(t) + self.cond_proj(z)  # (N, W)
@@ -153,6 +175,8 @@ class DiffLoss(nn.Module):
         depth: residual blocks (3, App. D.1).
         num_timesteps: training diffusion steps ``T`` (1000).
         diffusion_batch_mul: each token is noised this many times per loss call (MAR; 4).
+        learn_sigma: learned-range variance trained by ``L_vlb`` (MAR's released code) when True; plain eps-MSE with
+            the fixed posterior variance when False (see the module docstring).
     """
 
     def __init__(
@@ -164,17 +188,28 @@ class DiffLoss(nn.Module):
         depth: int = 3,
         num_timesteps: int = 1000,
         diffusion_batch_mul: int = 4,
+        learn_sigma: bool = True,
     ) -> None:
         super().__init__()
         self.token_dim = token_dim
         self.diffusion_batch_mul = diffusion_batch_mul
-        self.net = DenoisingMLP(token_dim=token_dim, cond_dim=cond_dim, width=width, depth=depth)
+        self.learn_sigma = learn_sigma
+        out_dim = 2 * token_dim if learn_sigma else token_dim
+        self.net = DenoisingMLP(token_dim=token_dim, cond_dim=cond_dim, width=width, depth=depth, out_dim=out_dim)
         self.diffusion = GaussianDiffusion(num_timesteps=num_timesteps)
+
+    def _net_dtype(self, default: torch.dtype) -> torch.dtype:
+        """The dtype of the net's parameters (``default`` for a parameter-free stand-in)."""
+        param = next(self.net.parameters(), None)
+        return default if param is None else param.dtype
 
     def forward(
         self, target: Tensor, z: Tensor, mask: Tensor | None = None, *, generator: torch.Generator | None = None
     ) -> Tensor:
-        """``L_vis``: mean over valid tokens (and their ``diffusion_batch_mul`` copies) of ``mean_D (eps - eps_hat)^2``.
+        """``L_vis``: mean over valid tokens (and their ``diffusion_batch_mul`` copies) of ``mean_D (eps - eps_hat)^2``,
+        plus (``learn_sigma``) the token's variational-bound term in bits with ``eps_hat`` detached.
+
+        ``x_t``, the noise and the loss are float32 for half-precision inputs (the net sees ``x_t`` in its own dtype).
 
         Args:
             target: ``(N, D)`` ground-truth tokens ``y_i``.
@@ -182,16 +217,21 @@ class DiffLoss(nn.Module):
             mask: ``(N,)`` bool or float weights, 0 for tokens that must not contribute; all tokens when None.
             generator: source of ``t ~ U{0..T-1}`` and ``eps ~ N(0, I)``.
 
-        Returns: scalar loss (0 when no token is valid).
+        Returns: scalar loss in the compute dtype (0 when no token is valid).
         """
-        mul = self.diffusion_batch_mul
-        target = target.repeat(mul, 1)  # (mul*N, D)
+        mul, d = self.diffusion_batch_mul, self.token_dim
+        dtype = compute_dtype(target.dtype)
+        target = target.repeat(mul, 1).to(dtype)  # (mul*N, D)
         z = z.repeat(mul, 1)  # (mul*N, C)
         n = target.shape[0]
         t = torch.randint(0, self.diffusion.num_timesteps, (n,), generator=generator, device=target.device)  # (mul*N,)
-        noise = torch.randn(target.shape, generator=generator, device=target.device, dtype=target.dtype)
+        noise = torch.randn(target.shape, generator=generator, device=target.device, dtype=dtype)  # (mul*N, D)
         x_t = self.diffusion.q_sample(target, t, noise)  # (mul*N, D)
-        per_token = (self.net(x_t, t, z) - noise).pow(2).mean(-1)  # (mul*N,)
+        out = self.net(x_t.to(self._net_dtype(dtype)), t, z).to(dtype)  # (mul*N, D or 2D)
+        eps = out[:, :d]  # (mul*N, D)
+        per_token = (eps - noise).pow(2).mean(-1)  # (mul*N,)
+        if self.learn_sigma:
+            per_token = per_token + self.diffusion.vb_terms(target, x_t, t, eps.detach(), out[:, d:])
         if mask is None:
             return per_token.mean()
         weight = mask.to(per_token.dtype).repeat(mul)  # (mul*N,)
@@ -212,13 +252,16 @@ class DiffLoss(nn.Module):
 
         With ``cfg != 1`` the batch is ``[cond; uncond]`` (MAR): one chain per conditional row is run with
         ``eps = eps_u + cfg * (eps_c - eps_u)`` and its result is returned in both halves (callers keep the first).
+        With ``learn_sigma`` only the eps channels are guided; the chain uses the conditional row's own variance
+        (MAR keeps each row's variance channels and the caller keeps the conditional half), and ``eta`` is unused
+        (ancestral sampling with the learned variance). The chain runs in float32 for half-precision ``z``.
 
         Args:
             z: ``(N, C)`` conditions (``N`` even when ``cfg != 1``).
             temperature: scale of the noise added at each step.
             cfg: classifier-free guidance scale.
             num_steps: sampling steps (100 in MAR).
-            eta: 1 for ancestral DDPM (MAR), 0 for DDIM.
+            eta: 1 for ancestral DDPM, 0 for DDIM (``learn_sigma=False`` only).
             generator: makes the draw deterministic.
 
         Returns: ``(N, D)`` tokens, in the dtype of ``z``.
@@ -227,15 +270,31 @@ class DiffLoss(nn.Module):
         if guided and z.shape[0] % 2:
             raise ValueError("classifier-free guidance needs z = [cond; uncond] with an even batch")
         m = z.shape[0] // 2 if guided else z.shape[0]
-        x_T = torch.randn((m, self.token_dim), generator=generator, device=z.device, dtype=z.dtype)  # (M, D)
+        d, dtype = self.token_dim, compute_dtype(z.dtype)
+        net_dtype = self._net_dtype(dtype)
+        x_T = torch.randn((m, d), generator=generator, device=z.device, dtype=dtype)  # (M, D)
 
-        def eps_fn(x: Tensor, t: Tensor) -> Tensor:
+        def net_out(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+            """``x (M, D)`` (chain dtype) -> guided ``eps (M, D)`` and the conditional rows' output ``(M, *)``."""
             if not guided:
-                return self.net(x, t, z)  # (N, D)
-            eps_c, eps_u = self.net(x.repeat(2, 1), t.repeat(2), z).chunk(2)  # 2 x (M, D)
-            return eps_u + cfg * (eps_c - eps_u)
+                out = self.net(x.to(net_dtype), t, z).to(x.dtype)  # (M, D or 2D)
+                return out[:, :d], out
+            out_c, out_u = self.net(x.to(net_dtype).repeat(2, 1), t.repeat(2), z).to(x.dtype).chunk(2)  # 2 x (M, *)
+            eps_c, eps_u = out_c[:, :d], out_u[:, :d]
+            return eps_u + cfg * (eps_c - eps_u), out_c
 
-        x0 = self.diffusion.sample_loop(
-            eps_fn, x_T, num_steps=num_steps, temperature=temperature, eta=eta, generator=generator
-        )  # (M, D)
+        if self.learn_sigma:
+            def mean_var_fn(x: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+                eps, out_c = net_out(x, t)
+                return eps, out_c[:, d:]  # the conditional row's own variance channels
+
+            x0 = self.diffusion.p_sample_loop(
+                mean_var_fn, x_T, num_steps=num_steps, temperature=temperature, generator=generator
+            )  # (M, D)
+        else:
+            x0 = self.diffusion.sample_loop(
+                lambda x, t: net_out(x, t)[0], x_T, num_steps=num_steps, temperature=temperature, eta=eta,
+                generator=generator,
+            )  # (M, D)
+        x0 = x0.to(z.dtype)
         return x0.repeat(2, 1) if guided else x0  # (N, D)

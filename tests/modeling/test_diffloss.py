@@ -1,4 +1,7 @@
-"""Diffusion loss of SeTokIM: cosine schedule, forward process, DDPM/DDIM sampler, guidance and the AdaLN MLP."""
+"""Diffusion loss of SeTokIM: cosine schedule, forward process, DDPM/DDIM sampler, guidance and the AdaLN MLP.
+
+These tests pin the fixed-variance eps-MSE head (``learn_sigma=False``); the learned variance (MAR's released code)
+is tested in test_diffloss_learned_sigma.py and the bf16 precision in test_diffloss_precision.py."""
 import math
 
 import pytest
@@ -33,7 +36,7 @@ class PointMassOracle(nn.Module):
 
 
 def oracle_head(num_timesteps: int = 1000, dim: int = 3) -> DiffLoss:
-    head = DiffLoss(token_dim=dim, cond_dim=dim, width=8, num_timesteps=num_timesteps).double()
+    head = DiffLoss(token_dim=dim, cond_dim=dim, width=8, num_timesteps=num_timesteps, learn_sigma=False).double()
     head.net = PointMassOracle(head.diffusion)
     return head
 
@@ -101,7 +104,7 @@ def test_loss_of_the_true_noise_predictor_is_zero():
 
 
 def test_loss_at_zero_init_is_the_noise_second_moment():
-    head = DiffLoss(token_dim=4, cond_dim=6, width=16, diffusion_batch_mul=1)
+    head = DiffLoss(token_dim=4, cond_dim=6, width=16, diffusion_batch_mul=1, learn_sigma=False)
     g = torch.Generator().manual_seed(0)
     target, z = torch.randn(64, 4), torch.randn(64, 6)
     loss = head(target, z, generator=g)
@@ -113,7 +116,7 @@ def test_loss_at_zero_init_is_the_noise_second_moment():
 
 def test_masked_tokens_do_not_contribute():
     torch.manual_seed(0)
-    head = DiffLoss(token_dim=4, cond_dim=6, width=16)
+    head = DiffLoss(token_dim=4, cond_dim=6, width=16, learn_sigma=False)
     with torch.no_grad():
         for p in head.parameters():
             p.add_(0.1 * torch.randn_like(p))  # leave the zero init so the net depends on its inputs
@@ -190,9 +193,10 @@ def test_guidance_extrapolates_from_the_unconditional_half():
     torch.testing.assert_close(out, torch.cat([expected, expected]), rtol=1e-8, atol=1e-8)
 
 
-def test_guidance_with_equal_halves_equals_the_unguided_sampler():
+@pytest.mark.parametrize("learn_sigma", [False, True])
+def test_guidance_with_equal_halves_equals_the_unguided_sampler(learn_sigma):
     torch.manual_seed(0)
-    head = DiffLoss(token_dim=4, cond_dim=6, width=16, num_timesteps=100)
+    head = DiffLoss(token_dim=4, cond_dim=6, width=16, num_timesteps=100, learn_sigma=learn_sigma)
     with torch.no_grad():
         for p in head.parameters():
             p.add_(0.1 * torch.randn_like(p))
@@ -208,7 +212,7 @@ def test_guidance_with_equal_halves_equals_the_unguided_sampler():
 
 def test_training_on_two_clusters_reduces_the_loss(one_thread):
     torch.manual_seed(0)
-    head = DiffLoss(token_dim=2, cond_dim=2, width=32, num_timesteps=1000)
+    head = DiffLoss(token_dim=2, cond_dim=2, width=32, num_timesteps=1000, learn_sigma=False)
     centers = torch.tensor([[2.0, -1.0], [-2.0, 1.0]])
     data = torch.Generator().manual_seed(1)
 
