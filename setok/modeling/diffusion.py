@@ -306,13 +306,15 @@ class GaussianDiffusion(nn.Module):
         self._build(torch.device("cpu"))
 
     def _build(self, device: torch.device) -> None:
-        betas = cosine_betas(self.num_timesteps, s=self.s, max_beta=self.max_beta).to(device)  # (T,)
-        self.register_buffer("betas", betas, persistent=False)
-        self.register_buffer("alphas_cumprod", torch.cumprod(1 - betas, 0), persistent=False)
-        # The training chain as MAR builds it (a SpacedDiffusion keeping every step: betas recomputed from alpha_bar).
-        chain = Chain.from_betas(respaced_betas(self.alphas_cumprod, torch.arange(self.num_timesteps, device=device)))
+        with torch.device("cpu"):  # computed on the CPU in float64 even inside a `with torch.device("meta")` build
+            betas = cosine_betas(self.num_timesteps, s=self.s, max_beta=self.max_beta)  # (T,)
+            alphas_cumprod = torch.cumprod(1 - betas, 0)  # (T,)
+            # The training chain as MAR builds it (a SpacedDiffusion keeping every step: betas recomputed from ab).
+            chain = Chain.from_betas(respaced_betas(alphas_cumprod, torch.arange(self.num_timesteps)))
+        self.register_buffer("betas", betas.to(device), persistent=False)
+        self.register_buffer("alphas_cumprod", alphas_cumprod.to(device), persistent=False)
         for name, value in chain._asdict().items():
-            self.register_buffer(f"chain_{name}", value, persistent=False)
+            self.register_buffer(f"chain_{name}", value.to(device), persistent=False)
 
     def _apply(self, fn, recurse=True):  # noqa: ANN001, ANN202 - torch's signature
         """Apply ``fn`` (``.to``, ``.bfloat16()``, ...) and then rebuild the schedule in float64 on the new device."""
