@@ -45,7 +45,8 @@ def test_models_and_stage_settings_are_the_papers_with_random_weights(check):
     assert {k: llm.model_config[k] for k in ("hidden_size", "intermediate_size", "num_attention_heads")} == \
         {"hidden_size": 4096, "intermediate_size": 11008, "num_attention_heads": 32}
     assert llm.model_config["num_hidden_layers"] == 16
-    assert cfg.mllm.lora.r == paper["mllm"]["lora"]["r"] and cfg.mllm.diffloss.width == paper["mllm"]["diffloss"]["width"]
+    assert cfg.mllm.lora.r == paper["mllm"]["lora"]["r"]
+    assert cfg.mllm.diffloss.width == paper["mllm"]["diffloss"]["width"]
     for stage in check.STAGES:
         s, p = getattr(cfg, stage), paper[stage]
         assert (s.precision, s.zero_stage, s.optimizer, s.micro_batch_size) == \
