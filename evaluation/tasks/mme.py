@@ -21,12 +21,20 @@ from evaluation.metrics.mme import SUBTASKS
 from evaluation.readers import preview
 from evaluation.readers.mme import read_lines
 from evaluation.tasks.base import BenchmarkTask, Query
+from evaluation.tasks.vqa import SHORT_ANSWER
 from evaluation.writers import write_mme
 from evaluation.writers._common import atomic_dir
 from setok.io import DataError, write_text
 
-# LLaVA-1.5 asks MME's questions as given: they already end with "Please answer yes or no."
-# (playground/data/eval/MME/llava_mme.jsonl; lmms-eval mme default prompt without a post_prompt).
+# LLaVA-1.5 and lmms-eval ask MME's questions with the release's "Please answer yes or no." replaced by the short-
+# answer instruction LLaVA-665K trains (LLaVA's playground/data/eval/MME/llava_mme.jsonl; lmms-eval's
+# mme_doc_to_text: the suffix removed, then "\nAnswer the question using a single word or phrase.").
+YES_NO = "Please answer yes or no."
+
+
+def mme_prompt(question: str) -> str:
+    """The question of a template line as LLaVA-1.5 asks it (``SHORT_ANSWER`` instead of the yes/no sentence)."""
+    return question.replace(YES_NO, "").strip() + SHORT_ANSWER
 
 
 def find_image(root: Path, subtask: str, image: str) -> Path:
@@ -59,7 +67,8 @@ class MmeTask(BenchmarkTask):
             for f in read_lines(self.templates / f"{s}.txt", min_fields=3, max_fields=4):
                 key = (s, f[0], f[1])
                 self._gt[key] = f[2]
-                queries.append(Query(id=key, kind="answer", prompt=f[1], image=find_image(self.images, s, f[0])))
+                queries.append(Query(id=key, kind="answer", prompt=mme_prompt(f[1]),
+                                     image=find_image(self.images, s, f[0])))
         return queries
 
     def select(self, queries: list[Query]) -> list[Query]:

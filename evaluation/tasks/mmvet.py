@@ -12,8 +12,8 @@ from evaluation.writers import write_mmvet
 from setok.io import DataError, read_json, write_json
 
 # LLaVA-1.5 asks MM-Vet's questions as given (playground/data/eval/mm-vet/llava-mm-vet.jsonl) and lets the model
-# answer at length; the budget is ours (the open-ended answers are graded by a judge, not parsed).
-MMVET_MAX_NEW_TOKENS = 256
+# answer at length: 1024 new tokens, as LLaVA's model_vqa.py and lmms-eval's mmvet task allow.
+MMVET_MAX_NEW_TOKENS = 1024
 
 
 class MmvetTask(BenchmarkTask):

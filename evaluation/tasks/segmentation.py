@@ -103,9 +103,15 @@ def _labelme(path: Path) -> dict[str, Any]:
     raise DataError(f"{path}: neither UTF-8 nor cp1252 text")
 
 
+# LISA's ReasonSeg validation prompt for a sentence query (model/llava ValDataset: "{sentence} Please output
+# segmentation mask."); a phrase is asked as a referring expression.
+REASON_PROMPT = "{sentence} Please output segmentation mask."
+
+
 class ReasonSegTask(ReferTask):
-    """ReasonSeg: one ``segment`` query per image; a sentence query is asked as written, a phrase (``is_sentence``
-    false) with :data:`REFER_PROMPT` (LISA likewise wraps phrases in a question and leaves sentences as they are)."""
+    """ReasonSeg: one ``segment`` query per image; a sentence query with :data:`REASON_PROMPT` as LISA asks it, a
+    phrase (``is_sentence`` false) with :data:`REFER_PROMPT` (LISA: "What is {phrase} in this image? Please output
+    segmentation mask."; ours is the wording the model trains on for referring expressions)."""
 
     def image_path(self, row: dict[str, Any]) -> Path:
         return (self.images or self.annotations) / f"{row['id']}.jpg"
@@ -115,5 +121,5 @@ class ReasonSegTask(ReferTask):
         if not text:
             raise DataError(f"{self.annotations / (str(row['id']) + '.json')}: no query text")
         if _labelme(self.annotations / f"{row['id']}.json").get("is_sentence", True):
-            return text
+            return REASON_PROMPT.format(sentence=text)
         return REFER_PROMPT.format(expression=text)

@@ -21,7 +21,8 @@ from evaluation.writers import write_gqa, write_vizwiz, write_vqa
 from setok.io import DataError, read_json, write_json
 
 # LLaVA-1.5 short-answer prompt (haotian-liu/LLaVA, playground/data/eval/*/llava_*.jsonl question files, used by
-# scripts/v1_5/eval/{vqav2,gqa,pope}.sh; lmms-eval keeps it as the post_prompt of vqav2/gqa/ok_vqa/pope).
+# scripts/v1_5/eval/{vqav2,gqa,pope}.sh; lmms-eval keeps it as the post_prompt of vqav2/gqa/pope). OK-VQA gets it
+# too, as LLaVA-665K trains OK-VQA (lmms-eval's ok_vqa post_prompt is the VizWiz one, 'Unanswerable' line first).
 SHORT_ANSWER = "\nAnswer the question using a single word or phrase."
 # LLaVA-1.5 VizWiz prompt (playground/data/eval/vizwiz/llava_test.jsonl; lmms-eval vizwiz_vqa post_prompt).
 VIZWIZ_SUFFIX = (

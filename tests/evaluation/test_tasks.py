@@ -144,8 +144,9 @@ def test_prompts_follow_the_llava_conventions(benchmarks: dict[str, BenchmarkCon
         "What is the expiration date on this package?\nWhen the provided information is insufficient, respond with "
         "'Unanswerable'.\nAnswer the question using a single word or phrase.")
     assert q["flickr30k"][0].prompt == "Provide a one-sentence caption for the provided image."
-    assert q["mme"][0].prompt == "Is there a cat in this image? Please answer yes or no."
-    assert q["mmvet"][0].prompt == "What is on the saucer besides the cup?" and q["mmvet"][0].max_new_tokens == 256
+    # MME as LLaVA-1.5 and lmms-eval ask it: the release's yes/no sentence replaced by the short-answer instruction
+    assert q["mme"][0].prompt == "Is there a cat in this image?\nAnswer the question using a single word or phrase."
+    assert q["mmvet"][0].prompt == "What is on the saucer besides the cup?" and q["mmvet"][0].max_new_tokens == 1024
     assert [x.prompt for x in q["refcoco+"][:2]] == ["Please segment the orange cat.",
                                                      "Please segment the cat looking left."]
     assert q["pope"][0].id == ("adversarial", 1) and q["pope"][-1].id == ("random", 2)
@@ -167,7 +168,8 @@ def test_inputs_are_traced_to_the_right_source_files(benchmarks: dict[str, Bench
     assert ma5k["3458_B.png"].prompt == "brighten the image a little bit"
     rs = {q.id: q.prompt for q in build_task("reasonseg", benchmarks["reasonseg"]).queries()}
     assert rs["32174_cat"] == "Please segment the the animal that likes to chase mice."  # a phrase (is_sentence false)
-    assert rs["4403_rocket"] == "What in this scene could carry a payload into space?"  # a sentence, as written
+    assert rs["4403_rocket"] == ("What in this scene could carry a payload into space? Please output segmentation "
+                                 "mask.")  # a sentence, with LISA's instruction
     refg = build_task("refcocog", benchmarks["refcocog"]).queries()
     assert "motorbike" not in " ".join(q.prompt for q in refg)  # the test-split sentence is not asked
 
