@@ -588,6 +588,13 @@ def _check(cfg: Config) -> None:
         t = getattr(cfg, stage)
         if t.batch_size % t.micro_batch_size:
             raise ConfigError(f"{stage}.batch_size: must be a multiple of micro_batch_size")
+        if t.zero_stage not in (0, 1, 2, 3):
+            raise ConfigError(f"{stage}.zero_stage: must be 0, 1, 2 or 3, got {t.zero_stage}")
+        if t.zero_stage == 3 and stage not in ("train_stage1", "train_mask_decoder", "train_stage2"):
+            raise ConfigError(
+                f"{stage}.zero_stage: 3 is supported by the MLLM stages only: SeTok's contrastive loss reads the "
+                "temperature and text projection outside the module's forward, where ZeRO-3 leaves them partitioned "
+                "(the SemHiTok stages are not checked under ZeRO-3); ZeRO-2 fits these stages (docs/scaling.md)")
         for name in t.sources:
             if name not in cfg.datasets:
                 raise ConfigError(f"{stage}.sources: {name!r} is not a key of datasets")

@@ -70,6 +70,8 @@ def test_resolved_config_round_trips(tmp_path):
     ({"tokenizer": {"loss": {"prompt_templates": [1]}}}, r"tokenizer\.loss\.prompt_templates\[0\]: expected a string"),
     ({"variants": {"bad": {"tokenizer": {"merger": {"dims": 1}}}}}, r"variants\.bad\.tokenizer\.merger\.dims: unknown"),
     ({"run_variants": ["nope"]}, r"run_variants: 'nope' is not a key of variants"),
+    ({"train_stage2": {"zero_stage": 4}}, r"train_stage2\.zero_stage: must be 0, 1, 2 or 3"),
+    ({"train_tokenizer": {"zero_stage": 3}}, r"train_tokenizer\.zero_stage: 3 is supported by the MLLM stages only"),
 ])
 def test_malformed_config_names_the_key_path(delta, message):
     from setok.config import deep_merge

@@ -1,6 +1,8 @@
 """DeepSpeed engine construction from a :class:`~setok.config.TrainConfig`."""
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -61,3 +63,20 @@ def build_engine(model: nn.Module, cfg: TrainConfig, *, world: int) -> Any:
         lr_scheduler=scheduler, config=deepspeed_config(cfg, world=world),
     )
     return engine
+
+
+@contextlib.contextmanager
+def gathered(engine: Any) -> Iterator[None]:
+    """Inside the block the engine's model holds its full parameters, so ``state_dict()`` is what ``model.pt`` needs.
+
+    Under ZeRO-3 each rank keeps only its partition (the module's parameters are empty placeholders, and a
+    ``state_dict()`` of them writes a model of zero-sized tensors): the block gathers them, read-only, which is a
+    collective that every rank must enter. Below ZeRO-3 it does nothing.
+    """
+    if not engine.zero_optimization_partition_weights():
+        yield
+        return
+    import deepspeed
+
+    with deepspeed.zero.GatheredParameters(list(engine.module.parameters()), modifier_rank=None):
+        yield

@@ -49,7 +49,7 @@ from setok.modeling.build import (
 from setok.modeling.llm import special_ids
 from setok.modeling.mask_losses import mask_loss
 from setok.train.distributed import device, init_distributed
-from setok.train.engine import build_engine
+from setok.train.engine import build_engine, gathered
 from setok.train.loop import StepLoop, resume
 from setok.train.mixture import MixtureSampler, mixture_probs
 from setok.train.mllm_batch import SpecialIds, build_sequences, image_token_lists, pooled_coverage, region_tokens
@@ -200,9 +200,10 @@ def train(
         if loop.advance(logs):
             return None
     loop.close()
-    return _write_model(out, cfg, stage, rank=rank, step=loop.step, setokim=lambda: model.state_dict(),
-                        mask_decoder=mask_decoder.state_dict(), token_dim=token_dim, image_dim=image_dim,
-                        tokenizer_model=tokenizer_model)
+    with gathered(engine):  # every rank enters (ZeRO-3 gathers the partitioned weights)
+        return _write_model(out, cfg, stage, rank=rank, step=loop.step, setokim=lambda: model.state_dict(),
+                            mask_decoder=mask_decoder.state_dict(), token_dim=token_dim, image_dim=image_dim,
+                            tokenizer_model=tokenizer_model)
 
 
 def training_mode(model: nn.Module) -> nn.Module:
@@ -264,10 +265,11 @@ def _train_mask_decoder(
         if loop.advance(logs):
             return None
     loop.close()
-    return _write_model(out, cfg, "mask_decoder", rank=rank, step=loop.step,
-                        setokim=lambda: read_mllm_file(init, mmap=True)["setokim"],
-                        mask_decoder=engine.module.state_dict(), token_dim=token_dim, image_dim=image_dim,
-                        tokenizer_model=tokenizer_model)
+    with gathered(engine):  # every rank enters (ZeRO-3 gathers the partitioned weights)
+        return _write_model(out, cfg, "mask_decoder", rank=rank, step=loop.step,
+                            setokim=lambda: read_mllm_file(init, mmap=True)["setokim"],
+                            mask_decoder=engine.module.state_dict(), token_dim=token_dim, image_dim=image_dim,
+                            tokenizer_model=tokenizer_model)
 
 
 def _train_unified(
@@ -321,8 +323,9 @@ def _train_unified(
         if loop.advance(logs):
             return None
     loop.close()
-    return _write_model(out, cfg, stage, rank=rank, step=loop.step, setokim=lambda: model.state_dict(),
-                        mask_decoder=None, token_dim=0, image_dim=0, tokenizer_model=tokenizer_model)
+    with gathered(engine):  # every rank enters (ZeRO-3 gathers the partitioned weights)
+        return _write_model(out, cfg, stage, rank=rank, step=loop.step, setokim=lambda: model.state_dict(),
+                            mask_decoder=None, token_dim=0, image_dim=0, tokenizer_model=tokenizer_model)
 
 
 def _write_model(

@@ -45,7 +45,7 @@ from setok.modeling.build import (
 )
 from setok.modeling.semhitok import STAGES, SemHiTok
 from setok.train.distributed import device, init_distributed
-from setok.train.engine import build_engine
+from setok.train.engine import build_engine, gathered
 from setok.train.loop import StepLoop, resume
 from setok.train.schedule import StepBatchSampler
 from setok.train.semhitok_objective import PixelObjective, semantic_loss
@@ -168,15 +168,16 @@ def train(
         if loop.advance(logs):
             return None
     loop.close()
-    if rank == 0:
-        tok = engine.module if disc is None else engine.module.tokenizer
-        torch_save({
-            "family": "semhitok", "stage": stage, "state_dict": semhitok_state(tok),
-            "discriminator": None if disc is None else engine.module.discriminator.state_dict(),
-            "enhanced": enhanced,
-            "config": to_dict(cfg), "config_sha": config_sha(cfg), "step": loop.step,
-        }, final)
-        log.info("wrote %s after %d steps", final, loop.step)
+    with gathered(engine):  # every rank enters (ZeRO-3 gathers the partitioned weights)
+        if rank == 0:
+            tok = engine.module if disc is None else engine.module.tokenizer
+            torch_save({
+                "family": "semhitok", "stage": stage, "state_dict": semhitok_state(tok),
+                "discriminator": None if disc is None else engine.module.discriminator.state_dict(),
+                "enhanced": enhanced,
+                "config": to_dict(cfg), "config_sha": config_sha(cfg), "step": loop.step,
+            }, final)
+            log.info("wrote %s after %d steps", final, loop.step)
     return final
 
 

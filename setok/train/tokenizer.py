@@ -22,7 +22,7 @@ from setok.modeling.build import build_setok
 from setok.modeling.losses import concept_contrastive_loss, concept_similarities, reconstruction_loss
 from setok.train.concepts import sample_concepts
 from setok.train.distributed import device, init_distributed
-from setok.train.engine import build_engine
+from setok.train.engine import build_engine, gathered
 from setok.train.loop import StepLoop, resume
 from setok.train.schedule import StepBatchSampler
 
@@ -95,12 +95,13 @@ def train(cfg: Config, out: Path, *, stop_after: int | None = None) -> Path | No
             return None
     loop.close()
     final = out / "model.pt"
-    if rank == 0:
-        torch_save(
-            {"state_dict": engine.module.state_dict(), "config": to_dict(cfg), "config_sha": config_sha(cfg),
-             "step": loop.step}, final,
-        )
-        log.info("wrote %s after %d steps", final, loop.step)
+    with gathered(engine):  # every rank enters (ZeRO-3 gathers the partitioned weights)
+        if rank == 0:
+            torch_save(
+                {"state_dict": engine.module.state_dict(), "config": to_dict(cfg), "config_sha": config_sha(cfg),
+                 "step": loop.step}, final,
+            )
+            log.info("wrote %s after %d steps", final, loop.step)
     return final
 
 

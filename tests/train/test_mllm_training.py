@@ -7,7 +7,8 @@ import pytest
 import torch
 import yaml
 
-from setok.config import deep_merge, resolve, to_dict
+from setok.config import Config as _Config
+from setok.config import deep_merge, from_dict, resolve, to_dict
 from setok.io import torch_save
 from setok.modeling.build import build_setok, load_setokim
 from setok.train.mllm import train
@@ -156,3 +157,14 @@ def test_stage2_model_predicts_with_a_bf16_llm_beside_float32_heads(stages, tmp_
     assert len(images) == 2
     masks = yaml.safe_load(predict(model_file, tokenizer, cfg_file, "refcoco+", tmp_path / "r.json").read_text())
     assert len(masks) == 2 and all("segmentation" in r for r in masks)
+
+
+def test_zero3_stage_writes_the_full_weights_and_reloads(stages, tmp_path):
+    """ZeRO-3 partitions every parameter; model.pt gathers them (it held zero-sized tensors) and reloads."""
+    cfg, _, tokenizer, ckpts, _ = stages
+    cfg3 = from_dict(_Config, deep_merge(to_dict(cfg), {"train_stage1": {"zero_stage": 3}}))
+    ckpt = torch.load(train(cfg3, "stage1", tmp_path, tokenizer_model=tokenizer), weights_only=True)
+    assert {k: tuple(v.shape) for k, v in ckpt["setokim"].items()} == \
+        {k: tuple(v.shape) for k, v in ckpts["stage1"]["setokim"].items()}
+    model, _, _, _ = load_setokim(tmp_path / "model.pt")
+    assert all(p.numel() for p in model.parameters())

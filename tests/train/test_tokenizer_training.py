@@ -76,3 +76,4 @@ def test_loss_runs_on_a_bfloat16_model():
     loss, logs = setok_loss(model, text, batch, cfg, step=0)
     loss.backward()
     assert loss.dtype == torch.bfloat16 and torch.isfinite(loss) and logs["contrastive"] > 0
+
