@@ -166,7 +166,7 @@ def test_paper_dry_run_plans_every_gpu_rule_with_the_profiles_resources(tmp_path
     overlay.write_text(yaml.safe_dump({"benchmarks": ci["benchmarks"]}))
     env = clean_env(**SITE)  # no Slurm commands on PATH: planning works anywhere
     out = snakemake("-n", "--forceall", "--profile", str(PROFILE), "--configfile", CONFIGS[0], str(overlay), env=env)
-    assert job_stats(out)["total"] > 500  # every variant, table, figure and the report (886)
+    assert job_stats(out)["total"] > 500  # every variant, table, figure and the report (892)
     plan = planned_resources(out)
     sized = profile(env)["set-resources"]
     gpu_rules = {rule for rule, jobs in plan.items() if any("gpu" in job for job in jobs)}
