@@ -29,7 +29,7 @@ from setok.cli import run
 from setok.io import DataError
 
 LOG_NAME = "train_log.jsonl"
-NOT_LOSSES = frozenset({"step", "lr", "seconds"})
+NOT_LOSSES = frozenset({"step", "lr", "seconds", "max_memory_gb"})  # max_memory_gb: peak GPU memory (CUDA runs)
 # The pipeline's stages in training order; any other stage found follows them alphabetically.
 STAGE_ORDER = ("tokenizer", "stage1", "stage1/mask_decoder", "stage2", "semantic_codebook", "pixel_codebook",
                "pixel_finetune", "pixel_decoder")

@@ -42,6 +42,12 @@ def test_read_log_keeps_the_last_row_of_each_step_and_splits_the_losses(tmp_path
     assert log.series["eoi"] == tf.Series([1, 4], [0.75, 0.5])
 
 
+def test_the_gpu_memory_column_is_not_a_loss(tmp_path: Path) -> None:
+    rows = [{"step": 1, "lr": 0.1, "seconds": 1.0, "loss": 2.0, "max_memory_gb": 71.2},
+            {"step": 2, "lr": 0.1, "seconds": 2.0, "loss": 1.5, "max_memory_gb": 71.4}]
+    assert list(tf.read_log(write_log(tmp_path / "train_log.jsonl", rows)).series) == ["loss"]
+
+
 def test_a_malformed_line_names_the_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "train_log.jsonl"
     path.write_text('{"step": 1, "loss": 2.0}\n\n{"step": 2, "loss": 1.\n', encoding="utf-8")
