@@ -106,3 +106,24 @@ def test_predictions_answers_and_generated_images(stages, tmp_path):
     from PIL import Image
 
     assert Image.open(images[0]).size == (tok.image_size, tok.image_size)
+
+
+def test_predictions_with_a_bf16_llm_beside_float32_heads(stages, tmp_path):
+    """Paper precision at inference: the Qwen/LLaMA body in bf16, the image head and Dual-MLP adapter float32; a
+    question with an image and a generated image both come out (a dtype mismatch is a RuntimeError)."""
+    from evaluation.predict.mllm import predict
+
+    cfg, _, tokenizer, _, _, _, s2 = stages
+    ckpt = torch.load(s2, weights_only=True)
+    ckpt["config"]["mllm"]["llm"]["dtype"] = "bfloat16"
+    model_file = tmp_path / "model_bf16.pt"
+    torch_save(ckpt, model_file)
+    loaded = load_mllm(model_file)
+    assert loaded.model.lm.get_input_embeddings().weight.dtype == torch.bfloat16
+    assert loaded.model.image_head.weight.dtype == torch.float32
+    cfg_file = tmp_path / "config.yaml"
+    cfg_file.write_text(dump(from_dict(Config, deep_merge(to_dict(cfg), {
+        "benchmarks": {"gqa": {"limit": 2}, "coco_fid": {"limit": 2}}}))))
+    rows = yaml.safe_load(predict(model_file, tokenizer, cfg_file, "gqa", tmp_path / "gqa.json").read_text())
+    assert len(rows) == 2
+    assert len(list(predict(model_file, tokenizer, cfg_file, "coco_fid", tmp_path / "coco_fid").iterdir())) == 2
