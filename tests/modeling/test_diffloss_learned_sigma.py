@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from test_diffloss import hand_alpha_bar  # tests/modeling is on sys.path (pytest rootdir import)
 from torch import Tensor, nn
 
 from setok.modeling.diffloss import DiffLoss
@@ -17,11 +18,6 @@ from setok.modeling.diffusion import (
     respaced_betas,
     respaced_timesteps,
 )
-
-
-def hand_alpha_bar(u: float) -> float:
-    f = lambda v: math.cos((v + 0.008) / 1.008 * math.pi / 2) ** 2  # noqa: E731
-    return f(u) / f(0.0)
 
 
 class GaussianOracle(nn.Module):
