@@ -71,22 +71,28 @@ def paper_scale_config(
     return raw
 
 
-def commands(out: Path, *, gpus: int, device: str) -> list[tuple[str, list[str]]]:
-    """``(name, argv)`` of every job, in order, with the Snakemake rules' CLIs and paths under ``out``."""
+# Each training job's run folder under OUT, as the rules lay out results/<variant>/.
+RUNS = {"train_tokenizer": "tokenizer", "train_stage1": "stage1", "train_mask_decoder": "stage1/mask_decoder",
+        "train_stage2": "stage2"}
+
+
+def commands(out: Path, *, device: str) -> list[tuple[str, list[str]]]:
+    """``(name, argv)`` of every job, in order, with the Snakemake rules' CLIs and paths under ``out`` (one GPU)."""
     py, cfg, tok = sys.executable, str(out / "config.yaml"), str(out / "tokenizer/model.pt")
+    run = {name: str(out / folder) for name, folder in RUNS.items()}
 
     def launch(*args: str) -> list[str]:
-        return [py, "-m", "setok.launch", "--gpus", str(gpus), "--nodes", "1", "--", py, "-m", *args]
+        return [py, "-m", "setok.launch", "--gpus", "1", "--nodes", "1", "--", py, "-m", *args]
+
+    def mllm(stage: str, init: str | None) -> list[str]:
+        return launch("setok.train.mllm", "--stage", stage, "--config", cfg, "--tokenizer", tok,
+                      *(("--init", f"{run[init]}/model.pt") if init else ()), "--out", run[f"train_{stage}"])
 
     jobs = [
-        ("train_tokenizer", launch("setok.train.tokenizer", "--config", cfg, "--out", str(out / "tokenizer"))),
-        ("train_stage1", launch("setok.train.mllm", "--stage", "stage1", "--config", cfg, "--tokenizer", tok,
-                                "--out", str(out / "stage1"))),
-        ("train_mask_decoder", launch("setok.train.mllm", "--stage", "mask_decoder", "--config", cfg,
-                                      "--tokenizer", tok, "--init", str(out / "stage1/model.pt"),
-                                      "--out", str(out / "stage1/mask_decoder"))),
-        ("train_stage2", launch("setok.train.mllm", "--stage", "stage2", "--config", cfg, "--tokenizer", tok,
-                                "--init", str(out / "stage1/mask_decoder/model.pt"), "--out", str(out / "stage2"))),
+        ("train_tokenizer", launch("setok.train.tokenizer", "--config", cfg, "--out", run["train_tokenizer"])),
+        ("train_stage1", mllm("stage1", None)),
+        ("train_mask_decoder", mllm("mask_decoder", "train_stage1")),
+        ("train_stage2", mllm("stage2", "train_mask_decoder")),
     ]
     for bench, name in PREDICT.items():
         jobs.append((f"predict {bench}", [
@@ -98,16 +104,11 @@ def commands(out: Path, *, gpus: int, device: str) -> list[tuple[str, list[str]]
 def stage_summary(run: Path) -> dict[str, Any]:
     """Seconds per step after the first (warm-up, compilation), peak memory and last loss from ``train_log.jsonl``."""
     rows = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
-    later = rows[1:] or rows
-    per_step = (later[-1]["seconds"] - rows[0]["seconds"]) / max(1, len(later)) if len(rows) > 1 else \
-        rows[0]["seconds"]
+    first, last = rows[0]["seconds"], rows[-1]["seconds"]
+    per_step = (last - first) / (len(rows) - 1) if len(rows) > 1 else first
     mem = [r["max_memory_gb"] for r in rows if "max_memory_gb" in r]
     return {"steps": rows[-1]["step"], "seconds_per_step": per_step, "max_memory_gb": max(mem) if mem else None,
             "loss": rows[-1]["loss"]}
-
-
-RUNS = {"train_tokenizer": "tokenizer", "train_stage1": "stage1", "train_mask_decoder": "stage1/mask_decoder",
-        "train_stage2": "stage2"}
 
 
 def report(out: Path, timings: list[tuple[str, float, int]], *, what: str, device: str) -> str:
@@ -147,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     raw = paper_scale_config(llm_layers=args.llm_layers, steps=args.steps, sizes=args.sizes)
     write_text(out / "config.yaml", dump(resolve(raw, raw["default_variant"])))
-    gpus = max(1, torch.cuda.device_count()) if args.device == "cuda" else 1
-    jobs = commands(out, gpus=min(gpus, 1), device=args.device)
+    jobs = commands(out, device=args.device)
     if args.dry_run:
         for name, argv_ in jobs:
             print(f"{name}: {shlex.join(argv_)}")

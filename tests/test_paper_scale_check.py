@@ -79,7 +79,7 @@ def test_ci_sizes_keep_the_ci_models_and_stage_settings(check):
 
 
 def test_jobs_are_the_rules_clis_chained_through_the_out_folder(check, tmp_path):
-    jobs = dict(check.commands(tmp_path, gpus=1, device="cuda"))
+    jobs = dict(check.commands(tmp_path, device="cuda"))
     s2 = jobs["train_stage2"]
     assert s2[1:7] == ["-m", "setok.launch", "--gpus", "1", "--nodes", "1"]
     assert s2[s2.index("--stage") + 1] == "stage2"

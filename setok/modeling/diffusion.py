@@ -315,6 +315,8 @@ class GaussianDiffusion(nn.Module):
         self.register_buffer("alphas_cumprod", alphas_cumprod.to(device), persistent=False)
         for name, value in chain._asdict().items():
             self.register_buffer(f"chain_{name}", value.to(device), persistent=False)
+        # Sampling chains by (steps, dtype): generation samples once per visual token, always with the same chain.
+        self._sampling_chains: dict[tuple[int, torch.dtype], tuple[Chain, list[int]]] = {}
 
     def _apply(self, fn, recurse=True):  # noqa: ANN001, ANN202 - torch's signature
         """Apply ``fn`` (``.to``, ``.bfloat16()``, ...) and then rebuild the schedule in float64 on the new device."""
@@ -419,9 +421,12 @@ class GaussianDiffusion(nn.Module):
 
         Returns: ``(N, D)`` samples in the compute dtype.
         """
-        chain, kept = self.respaced_chain(num_steps)
         x = x_T.to(compute_dtype(x_T.dtype))
-        chain, kept = chain.cast(x.dtype), kept.tolist()
+        key = (num_steps, x.dtype)
+        if key not in self._sampling_chains:
+            chain, kept = self.respaced_chain(num_steps)
+            self._sampling_chains[key] = chain.cast(x.dtype), kept.tolist()
+        chain, kept = self._sampling_chains[key]
         for k in range(num_steps - 1, -1, -1):
             k_batch = torch.full((x.shape[0],), k, dtype=torch.long, device=x.device)  # (N,)
             t_batch = torch.full((x.shape[0],), kept[k], dtype=torch.long, device=x.device)  # (N,)

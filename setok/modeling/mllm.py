@@ -151,13 +151,16 @@ def pack_sequences(
 
 
 def touch(*modules: nn.Module | None) -> Tensor:
-    """``0 *`` the sum of every trainable parameter of ``modules``: added to a loss whose micro-batch skipped them.
+    """``0 *`` the sum of every trainable parameter of ``modules``: added to every loss, it changes no value.
 
     DeepSpeed ZeRO-1/2 reduces gradients in buckets that assume every rank produced a gradient for the same
     parameters (a head that ran on one rank and not on another aborts, or hangs under NCCL). With this term a head
-    that had no input in this micro-batch still gets a (zero) gradient on every rank.
+    that had no input in a micro-batch still gets a (zero) gradient on every rank. The heads are small beside the LLM
+    (60 M of 6.8 B parameters at paper scale), so the sum costs nothing worth a per-batch case analysis. Empty
+    parameters are left out: under ZeRO-3 a parameter outside its module's forward is an empty placeholder (ZeRO-3
+    tolerates unused parameters, and a gradient for the placeholder would clash with the gathered one).
     """
-    params = [p for m in modules if m is not None for p in m.parameters() if p.requires_grad]
+    params = [p for m in modules if m is not None for p in m.parameters() if p.requires_grad and p.numel()]
     if not params:
         return torch.zeros(())
     return sum(p.sum() for p in params) * 0.0
@@ -246,14 +249,10 @@ class SeTokIM(nn.Module):
         text = F.cross_entropy(logits.flatten(0, 1).float(), batch.labels.flatten(), ignore_index=-100) \
             if bool((batch.labels != -100).any()) else logits.sum() * 0.0
         loss, logs = text, {"text": text.item()}
-        # Modules this micro-batch did not run get a zero gradient (every rank must touch the same ones: touch()).
-        read = self.connector if self.connector is not None and "features" in batch.extras and \
-            batch.extras["features"].shape[0] else self.input_projector if batch.visual_tokens.shape[0] else None
-        loss = loss + touch(*(m for m in (self.input_projector, self.connector) if m is not read))
+        # Every head gets a gradient on every micro-batch, zero where it had no input (ranks must agree: touch()).
+        loss = loss + touch(self.input_projector, self.connector, self.output_projector, self.diffloss, self.eoi_head)
         train = batch.visual_train
-        if not bool(train.any()):
-            loss = loss + touch(self.output_projector, self.diffloss, self.eoi_head)
-        else:
+        if bool(train.any()):
             # z_k comes from the position just before visual token k ([Img] or v_{k-1}).
             before = torch.zeros_like(batch.visual)
             before[:, :-1] = batch.visual[:, 1:]

@@ -113,10 +113,9 @@ class SemHiTokIM(nn.Module):
         labels = self.joint_labels(batch)
         sel = labels != -100  # (B, L)
         # Every rank must give the same parameters a gradient (ZeRO-1/2): heads without input get a zero one.
-        idle = touch(self.adapter) if not batch.visual_codes.shape[0] else 0.0
+        idle = touch(self.adapter, self.image_head)
         if not bool(sel.any()):
-            return out.hidden_states[-1].sum() * 0.0 + idle + touch(self.image_head, self.lm.get_output_embeddings()), \
-                {"loss": 0.0}
+            return out.hidden_states[-1].sum() * 0.0 + idle + touch(self.lm.get_output_embeddings()), {"loss": 0.0}
         h = out.hidden_states[-1][sel]  # (N, H)
         logits = torch.cat([self.lm.get_output_embeddings()(h), self.image_logits(h)], dim=-1).float()  # (N, V+K*m)
         target = labels[sel]  # (N,)

@@ -200,10 +200,9 @@ def train(
         if loop.advance(logs):
             return None
     loop.close()
-    with gathered(engine):  # every rank enters (ZeRO-3 gathers the partitioned weights)
-        return _write_model(out, cfg, stage, rank=rank, step=loop.step, setokim=lambda: model.state_dict(),
-                            mask_decoder=mask_decoder.state_dict(), token_dim=token_dim, image_dim=image_dim,
-                            tokenizer_model=tokenizer_model)
+    return _write_model(out, cfg, stage, engine=engine, rank=rank, step=loop.step, setokim=lambda: model.state_dict(),
+                        mask_decoder=lambda: mask_decoder.state_dict(), token_dim=token_dim, image_dim=image_dim,
+                        tokenizer_model=tokenizer_model)
 
 
 def training_mode(model: nn.Module) -> nn.Module:
@@ -265,11 +264,10 @@ def _train_mask_decoder(
         if loop.advance(logs):
             return None
     loop.close()
-    with gathered(engine):  # every rank enters (ZeRO-3 gathers the partitioned weights)
-        return _write_model(out, cfg, "mask_decoder", rank=rank, step=loop.step,
-                            setokim=lambda: read_mllm_file(init, mmap=True)["setokim"],
-                            mask_decoder=engine.module.state_dict(), token_dim=token_dim, image_dim=image_dim,
-                            tokenizer_model=tokenizer_model)
+    return _write_model(out, cfg, "mask_decoder", engine=engine, rank=rank, step=loop.step,
+                        setokim=lambda: read_mllm_file(init, mmap=True)["setokim"],
+                        mask_decoder=lambda: engine.module.state_dict(), token_dim=token_dim, image_dim=image_dim,
+                        tokenizer_model=tokenizer_model)
 
 
 def _train_unified(
@@ -323,26 +321,29 @@ def _train_unified(
         if loop.advance(logs):
             return None
     loop.close()
-    with gathered(engine):  # every rank enters (ZeRO-3 gathers the partitioned weights)
-        return _write_model(out, cfg, stage, rank=rank, step=loop.step, setokim=lambda: model.state_dict(),
-                            mask_decoder=None, token_dim=0, image_dim=0, tokenizer_model=tokenizer_model)
+    return _write_model(out, cfg, stage, engine=engine, rank=rank, step=loop.step, setokim=lambda: model.state_dict(),
+                        mask_decoder=None, token_dim=0, image_dim=0, tokenizer_model=tokenizer_model)
 
 
 def _write_model(
-    out: Path, cfg: Config, stage: Stage, *, rank: int, step: int, setokim: Callable[[], dict[str, torch.Tensor]],
-    mask_decoder: dict[str, torch.Tensor] | None, token_dim: int, image_dim: int, tokenizer_model: Path | None,
+    out: Path, cfg: Config, stage: Stage, *, engine: Any, rank: int, step: int,
+    setokim: Callable[[], dict[str, torch.Tensor]], mask_decoder: Callable[[], dict[str, torch.Tensor]] | None,
+    token_dim: int, image_dim: int, tokenizer_model: Path | None,
 ) -> Path:
     """Write the stage's ``model.pt`` (rank 0, atomically, last: its presence means the stage is done).
-    ``setokim`` gives the MLLM's state dict (called on rank 0 only)."""
+
+    Every rank calls this: under ZeRO-3 the engine's weights are gathered first (:func:`gathered`). ``setokim`` and
+    ``mask_decoder`` give the state dicts inside that gather (called on rank 0 only)."""
     final = out / "model.pt"
-    if rank == 0:
-        torch_save({
-            "family": cfg.tokenizer.kind, "setokim": setokim(),
-            "mask_decoder": mask_decoder, "lora": stage == "stage2",
-            "token_dim": token_dim, "image_dim": image_dim, "stage": stage, "step": step,
-            "tokenizer_model": str(tokenizer_model or ""), "config": to_dict(cfg), "config_sha": config_sha(cfg),
-        }, final)
-        log.info("wrote %s after %d steps", final, step)
+    with gathered(engine):
+        if rank == 0:
+            torch_save({
+                "family": cfg.tokenizer.kind, "setokim": setokim(),
+                "mask_decoder": None if mask_decoder is None else mask_decoder(), "lora": stage == "stage2",
+                "token_dim": token_dim, "image_dim": image_dim, "stage": stage, "step": step,
+                "tokenizer_model": str(tokenizer_model or ""), "config": to_dict(cfg), "config_sha": config_sha(cfg),
+            }, final)
+            log.info("wrote %s after %d steps", final, step)
     return final
 
 
