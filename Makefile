@@ -17,7 +17,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PIP_CONSTRAINT :=
 SMOKE_CORES ?= 2
 
-.PHONY: install test smoke check-report lint dryrun clean-results bench
+.PHONY: install test smoke learn check-report lint dryrun clean-results bench
 
 install: $(STAMP)
 
@@ -40,6 +40,12 @@ smoke: $(STAMP)
 	$(VENV)/bin/snakemake --configfile config/ci.yaml --cores $(SMOKE_CORES) --lint
 	$(VENV)/bin/snakemake --configfile config/ci.yaml --cores $(SMOKE_CORES) -p --rerun-incomplete smoke
 	@cat reports/tables/tokenizer.md
+
+# The learning tier: every trainable stage of both families trained on the CI fixtures long enough to learn, then
+# checked against trivial baselines on its own training data (reports/learning.md; fails when a stage did not learn).
+learn: $(STAMP)
+	$(PY) -m evaluation.learning
+	$(PY) -m pytest -q -p no:cacheprovider tests/learning --learning-report reports/learning.json
 
 # The report `make smoke` built, opened in headless Chromium (no console errors, every figure a real image).
 check-report: $(STAMP)

@@ -14,6 +14,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,6 +35,18 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
+def zero_shot_classifier(text: Any, classes: list[str], templates: list[str]) -> torch.Tensor:
+    """``(K, E)`` unit class embeddings: the mean of each class's prompt-template text embeddings (CLIP's protocol)."""
+    return torch.stack([F.normalize(text([t.format(c) for t in templates]).mean(0), dim=-1) for c in classes])
+
+
+def zero_shot_scores(model: Any, tok: Any, class_emb: torch.Tensor) -> torch.Tensor:
+    """``(B, K)`` class scores (100 x cosine) of SeTok tokens ``tok``: the pooled image embedding against each class,
+    or, for ``image_embedding: max_token``, the best token per class."""
+    emb = model.embed(tok.tokens, tok.valid)  # (B, E) or (B, C, E)
+    return 100.0 * (emb @ class_emb.T if emb.dim() == 2 else torch.einsum("bce,ke->bkc", emb, class_emb).amax(-1))
+
+
 @torch.no_grad()
 def predict(model_path: Path, config_path: Path, classes_path: Path, out: Path, *, keep_maps: int = 16,
             device: str = "cpu") -> None:
@@ -50,12 +63,7 @@ def predict(model_path: Path, config_path: Path, classes_path: Path, out: Path, 
     dataset = build_dataset(source, image_size=train_cfg.tokenizer.backbone.image_size)
     if cfg.eval.limit is not None:
         dataset = torch.utils.data.Subset(dataset, range(min(cfg.eval.limit, len(dataset))))
-    classes = read_json(classes_path)
-    templates = list(train_cfg.tokenizer.loss.prompt_templates)
-    # Zero-shot classifier: the mean of the prompt-template embeddings of each class (CLIP's protocol).
-    class_emb = torch.stack(
-        [F.normalize(text([t.format(c) for t in templates]).mean(0), dim=-1) for c in classes]
-    )  # (K, E)
+    class_emb = zero_shot_classifier(text, read_json(classes_path), list(train_cfg.tokenizer.loss.prompt_templates))
     size = cfg.eval.fid_image_size
     loader = DataLoader(dataset, batch_size=cfg.eval.batch_size, collate_fn=collate, num_workers=cfg.eval.num_workers,
                         pin_memory=device.startswith("cuda"))
@@ -65,8 +73,7 @@ def predict(model_path: Path, config_path: Path, classes_path: Path, out: Path, 
     for batch in tqdm(loader, desc="tokenizer predictions", file=sys.stderr):
         tok, recon = model(batch["image"].to(device, non_blocking=True))
         recon = F.interpolate(recon, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
-        emb = model.embed(tok.tokens, tok.valid)  # (B, E) or (B, C, E)
-        scores = 100.0 * (emb @ class_emb.T if emb.dim() == 2 else torch.einsum("bce,ke->bkc", emb, class_emb).amax(-1))
+        scores = zero_shot_scores(model, tok, class_emb)
         assignment = tok.clusters.assignment().view(-1, *tok.grid).cpu()  # (B, h, w)
         scores, num_tokens = scores.cpu(), tok.num_tokens.cpu()
         for i, (sid, img) in enumerate(zip(batch["id"], to_uint8(recon))):

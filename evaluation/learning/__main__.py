@@ -1,0 +1,154 @@
+"""``make learn``: train every stage of both families on the CI fixtures long enough to learn, probe each on its own
+training data, and check it against trivial baselines.
+
+    python -m evaluation.learning [--out results/learn] [--report reports] [--jobs 2]
+    python -m evaluation.learning probe <stage> --out results/learn      (one stage's probe, run by the above)
+
+Configs: ``config/paper.yaml`` + ``config/ci.yaml`` (the smoke run's models and fixtures) + ``config/learn.yaml``
+(longer schedules). Each stage runs as its rule runs it (:mod:`evaluation.learning.plan`); a stage whose ``model.pt``
+was trained under the same config is reused, so a rerun only redoes what changed. The two families train side by side
+(``--jobs``). Writes ``<report>/learning.json``, ``<report>/learning.md`` and ``<report>/figures/learning/losses.png``;
+exits 1 when a check fails (the table says which).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from evaluation.learning import plan
+from setok.cli import run
+from setok.config import config_sha, dump, load_config
+from setok.io import DataError, read_json, write_json, write_text
+
+log = logging.getLogger("evaluation.learning")
+CONFIGS = ("config/paper.yaml", "config/ci.yaml", "config/learn.yaml")
+
+
+def probe(stage: plan.Stage, root: Path) -> dict[str, float]:
+    """Run ``stage``'s probe (:mod:`evaluation.learning.probes`) on its trained model."""
+    from evaluation.learning import probes
+
+    folder = plan.model_path(root, stage).parent
+    cfg = load_config(plan.run_folder(root, stage.family) / "config.yaml")
+    tokenizer = plan.tokenizer_path(root, stage.family)
+    kind = stage.stage or "tokenizer"
+    if stage.name == "setok.tokenizer":
+        return probes.probe_setok_tokenizer(folder, cfg)
+    if kind == "semantic_codebook":
+        return probes.probe_semantic_codebook(folder, cfg)
+    if kind.startswith("pixel_"):
+        return probes.probe_semhitok_pixels(folder, cfg, kind)
+    if stage.family == "setok":
+        if kind == "stage1":
+            return probes.probe_setokim_stage1(folder, tokenizer, cfg)
+        if kind == "mask_decoder":
+            return probes.probe_mask_decoder(folder, tokenizer, cfg)
+        return probes.probe_answers(folder, tokenizer, cfg, "stage2")
+    codes = probes.probe_unified_codes(folder, tokenizer, cfg, kind)
+    return codes | (probes.probe_answers(folder, tokenizer, cfg, kind) if kind == "stage2" else {})
+
+
+def is_current(model: Path, sha: str) -> bool:
+    """Whether ``model`` exists and was trained under the config hashed ``sha``."""
+    if not model.is_file():
+        return False
+    import torch
+
+    return torch.load(model, map_location="cpu", weights_only=False, mmap=True).get("config_sha") == sha
+
+
+def run_chain(family: str, root: Path, *, threads: int) -> dict[str, dict[str, object]]:
+    """Train and probe the family's stages in order; a stage is retrained when its model is missing or stale, and so
+    is every stage after it. Returns ``{stage: {"probe": ..., "train_seconds": ..., "probe_seconds": ...}}``."""
+    folder = plan.run_folder(root, family)
+    sha = config_sha(load_config(folder / "config.yaml"))
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    out: dict[str, dict[str, object]] = {}
+    stale = False
+    for stage in plan.chain(family):
+        model = plan.model_path(root, stage)
+        logs = root / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        t0 = time.time()
+        stale = stale or not is_current(model, sha)
+        if stale:
+            shutil.rmtree(model.parent / "checkpoints", ignore_errors=True)
+            (model.parent / "train_log.jsonl").unlink(missing_ok=True)
+            log.info("training %s", stage.name)
+            with open(logs / f"{stage.name}.train.log", "w") as f:
+                if subprocess.run(plan.command(root, stage), stdout=f, stderr=subprocess.STDOUT, env=env).returncode:
+                    raise DataError(f"{stage.name}: training failed; see {logs / f'{stage.name}.train.log'}")
+        t1 = time.time()
+        result = model.parent / "probe.json"
+        if stale or not result.is_file():
+            with open(logs / f"{stage.name}.probe.log", "w") as f:
+                argv = [sys.executable, "-m", "evaluation.learning", "probe", stage.name, "--out", str(root)]
+                if subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env=env).returncode:
+                    raise DataError(f"{stage.name}: probe failed; see {logs / f'{stage.name}.probe.log'}")
+        timing = read_json(result)
+        out[stage.name] = {"probe": timing["probe"], "train_seconds": round(t1 - t0, 1) if stale else
+                           timing.get("train_seconds"), "probe_seconds": timing["probe_seconds"]}
+        if stale:
+            write_json(result, {**timing, "train_seconds": round(t1 - t0, 1)})
+        log.info("%s done (%.0f s)", stage.name, time.time() - t0)
+    return out
+
+
+def learn(root: Path, report: Path, *, configs: list[str], jobs: int, families: list[str]) -> int:
+    from evaluation.learning.report import write_report
+
+    for family in families:
+        cfg = load_config(configs, plan.FAMILY_VARIANT[family])
+        path = plan.run_folder(root, family) / "config.yaml"
+        if not path.is_file() or path.read_text() != dump(cfg):
+            write_text(path, dump(cfg))
+    threads = max(1, (os.cpu_count() or 1) // min(jobs, len(families)))
+    t0 = time.time()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        done = list(pool.map(lambda f: run_chain(f, root, threads=threads), families))
+    stages = {k: v for d in done for k, v in d.items()}
+    failed = write_report(stages, root=root, report=report, wall_seconds=round(time.time() - t0, 1))
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m evaluation.learning", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("results/learn"), help="run folder (one folder per family)")
+    sub = ap.add_subparsers(dest="command")
+    p = sub.add_parser("probe", help="probe one trained stage (writes <its folder>/probe.json)")
+    p.add_argument("stage", choices=sorted(plan.BY_NAME))
+    p.add_argument("--out", type=Path, default=Path("results/learn"))
+    ap.add_argument("--report", type=Path, default=Path("reports"), help="where learning.md / .json go")
+    ap.add_argument("--config", action="append", help=f"config files, merged in order (default: {' '.join(CONFIGS)})")
+    ap.add_argument("--jobs", type=int, default=2, help="families trained side by side")
+    ap.add_argument("--family", action="append", choices=sorted(plan.FAMILY_VARIANT),
+                    help="train only these families (default: both)")
+    args = ap.parse_args(argv)
+    if args.command == "probe":
+        stage = plan.BY_NAME[args.stage]
+
+        def job() -> None:
+            t0 = time.time()
+            values = probe(stage, args.out)
+            write_json(plan.model_path(args.out, stage).parent / "probe.json",
+                       {"probe": values, "probe_seconds": round(time.time() - t0, 1)})
+        return run(job)
+    code = 0
+
+    def job() -> None:
+        nonlocal code
+        code = learn(args.out, args.report, configs=args.config or list(CONFIGS), jobs=args.jobs,
+                     families=args.family or list(plan.FAMILY_VARIANT))
+    return run(job) or code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
