@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluation.provenance import LEGEND_TITLE, Legend, Mark, read_marks
-from evaluation.report.figures import plt, save_figure
+from evaluation.provenance import Legend, Mark, read_marks
+from evaluation.report.figures import legend_footer, plt, save_figure
 from evaluation.report.table_specs import load_paper_numbers
 from evaluation.report.training_figures import panel_grid, variant_colours
 from setok.cli import run
@@ -190,9 +190,7 @@ def plot(rows: list[Row], metrics: list[str], variants: list[str], title: str) -
         draw_panel(ax, spec, [r for r in rows if r.metric == spec], colours, legend)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    if legend.lines():  # below the panels; savefig's tight bounding box keeps it
-        fig.text(0.01, 0.0, "\n".join([LEGEND_TITLE, *legend.lines()]), ha="left", va="top",
-                 fontsize=7, color="firebrick")
+    legend_footer(fig, legend)
     return fig
 
 
