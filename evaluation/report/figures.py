@@ -60,8 +60,10 @@ def save_figure(fig: plt.Figure, path: Path) -> None:
 
 def legend_footer(fig: plt.Figure, legend: Legend) -> None:
     """Below the panels, why the marked values of ``fig`` are not measured scores (nothing when none is marked);
-    :func:`save_figure`'s tight bounding box keeps it."""
+    the panels are laid out first so that their labels stay inside the figure, above the footer, which
+    :func:`save_figure`'s tight bounding box keeps."""
     if legend.lines():
+        fig.tight_layout()
         fig.text(0.01, 0.0, "\n".join([LEGEND_TITLE, *legend.lines()]), ha="left", va="top", fontsize=7,
                  color="firebrick")
 
