@@ -3,10 +3,12 @@
 ``score`` is a fixed contract used by the workflow::
 
     python -m evaluation score <benchmark> --predictions P [--annotations A] [--questions Q] --out R.json
-        [--variant V] [--checkpoint C] [--config-sha S] [--bootstrap N] [--seed S] [benchmark options]
+        [--variant V] [--checkpoint C] [--config-sha S] [--bootstrap N] [--seed S] [--provenance-from F ...]
+        [benchmark options]
 
-It writes ``R.json`` and ``R.samples.jsonl`` (see :mod:`evaluation.results`). Bad input prints one line
-``error: <file>: <problem>`` to stderr and exits with status 2.
+It writes ``R.json`` and ``R.samples.jsonl`` (see :mod:`evaluation.results`); ``--provenance-from`` merges the
+``provenance`` of a JSON file into the result's (a limited prediction job's record, the tokenizer's ``tokens.json``).
+Bad input prints one line ``error: <file>: <problem>`` to stderr and exits with status 2.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from evaluation import registry
+from evaluation.provenance import Provenance, marks, read_provenance
 from evaluation.results import write_result
 from setok.io import DataError
 
@@ -30,6 +33,7 @@ COMMON_OPTIONS = {
     "config_sha",
     "bootstrap",
     "seed",
+    "provenance_from",
     "command",
     "benchmark",
 }
@@ -79,6 +83,14 @@ def _score_parser(sub: argparse._SubParsersAction, bench: registry.Benchmark) ->
         help=f"bootstrap resamples for ci95 (default {bench.default_bootstrap}; 0 disables)",
     )
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument(
+        "--provenance-from",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="F",
+        help="JSON file whose `provenance` (a subset, shortcuts) is merged into the result's; repeatable",
+    )
     bench.add_arguments(p)
     p.set_defaults(benchmark=bench.name)
 
@@ -126,6 +138,9 @@ def _score(args: argparse.Namespace) -> int:
     if args.bootstrap is not None and args.bootstrap < 0:
         raise DataError(f"--bootstrap must be >= 0, got {args.bootstrap}")
     opts = {k: v for k, v in vars(args).items() if k not in COMMON_OPTIONS}
+    extra = Provenance()
+    for f in args.provenance_from:  # read first: a bad record fails before any scoring
+        extra = extra.merged(read_provenance(f))
     result = bench.score(
         args.predictions,
         args.annotations,
@@ -134,16 +149,19 @@ def _score(args: argparse.Namespace) -> int:
         seed=args.seed,
         **opts,
     )
-    write_result(
+    record = write_result(
         args.out,
         benchmark=bench.name,
         variant=args.variant,
         result=result,
         checkpoint=args.checkpoint,
         config_sha=args.config_sha,
+        provenance=extra,
     )
     shown = ", ".join(f"{k}={v:.4f}" for k, v in result.metrics.items())
     print(f"{bench.name}: {shown} (n={result.n}) -> {args.out}")
+    for m in marks(Provenance.from_json(record["provenance"])):
+        print(f"  {m.symbol} {m.text}")
     return 0
 
 

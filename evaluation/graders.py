@@ -8,7 +8,8 @@ score how well ``request.image`` shows ``request.prompt``.
 
 Registered graders: ``openai`` (any OpenAI-compatible chat-completions endpoint, judge), ``precomputed`` (scores read
 from a file, both kinds), ``fake`` (tests only) and, from :mod:`evaluation.benchmarks.genai_bench`, ``vqascore``
-(t2v_metrics VQAScore, image_text).
+(t2v_metrics VQAScore, image_text). Every result scored with a grader records it (:func:`grader_provenance`); the
+grades of ``precomputed`` and ``fake`` do not come from the predictions being scored, and reports mark them.
 No network call happens at import or in tests (the HTTP grader takes an injectable ``httpx`` transport).
 """
 
@@ -26,6 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from evaluation.bootstrap import bootstrap_statistic
+from evaluation.provenance import Provenance
 from evaluation.readers import preview
 from setok.io import DataError, read_json, read_jsonl
 
@@ -59,7 +61,12 @@ class GradeRequest:
 
 @runtime_checkable
 class Grader(Protocol):
-    """Scores requests; each score lies in ``[0, 1]``."""
+    """Scores requests; each score lies in ``[0, 1]``.
+
+    A grader may also set ``judges_predictions`` (whether its scores come from looking at the requests: true for a
+    judge or scorer model; a grader without it is recorded as not judging), ``model`` and ``path`` (a scores file);
+    :func:`grader_provenance` records them.
+    """
 
     name: str
     kinds: frozenset[str]
@@ -181,6 +188,7 @@ class FakeGrader:
 
     name = "fake"
     kinds = frozenset({JUDGE, IMAGE_TEXT})
+    judges_predictions = False
 
     def __init__(self, scores: Mapping[str, float] | None = None) -> None:
         """Args: scores: Id to score; ids not listed get the hash score."""
@@ -224,6 +232,7 @@ class PrecomputedGrader:
 
     name = "precomputed"
     kinds = frozenset({JUDGE, IMAGE_TEXT})
+    judges_predictions = False  # the file's grades were made before, from whatever answers were graded then
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         """Read ``path`` (``.jsonl`` as JSON lines, anything else as JSON).
@@ -298,6 +307,7 @@ class OpenAIChatGrader:
     name: str = "openai"
     kinds: frozenset[str] = frozenset({JUDGE})
     reads_prompt: bool = True
+    judges_predictions: bool = True
 
     def complete(self, client: Any, prompt: str, temperature: float) -> str:
         """The reply text to ``prompt`` (empty when the API returns no content)."""
@@ -373,6 +383,24 @@ def _openai(settings: GraderSettings) -> Grader:
     if key is None and url.rstrip("/") == OPENAI_URL:
         raise DataError(f"--grader openai needs an API key in ${API_KEY_ENVS[1]} (or ${API_KEY_ENVS[0]})")
     return OpenAIChatGrader(model=settings.model, base_url=url, api_key=key)
+
+
+def grader_provenance(grader: Grader, *, official_model: str) -> Provenance:
+    """What a result scored by ``grader`` records: the grader (name, model, scores file, whether it judges the
+    predictions) and, for a judge or scorer model other than the benchmark's ``official_model``, a shortcut.
+
+    A grader that does not say it judges the predictions (``judges_predictions``) is recorded as not judging them, so
+    a precomputed grade file is marked whatever the caller does.
+    """
+    model = getattr(grader, "model", None)
+    path = getattr(grader, "path", None)
+    judges = bool(getattr(grader, "judges_predictions", False))
+    info = {"name": grader.name, "model": model, "file": None if path is None else str(path),
+            "judges_predictions": judges}
+    shortcuts = []
+    if judges and model is not None and model != official_model:
+        shortcuts.append(f"graded by {model}, not the benchmark's {official_model}")
+    return Provenance(grader=info, shortcuts=shortcuts)
 
 
 def check_scores(grader: Grader, ids: Sequence[str], scores: Sequence[float]) -> np.ndarray:

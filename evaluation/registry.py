@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from evaluation.provenance import Provenance
+
 PathLike = str | os.PathLike[str]
 
 
@@ -59,12 +61,16 @@ class ScoreResult:
         rows: Per-sample scores, one dict per sample; written to ``<out stem>.samples.jsonl`` so any metric can be
             re-derived.
         ci95: Metric name to ``(low, high)`` percentile-bootstrap 95% interval; metrics without an interval are absent.
+        provenance: What the scorer knows makes the metrics other than the benchmark's score of these predictions:
+            its grader, a subset of the benchmark its options chose, a shortcut (:mod:`evaluation.provenance`);
+            clean by default.
     """
 
     metrics: dict[str, float]
     n: int | None
     rows: list[dict[str, Any]]
     ci95: dict[str, tuple[float, float]] = field(default_factory=dict)
+    provenance: Provenance = field(default_factory=Provenance)
 
 
 class Benchmark(ABC):

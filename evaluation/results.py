@@ -3,7 +3,18 @@
 ``R.json``::
 
     {"benchmark": str, "variant": str|null, "metrics": {name: float}, "n": int|null,
-     "ci95": {name: [lo, hi]}, "checkpoint": str|null, "config_sha": str|null, "git_sha": str|null}
+     "ci95": {name: [lo, hi]}, "checkpoint": str|null, "config_sha": str|null, "git_sha": str|null,
+     "provenance": {"grader": null | {"name", "model", "file", "judges_predictions"},
+                    "subset": [{"kept", "of", "unit", "by"}], "shortcuts": [str]}}
+
+``provenance`` says what makes ``metrics`` other than the benchmark's score of these predictions
+(:mod:`evaluation.provenance` has the rule): the grader of a model-judged benchmark (``judges_predictions`` false for
+precomputed grades, which are always recorded), each subset ("kept of N unit": a benchmark's ``limit``, MME's
+``subtasks``, ``eval.limit``) and each shortcut (a stand-in for the benchmark's data or protocol). The scorer records
+what its options and grader decide; the caller adds what it alone knows (``python -m evaluation score
+--provenance-from F``: a benchmark's ``limit`` written by its prediction job, the tokenizer evaluation set in
+``tokens.json``). Every report marks a value whose provenance is not clean (``°`` ``ˢ`` ``§``, with a legend).
+``metrics`` and ``n`` mean the same with or without marks: ``n`` counts the samples scored.
 
 Both files are written atomically (samples first, so an existing ``R.json`` implies complete samples) and
 byte-for-byte reproducibly: the same inputs give the same bytes.
@@ -17,6 +28,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from evaluation.provenance import Provenance
 from evaluation.registry import ScoreResult
 from setok.io import DataError, write_json, write_jsonl
 
@@ -29,6 +41,7 @@ RESULT_KEYS = (
     "checkpoint",
     "config_sha",
     "git_sha",
+    "provenance",
 )
 
 
@@ -72,9 +85,11 @@ def result_record(
     checkpoint: str | None,
     config_sha: str | None,
     git_sha: str | None,
+    provenance: Provenance | None = None,
     out: Path = Path("<result>"),
 ) -> dict[str, Any]:
-    """The result JSON object (see the module docstring) for ``result``."""
+    """The result JSON object (see the module docstring) for ``result``; ``provenance`` (the caller's) is merged
+    into the scorer's ``result.provenance``."""
     return {
         "benchmark": benchmark,
         "variant": variant,
@@ -87,6 +102,7 @@ def result_record(
         "checkpoint": None if checkpoint is None else str(checkpoint),
         "config_sha": config_sha,
         "git_sha": git_sha,
+        "provenance": result.provenance.merged(provenance).to_json(),
     }
 
 
@@ -98,6 +114,7 @@ def write_result(
     result: ScoreResult,
     checkpoint: str | None,
     config_sha: str | None,
+    provenance: Provenance | None = None,
 ) -> dict[str, Any]:
     """Write ``path`` (result JSON) and ``samples_path(path)`` (per-sample JSONL) atomically.
 
@@ -108,6 +125,8 @@ def write_result(
         result: What the benchmark's ``score`` returned.
         checkpoint: Checkpoint path or id that produced the predictions.
         config_sha: Hash of the resolved config.
+        provenance: What the caller knows beyond the scorer (a limit, the evaluation set), merged into
+            ``result.provenance``.
 
     Returns:
         The JSON object written (``git_sha`` filled from ``git rev-parse HEAD`` of the working directory).
@@ -120,6 +139,7 @@ def write_result(
         checkpoint=checkpoint,
         config_sha=config_sha,
         git_sha=git_sha(),
+        provenance=provenance,
         out=path,
     )
     write_jsonl(samples_path(path), result.rows)

@@ -179,6 +179,13 @@ def test_limited_benchmark_is_scored_against_the_subset_its_prediction_job_write
     refs = "results/hard_cluster/predictions/vqav2.json.references/"
     assert f"--annotations {refs}" in score["vqav2"] and f"--questions {refs}" in score["vqav2"]
     assert "--annotations results/hard_cluster/predictions/mme.references/Your_Results" in score["mme"]
-    unlimited = snakemake("-n", "-p", "--forceall", "results/hard_cluster/eval/vqav2.json", "--configfile",
-                          "config/ci.yaml")
+    # ... and record the subset ("kept of N queries") the prediction job wrote there, so the result is marked
+    assert f"--provenance-from {refs}provenance.json" in score["vqav2"]
+    assert "--provenance-from results/hard_cluster/predictions/mme.references/provenance.json" in score["mme"]
+    unlimited = snakemake("-n", "-p", "--forceall", "results/hard_cluster/eval/vqav2.json",
+                          "results/hard_cluster/eval/fid.json", "--configfile", "config/ci.yaml")
     assert ".references/" not in unlimited
+    score = {m.group(1): m.group(0) for m in re.finditer(r"python -m evaluation score (\w+) .*", unlimited)}
+    assert "--provenance-from" not in score["vqav2"]
+    # a tokenizer benchmark reads what its evaluation set is (bundled photos in CI) from its prediction job
+    assert "--provenance-from results/hard_cluster/tokenizer/tokens.json" in score["fid"]

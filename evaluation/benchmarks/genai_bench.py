@@ -15,6 +15,7 @@ from evaluation.graders import (
     GradeRequest,
     GraderSettings,
     check_scores,
+    grader_provenance,
     group_means_with_ci95,
     register_grader,
     resolve_grader,
@@ -49,6 +50,7 @@ class VQAScoreGrader:
     """VQAScore of t2v_metrics (``P("Yes" | image, 'Does this figure show "{text}"? ...')``), GenAI-Bench's scorer."""
 
     kinds = frozenset({IMAGE_TEXT})
+    judges_predictions = True
 
     def __init__(self, model: str = DEFAULT_SCORER, *, device: str | None = None, batch_size: int = 16) -> None:
         """Load the scorer (downloads its weights on first use).
@@ -70,6 +72,7 @@ class VQAScoreGrader:
         except Exception as e:  # download / CUDA / config errors from t2v_metrics
             raise DataError(f"t2v_metrics:{model}: cannot load ({e.__class__.__name__}: {e})") from None
         self.name = f"vqascore:{model}"
+        self.model = model
         self.batch_size = batch_size
 
     def grade(self, requests: Sequence[GradeRequest]) -> list[float]:
@@ -172,6 +175,8 @@ A grader is required (--grader NAME or ${GRADER_ENV}); without one the command f
   --grader vqascore: t2v_metrics VQAScore, --grader-model (default {DEFAULT_SCORER}), --device.
   --grader precomputed --grader-file F: JSON {{"00000": score, ...}} or JSONL {{"id", "score"}}.
 Per-sample rows: {{"id", "score", "skills": [...], "in_overall": bool, "grader"}}.
+The result's provenance names the grader; precomputed scores are marked in every report (not judged from these
+images), and so is a scorer other than {DEFAULT_SCORER}.
 ci95: percentile bootstrap over prompts (default 1000 resamples), every group mean recomputed per resample."""
     metrics = (
         Metric("vqascore", higher_is_better=True, help="overall VQAScore (union of skill prompts), 0-1"),
@@ -259,4 +264,5 @@ ci95: percentile bootstrap over prompts (default 1000 resamples), every group me
             }
             for j, i in enumerate(ids)
         ]
-        return ScoreResult(metrics=values, n=int(overall.sum()), rows=rows, ci95=ci95)
+        return ScoreResult(metrics=values, n=int(overall.sum()), rows=rows, ci95=ci95,
+                           provenance=grader_provenance(scorer, official_model=DEFAULT_SCORER))

@@ -7,9 +7,12 @@ from typing import Any
 
 from evaluation.bootstrap import means_with_ci95
 from evaluation.metrics.classification import topk_correct
+from evaluation.provenance import Provenance
 from evaluation.readers.classification import read_classification
 from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
 from setok.io import DataError
+
+IMAGENET_CLASSES = 1000
 
 
 @register("imagenet")
@@ -29,7 +32,8 @@ predictions (--predictions): JSON lines, one per image:
 Every reference id needs exactly one prediction: missing, duplicate and extra ids are errors.
 A sample is correct at k iff its label is among np.argsort(-scores, kind="stable")[:k], i.e. tied scores
 rank the lower class index first. Per-sample rows: {"id", "top1": 0|1, "top5": 0|1}. ci95: percentile
-bootstrap over images (default 1000 resamples)."""
+bootstrap over images (default 1000 resamples). Scores over other than ImageNet-1k's 1000 classes are recorded as a
+shortcut in the result's provenance (chance level and difficulty differ), and reports mark them."""
     metrics = (
         Metric("top1", higher_is_better=True, help="top-1 accuracy, percent"),
         Metric("top5", higher_is_better=True, help="top-5 accuracy, percent"),
@@ -86,4 +90,9 @@ bootstrap over images (default 1000 resamples)."""
             {"id": i, "top1": int(a), "top5": int(b)}
             for i, a, b in zip(data.ids, top1, top5)
         ]
-        return ScoreResult(metrics=metrics, n=len(rows), rows=rows, ci95=ci95)
+        classes = int(data.scores.shape[1])
+        provenance = Provenance(
+            shortcuts=[] if classes == IMAGENET_CLASSES else
+            [f"top-k over {classes} classes, not ImageNet-1k's {IMAGENET_CLASSES}"]
+        )
+        return ScoreResult(metrics=metrics, n=len(rows), rows=rows, ci95=ci95, provenance=provenance)

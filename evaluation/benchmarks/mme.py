@@ -9,6 +9,7 @@ import numpy as np
 
 from evaluation.bootstrap import bootstrap_statistic, percentile_interval
 from evaluation.metrics.mme import COGNITION, GROUPS, PERCEPTION, SUBTASKS, image_points, parse_mme_answer
+from evaluation.provenance import Provenance, Subset
 from evaluation.readers.mme import read_mme
 from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
 
@@ -43,7 +44,9 @@ total = perception + cognition when both are scored (the "MME" column of tables 
 Per-sample rows, one per image: {"id": "<subtask>/<image>", "subtask", "image", "gt": [..], "parsed": [..],
 "correct": 0|1|2, "both": 0|1, "points": 50*correct + 100*both}; a subtask score is the mean of its points.
 ci95: percentile bootstrap resampling images (question pairs) within each subtask independently (default 1000
-resamples); perception/cognition intervals sum the same subtask replicates."""
+resamples); perception/cognition intervals sum the same subtask replicates.
+With --subtasks naming fewer than all 14, the result's provenance records the subset ("k of 14 subtasks") and
+reports mark its values."""
     metrics = (
         Metric("perception", higher_is_better=True, help="sum of the 10 perception subtask scores, points (max 2000)"),
         Metric("cognition", higher_is_better=True, help="sum of the 4 cognition subtask scores, points (max 800)"),
@@ -133,4 +136,7 @@ resamples); perception/cognition intervals sum the same subtask replicates."""
             if n_boot:
                 ci95["total"] = percentile_interval(np.sum([reps[s] for s in SUBTASKS if s in reps], axis=0))
         ordered = {m: metrics[m] for m in ("perception", "cognition", "total", *PERCEPTION, *COGNITION) if m in metrics}
-        return ScoreResult(metrics=ordered, n=len(rows), rows=rows, ci95=ci95)
+        partial = len(chosen) < len(SUBTASKS)  # perception / cognition then sum fewer subtasks than MME's
+        provenance = Provenance(subset=[Subset(len(chosen), len(SUBTASKS), "subtasks", "subtasks option")]
+                                if partial else [])
+        return ScoreResult(metrics=ordered, n=len(rows), rows=rows, ci95=ci95, provenance=provenance)

@@ -15,6 +15,7 @@ from evaluation.graders import (
     GradeRequest,
     GraderSettings,
     check_scores,
+    grader_provenance,
     group_means_with_ci95,
     resolve_grader,
 )
@@ -126,6 +127,8 @@ never reports 0.
   --grader precomputed --grader-file F: scores from F, JSON {{id: score | [runs] | {{"score": [runs]}}}} (the
     official *-grade-*runs.json works as is) or JSONL {{"id", "score"}}.
 Per-sample rows: {{"id", "capabilities": [...], "score": 0..1, "runs": [...], "grader", "grader_failed"}}.
+The result's provenance names the grader; precomputed grades are marked in every report (not judged from these
+predictions), and so is a judge other than {DEFAULT_JUDGE}.
 ci95: percentile bootstrap over samples (default 1000 resamples), per-capability means recomputed per resample."""
     metrics = (Metric("score", higher_is_better=True, help="MM-Vet total, 0-100"),) + tuple(
         Metric(c, higher_is_better=True, help=f"MM-Vet {c} capability, 0-100") for c in CAPABILITIES
@@ -228,4 +231,5 @@ ci95: percentile bootstrap over samples (default 1000 resamples), per-capability
             }
             for i, (s, v) in enumerate(zip(samples, scores))
         ]
-        return ScoreResult(metrics=values, n=len(rows), rows=rows, ci95=ci95)
+        return ScoreResult(metrics=values, n=len(rows), rows=rows, ci95=ci95,
+                           provenance=grader_provenance(judge, official_model=DEFAULT_JUDGE))

@@ -6,7 +6,8 @@
   ``results/data/<dataset>/images``;
 * ``tokens.json``: tokens per image (``h * w``, Table 2 "Code Num."), the flattened codebook size (``K * m``, "Codebook
   Size") and the codebook usage as Table 9 reports it: the share of the ``K * m`` flattened codes chosen at least once
-  over the whole evaluation set (``codebook_usage``), plus the semantic codebook's usage and both perplexities;
+  over the whole evaluation set (``codebook_usage``), plus the semantic codebook's usage and both perplexities, and
+  the evaluation set's ``provenance`` (:func:`evaluation.provenance.eval_set_provenance`);
 * ``codes.npz``: the semantic index map of the first images (the code-to-patch figures, Fig. 5) and ``flat_counts``,
   how often each flattened code was chosen (the usage histograms).
 """
@@ -24,6 +25,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from evaluation.predict.tokenizer import to_uint8
+from evaluation.provenance import eval_set_provenance
 from setok.cli import run
 from setok.config import load_config
 from setok.io import atomic_path, write_json
@@ -50,6 +52,7 @@ def predict(
     cfg = load_config(config_path)
     dataset = build_dataset(cfg.datasets[cfg.eval.dataset],
                             image_size=train_cfg.tokenizer.semhitok.semantic.backbone.image_size)
+    provenance = eval_set_provenance(cfg, len(dataset))
     if cfg.eval.limit is not None:
         dataset = torch.utils.data.Subset(dataset, range(min(cfg.eval.limit, len(dataset))))
     size = fid_size or cfg.eval.fid_image_size
@@ -79,6 +82,7 @@ def predict(
         "vocab_size": model.vocab_size, "sub_codebook_size": model.sub_codebook_size,
         "codebook_usage": flat_usage.usage, "codebook_perplexity": flat_usage.perplexity,
         "semantic_usage": semantic_usage.usage, "semantic_perplexity": semantic_usage.perplexity,
+        "provenance": provenance.to_json(),
     }
     write_json(out / "tokens.json", summary)
     with atomic_path(out / "codes.npz") as tmp:

@@ -5,7 +5,8 @@
 * ``recon/<id>.png``: reconstructions at the FID resolution (rFID against ``results/data/<dataset>/images``);
 * ``imagenet.predictions.jsonl``: ``{"id", "scores"}`` zero-shot class scores: the pooled SeTok tokens projected into
   the text space against the text embeddings of ``"A photo of a {class}."`` (the paper's text-alignment top-1);
-* ``tokens.json``: tokens per image and their mean (Table 5 "#Tokens");
+* ``tokens.json``: tokens per image and their mean (Table 5 "#Tokens"), and the evaluation set's ``provenance``
+  (:func:`evaluation.provenance.eval_set_provenance`: not ImageNet, a subset), which the score jobs merge;
 * ``clusters.npz``: the token assignment map of the first images (for the Figure 6 overlays).
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from evaluation.provenance import eval_set_provenance
 from setok.cli import run
 from setok.config import load_config
 from setok.io import atomic_path, read_json, write_json, write_jsonl
@@ -61,6 +63,7 @@ def predict(model_path: Path, config_path: Path, classes_path: Path, out: Path, 
     cfg = load_config(config_path)
     source = cfg.datasets[cfg.eval.dataset]
     dataset = build_dataset(source, image_size=train_cfg.tokenizer.backbone.image_size)
+    provenance = eval_set_provenance(cfg, len(dataset))
     if cfg.eval.limit is not None:
         dataset = torch.utils.data.Subset(dataset, range(min(cfg.eval.limit, len(dataset))))
     class_emb = zero_shot_classifier(text, read_json(classes_path), list(train_cfg.tokenizer.loss.prompt_templates))
@@ -87,7 +90,7 @@ def predict(model_path: Path, config_path: Path, classes_path: Path, out: Path, 
     values = np.array(list(counts.values()))
     write_json(out / "tokens.json", {
         "mean": float(values.mean()), "std": float(values.std()), "min": int(values.min()), "max": int(values.max()),
-        "n": int(values.size), "per_image": counts,
+        "n": int(values.size), "per_image": counts, "provenance": provenance.to_json(),
     })
     with atomic_path(out / "clusters.npz") as tmp:
         with open(tmp, "wb") as f:

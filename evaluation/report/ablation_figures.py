@@ -12,7 +12,9 @@ One panel per ``benchmark.metric``, one bar per variant, read from
 
 The 95% CI is drawn as an asymmetric error bar, the paper's number (``paper_numbers.yaml``, row = variant, column =
 ``benchmark.metric``) as a black tick on the bar's position, and a missing result as an empty slot labelled "—"
-(never a zero-height bar).
+(never a zero-height bar). A value whose file records a provenance that is not clean (precomputed grades, a subset, a
+shortcut: :mod:`evaluation.provenance`) gets its symbols above its bar and after its variant's tick label, and the
+figure's footer explains each symbol.
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluation.report.figures import plt, save_figure
+from evaluation.provenance import Legend, Mark, read_marks
+from evaluation.report.figures import legend_footer, plt, save_figure
 from evaluation.report.table_specs import load_paper_numbers
 from evaluation.report.training_figures import panel_grid, variant_colours
 from setok.cli import run
@@ -40,6 +43,7 @@ class Row:
     value: float | None
     ci: tuple[float, float] | None
     paper: float | None
+    marks: tuple[Mark, ...] = ()  # why the value is not a measured benchmark score (none: it is)
 
 
 def split_metric(spec: str) -> tuple[str, str]:
@@ -86,11 +90,19 @@ def _interval(value: Any, where: Path, key: str) -> tuple[float, float] | None:
     return None if low is None or high is None else (low, high)
 
 
+def result_path(results: Path, variant: str, spec: str) -> Path:
+    """The file holding ``benchmark.metric`` of a variant (``tokens.json``, ``cost.json`` or its result JSON)."""
+    benchmark = split_metric(spec)[0]
+    if benchmark in ("tokens", "cost"):
+        return results / variant / ("tokenizer/tokens.json" if benchmark == "tokens" else "cost.json")
+    return results / variant / "eval" / f"{benchmark}.json"
+
+
 def read_result(results: Path, variant: str, spec: str) -> tuple[float | None, tuple[float, float] | None]:
     """A variant's value of ``benchmark.metric`` and its 95% CI; (None, None) when the file or metric is missing."""
     benchmark, metric = split_metric(spec)
+    path = result_path(results, variant, spec)
     if benchmark in ("tokens", "cost"):
-        path = results / variant / ("tokenizer/tokens.json" if benchmark == "tokens" else "cost.json")
         if not path.is_file():
             return None, None
         data = read_json(path)
@@ -100,7 +112,6 @@ def read_result(results: Path, variant: str, spec: str) -> tuple[float | None, t
             fraction = _number(data[metric.removesuffix("_percent")], path, metric.removesuffix("_percent"))
             return (None if fraction is None else 100.0 * fraction), None
         return _number(data.get(metric), path, metric), None
-    path = results / variant / "eval" / f"{benchmark}.json"
     if not path.is_file():
         return None, None
     data = read_json(path)
@@ -119,7 +130,8 @@ def collect(results: Path, variants: list[str], metrics: list[str], paper: dict[
     for spec in metrics:
         for v in variants:
             value, ci = read_result(results, v, spec)
-            rows.append(Row(spec, v, value, ci, paper.get((v, spec))))
+            marks = read_marks(result_path(results, v, spec)) if value is not None else ()
+            rows.append(Row(spec, v, value, ci, paper.get((v, spec)), marks))
     return rows
 
 
@@ -129,9 +141,13 @@ def error_extent(value: float, ci: tuple[float, float]) -> tuple[float, float]:
     return max(0.0, value - ci[0]), max(0.0, ci[1] - value)
 
 
-def draw_panel(ax: plt.Axes, spec: str, rows: list[Row], colours: dict[str, Any]) -> None:
-    """One metric: a bar per variant with a measured value (plus its CI), an empty "—" slot for a missing one and
-    the paper's number as a black tick at the variant's position."""
+def draw_panel(ax: plt.Axes, spec: str, rows: list[Row], colours: dict[str, Any], legend: Legend | None = None
+               ) -> None:
+    """One metric: a bar per variant with a measured value (plus its CI), an empty "—" slot for a missing one, the
+    paper's number as a black tick at the variant's position, and a marked value's symbols above its bar and after
+    its tick label (the reasons go to ``legend``)."""
+    legend = Legend() if legend is None else legend
+    symbols = [legend.add(split_metric(spec)[0], r.marks) for r in rows]
     xs = list(range(len(rows)))
     have = [(x, r) for x, r in zip(xs, rows) if r.value is not None]
     if have:
@@ -151,7 +167,11 @@ def draw_panel(ax: plt.Axes, spec: str, rows: list[Row], colours: dict[str, Any]
         if r.value is None:
             ax.text(x, 0.03, DASH, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=14,
                     color="0.4")
-    ax.set_xticks(xs, [r.variant for r in rows], rotation=30, ha="right", fontsize=8)
+    for x, r, sym in zip(xs, rows, symbols):
+        if sym:
+            top = max(r.value, r.ci[1]) if r.ci is not None else r.value
+            ax.text(x, top, sym, ha="center", va="bottom", fontsize=12, color="firebrick")
+    ax.set_xticks(xs, [r.variant + sym for r, sym in zip(rows, symbols)], rotation=30, ha="right", fontsize=8)
     ax.set_xlim(-0.6, len(rows) - 0.4)
     ax.set_title(spec, fontsize=9)
     ax.set_ylabel(direction(spec), fontsize=8)
@@ -164,11 +184,13 @@ def draw_panel(ax: plt.Axes, spec: str, rows: list[Row], colours: dict[str, Any]
 def plot(rows: list[Row], metrics: list[str], variants: list[str], title: str) -> plt.Figure:
     """The whole figure: one panel per metric (in ``metrics`` order), variants coloured as in the loss curves."""
     colours = variant_colours(variants)
+    legend = Legend()
     fig, axes = panel_grid(len(metrics), width=max(2.8, 1.0 + 0.6 * len(variants)), height=3.4)
     for ax, spec in zip(axes, metrics):
-        draw_panel(ax, spec, [r for r in rows if r.metric == spec], colours)
+        draw_panel(ax, spec, [r for r in rows if r.metric == spec], colours, legend)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    legend_footer(fig, legend)
     return fig
 
 

@@ -6,7 +6,8 @@ tokens, SemHiTok's discrete hierarchical codes, a patch-level connector baseline
 Rows: tokens per image, codebook usage (discrete tokenizers only), then the headline metric of every benchmark that
 EVERY listed variant was scored on. Columns: the variants, each labelled with its tokenizer. Reads result files only
 (``results/<v>/config.yaml``, ``results/<v>/tokenizer/tokens.json``, ``results/<v>/eval/*.json``); a missing value
-shows "—", never 0.
+shows "—", never 0. A value whose file records a provenance that is not clean (precomputed grades, a subset, a
+shortcut) carries its symbols, explained in a legend under the table (:mod:`evaluation.provenance`).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from evaluation.provenance import Legend, read_marks, tex_marks
 from evaluation.report.mllm_table import HEADLINE, headline
 from evaluation.report.tokenizer_table import DASH, fmt
 from setok.cli import run
@@ -48,44 +50,52 @@ def shared_benchmarks(results: Path, variants: list[str]) -> list[str]:
 
 
 def build_rows(
-    results: Path, variants: list[str], benchmarks: list[str] | None = None
+    results: Path, variants: list[str], benchmarks: list[str] | None = None, legend: Legend | None = None
 ) -> tuple[list[str], list[list[str]]]:
-    """Returns ``(column labels, rows)``."""
+    """Returns ``(column labels, rows)``; the reasons for marked values go to ``legend``."""
+    legend = Legend() if legend is None else legend
+
+    def cell(value: float | None, digits: int, where: str, source: Path) -> str:
+        return DASH if value is None else fmt(value, digits) + legend.add(where, read_marks(source))
+
     info = [tokenizer_of(results, v) for v in variants]
     labels = [f"{v} ({label})" for v, (label, _, _) in zip(variants, info)]
-    rows = [["Tokens / image", "mean", *(fmt(t, 1) for _, t, _ in info)],
-            ["Codebook usage", "%", *(fmt(u, 1) for _, _, u in info)]]
+    tokens = [results / v / "tokenizer" / "tokens.json" for v in variants]
+    rows = [["Tokens / image", "mean", *(cell(t, 1, "tokens", f) for (_, t, _), f in zip(info, tokens))],
+            ["Codebook usage", "%", *(cell(u, 1, "tokens", f) for (_, _, u), f in zip(info, tokens))]]
     rfid = [results / v / "eval" / "fid.json" for v in variants]  # the tokenizer's own reconstruction
-    rows.append(["Tokenizer rFID", "fid", *(fmt(read_json(f)["metrics"].get("fid"), 2) if f.is_file() else DASH
-                                            for f in rfid)])
+    rows.append(["Tokenizer rFID", "fid", *(cell(read_json(f)["metrics"].get("fid"), 2, "fid", f) if f.is_file()
+                                            else DASH for f in rfid)])
     for b in benchmarks if benchmarks is not None else shared_benchmarks(results, variants):
         metric, cells = HEADLINE.get(b), []
         for v in variants:
             f = results / v / "eval" / f"{b}.json"
             m = read_json(f)["metrics"] if f.is_file() else {}
             metric = metric or headline(b, m)
-            cells.append(fmt(m.get(metric), 2))
+            cells.append(cell(m.get(metric), 2, b, f))
         rows.append([b, metric or DASH, *cells])
     return labels, rows
 
 
-def markdown(labels: list[str], rows: list[list[str]]) -> str:
+def markdown(labels: list[str], rows: list[list[str]], legend: Legend | None = None) -> str:
     h = ["Row", "Metric", *labels]
     lines = ["| " + " | ".join(h) + " |", "|" + "|".join(["---", "---"] + ["---:"] * len(labels)) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     note = ("Same MLLM recipe, different tokenizers (no paper reports this). Usage: share of the flattened codebook "
             "used on the tokenizer's evaluation set; continuous tokenizers have none. — = not available.")
-    return "\n".join(lines) + "\n\n" + note + "\n"
+    return "\n".join(lines) + "\n\n" + note + "\n" + (legend.markdown() if legend else "")
 
 
-def latex(labels: list[str], rows: list[list[str]]) -> str:
-    def esc(s: str) -> str:
-        return s.replace("_", r"\_").replace("—", "--").replace("%", r"\%")
+def esc(s: str) -> str:
+    """LaTeX of a cell or legend line of this table."""
+    return tex_marks(s.replace("_", r"\_").replace("—", "--").replace("%", r"\%"))
 
+
+def latex(labels: list[str], rows: list[list[str]], legend: Legend | None = None) -> str:
     h = ["Row", "Metric", *labels]
     out = [r"\begin{tabular}{ll" + "r" * len(labels) + "}", r"\toprule", " & ".join(esc(x) for x in h) + r" \\",
            r"\midrule", *(" & ".join(esc(x) for x in r) + r" \\" for r in rows), r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n" + (legend.latex(esc) if legend else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,9 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     def job() -> None:
-        labels, rows = build_rows(args.results, args.variants, args.benchmarks)
-        write_text(args.md, markdown(labels, rows))
-        write_text(args.tex, latex(labels, rows))
+        legend = Legend()
+        labels, rows = build_rows(args.results, args.variants, args.benchmarks, legend)
+        write_text(args.md, markdown(labels, rows, legend))
+        write_text(args.tex, latex(labels, rows, legend))
 
     return run(job)
 

@@ -5,7 +5,9 @@
 * ``token_masks.png``: each image with its token assignment as a coloured overlay and token boundaries
   (the paper's Figure 6), one row per variant;
 * ``reconstructions.png``: originals next to each variant's reconstructions (Figure 7);
-* ``token_counts.png``: the distribution of tokens per image for each variant (Table 5's "#Tokens").
+* ``token_counts.png``: the distribution of tokens per image for each variant (Table 5's "#Tokens"); a variant whose
+  ``tokens.json`` records a provenance that is not clean (an evaluation set that is not ImageNet, a subset) gets its
+  symbols after its name and the reasons in the figure's footer (:mod:`evaluation.provenance`).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from evaluation.provenance import LEGEND_TITLE, Legend, read_marks  # noqa: E402
 from setok.cli import run  # noqa: E402
 from setok.io import DataError, atomic_path, read_json  # noqa: E402
 
@@ -55,6 +58,16 @@ def save_figure(fig: plt.Figure, path: Path) -> None:
     plt.close(fig)
 
 
+def legend_footer(fig: plt.Figure, legend: Legend) -> None:
+    """Below the panels, why the marked values of ``fig`` are not measured scores (nothing when none is marked);
+    the panels are laid out first so that their labels stay inside the figure, above the footer, which
+    :func:`save_figure`'s tight bounding box keeps."""
+    if legend.lines():
+        fig.tight_layout()
+        fig.text(0.01, 0.0, "\n".join([LEGEND_TITLE, *legend.lines()]), ha="left", va="top", fontsize=7,
+                 color="firebrick")
+
+
 def token_masks(results: Path, images: Path, variants: list[str], out: Path, *, columns: int = 6) -> None:
     maps = {v: np.load(results / v / "tokenizer" / "clusters.npz") for v in variants}
     ids = sorted(set.intersection(*(set(m.files) for m in maps.values())))[:columns]
@@ -86,12 +99,16 @@ def reconstructions(results: Path, images: Path, variants: list[str], out: Path,
 
 
 def token_counts(results: Path, variants: list[str], out: Path) -> None:
-    counts = [list(read_json(results / v / "tokenizer" / "tokens.json")["per_image"].values()) for v in variants]
+    files = [results / v / "tokenizer" / "tokens.json" for v in variants]
+    counts = [list(read_json(f)["per_image"].values()) for f in files]
+    legend = Legend()
+    labels = [v + legend.add("tokens", read_marks(f)) for v, f in zip(variants, files)]
     fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(variants), 3.0))
     ax.boxplot(counts, showmeans=True)
-    ax.set_xticks(range(1, len(variants) + 1), variants, rotation=30, ha="right", fontsize=8)
+    ax.set_xticks(range(1, len(variants) + 1), labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("tokens per image")
     ax.grid(axis="y", alpha=0.3)
+    legend_footer(fig, legend)
     save_figure(fig, out / "token_counts.png")
 
 

@@ -4,7 +4,9 @@ provenance, and what differs from the paper. One self-contained page: no JavaScr
 ``python -m evaluation.report.html --tables T.md... --figures F.png... --results results --variants V...
 --notes docs/paper-notes.md --title STR --out reports/index.html``
 
-Tables and notes are Markdown (CommonMark plus pipe tables; raw HTML in them is shown as text). Figures are linked by
+Tables and notes are Markdown (CommonMark plus pipe tables; raw HTML in them is shown as text); their marks and
+legends (:mod:`evaluation.provenance`) come with them. The provenance section lists, per result file, why its values
+are marked (precomputed grades, a subset, a shortcut) or "—" for a measured score. Figures are linked by
 their path relative to the output's folder and grouped by their folder's name. The page holds no generation time, so
 the same inputs give the same bytes; its header names the git revision of the working directory.
 """
@@ -21,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
+from evaluation import provenance as prov
 from evaluation import results
 from setok.cli import run
 from setok.io import DataError, read_json, write_text
@@ -50,6 +53,7 @@ class ResultRow:
     config_sha: str
     git_sha: str
     checkpoint: str
+    marks: list[str]  # "<symbol> <why>" per reason its values are marked; empty for a measured score
 
 
 @dataclass(frozen=True)
@@ -110,9 +114,11 @@ def result_row(path: Path) -> ResultRow:
     if not isinstance(record, dict) or "benchmark" not in record:
         raise DataError(f"{path}: not a result file (no 'benchmark' key)")
     n, checkpoint = record.get("n"), record.get("checkpoint")
+    why = prov.marks(prov.Provenance.from_json(record["provenance"], path)) if "provenance" in record else ()
     return ResultRow(benchmark=str(record["benchmark"]), n=DASH if n is None else str(n),
                      config_sha=short(record.get("config_sha")), git_sha=short(record.get("git_sha")),
-                     checkpoint=DASH if checkpoint is None else str(checkpoint))
+                     checkpoint=DASH if checkpoint is None else str(checkpoint),
+                     marks=[f"{m.symbol} {m.text}" for m in why])
 
 
 def read_provenance(results_dir: Path, variant: str) -> Provenance:
@@ -129,7 +135,8 @@ def render(title: str, tables: list[Table], figures: dict[str, list[Figure]], pr
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     return env.get_template("index.html.j2").render(title=title, tables=tables, figures=figures,
-                                                     provenance=provenance, notes=notes, revision=revision)
+                                                     provenance=provenance, notes=notes, revision=revision,
+                                                     meanings=prov.MEANINGS)
 
 
 def build(args: argparse.Namespace) -> str:

@@ -3,13 +3,16 @@
 ``python -m evaluation.report.mllm_table --results results --variants V... --benchmarks B... --md OUT.md --tex OUT.tex``
 
 Reads result JSON and paper numbers only. The paper column is the SeTok paper's value for the first variant's row
-(``evaluation/paper_numbers.yaml``); a missing value shows "—", never 0.
+(``evaluation/paper_numbers.yaml``); a missing value shows "—", never 0. A value whose result records a provenance
+that is not clean (precomputed grades, a subset, a shortcut) carries its symbols, and so does its Δ; a legend under
+the table explains them (:mod:`evaluation.provenance`).
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from evaluation.provenance import Legend, read_marks, tex_marks
 from evaluation.report.tokenizer_table import DASH, fmt, paper_lookup
 from setok.cli import run
 from setok.io import read_json, write_text
@@ -29,43 +32,53 @@ def headline(benchmark: str, metrics: dict[str, float]) -> str:
     return HEADLINE.get(benchmark, next(iter(metrics), ""))
 
 
-def build_rows(results: Path, variants: list[str], benchmarks: list[str], paper: dict[tuple[str, str], float]
-               ) -> list[list[str]]:
+def build_rows(results: Path, variants: list[str], benchmarks: list[str], paper: dict[tuple[str, str], float],
+               legend: Legend | None = None) -> list[list[str]]:
+    """One row per benchmark: name, metric, each variant's value (with its marks, recorded in ``legend``), the
+    paper's value and Δ (first variant - paper, with the first variant's marks)."""
+    legend = Legend() if legend is None else legend
     rows = []
     for b in benchmarks:
         metric = HEADLINE.get(b)
-        cells = []
-        for v in variants:
+        cells, values, first_marks = [], [], ""
+        for i, v in enumerate(variants):
             f = results / v / "eval" / f"{b}.json"
             if not f.is_file():
                 cells.append(DASH)
+                values.append(None)
                 continue
             m = read_json(f)["metrics"]
             metric = metric or headline(b, m)
-            cells.append(fmt(m.get(metric), 2))
+            value = m.get(metric)
+            marks = legend.add(b, read_marks(f)) if value is not None else ""
+            first_marks = marks if i == 0 else first_marks
+            cells.append(fmt(value, 2) + marks)
+            values.append(None if value is None else float(value))
         p = paper.get((variants[0], f"{b}.{metric}")) if variants else None
-        ours = cells[0] if cells else DASH
-        delta = DASH if p is None or ours == DASH else f"{float(ours) - p:+.2f}"
+        ours = values[0] if values else None
+        delta = DASH if p is None or ours is None else f"{float(fmt(ours, 2)) - p:+.2f}{first_marks}"
         rows.append([b, metric or DASH, *cells, fmt(p, 2), delta])
     return rows
 
 
-def markdown(variants: list[str], rows: list[list[str]]) -> str:
+def markdown(variants: list[str], rows: list[list[str]], legend: Legend | None = None) -> str:
     h = ["Benchmark", "Metric", *variants, "Paper", "Δ"]
     lines = ["| " + " | ".join(h) + " |", "|" + "|".join(["---", "---"] + ["---:"] * (len(h) - 2)) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     note = f"Paper: SeTokIM (SeTok Tables 1, 2, 4) for {variants[0] if variants else DASH}; Δ = first variant - paper."
-    return "\n".join(lines) + "\n\n" + note + "\n"
+    return "\n".join(lines) + "\n\n" + note + "\n" + (legend.markdown() if legend else "")
 
 
-def latex(variants: list[str], rows: list[list[str]]) -> str:
-    def esc(s: str) -> str:
-        return s.replace("_", r"\_").replace("Δ", r"$\Delta$").replace("—", "--")
+def esc(s: str) -> str:
+    """LaTeX of a cell or legend line of this table."""
+    return tex_marks(s.replace("_", r"\_").replace("Δ", r"$\Delta$").replace("—", "--"))
 
+
+def latex(variants: list[str], rows: list[list[str]], legend: Legend | None = None) -> str:
     h = ["Benchmark", "Metric", *variants, "Paper", "Δ"]
     out = [r"\begin{tabular}{ll" + "r" * (len(h) - 2) + "}", r"\toprule", " & ".join(esc(x) for x in h) + r" \\",
            r"\midrule", *(" & ".join(esc(x) for x in r) + r" \\" for r in rows), r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n" + (legend.latex(esc) if legend else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,9 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     def job() -> None:
-        rows = build_rows(args.results, args.variants, args.benchmarks, paper_lookup(args.paper))
-        write_text(args.md, markdown(args.variants, rows))
-        write_text(args.tex, latex(args.variants, rows))
+        legend = Legend()
+        rows = build_rows(args.results, args.variants, args.benchmarks, paper_lookup(args.paper), legend)
+        write_text(args.md, markdown(args.variants, rows, legend))
+        write_text(args.tex, latex(args.variants, rows, legend))
 
     return run(job)
 

@@ -7,7 +7,9 @@ with its interval, per metric column; descriptive columns as the paper prints th
 Reads table specs, paper numbers and result JSON only (no model, no evaluation). A value that is missing shows "—",
 never 0. The best value of each column is bold (as the papers print theirs), among the paper's numbers and among ours
 separately, when the column has two or more. ``--variants`` (the variants the workflow ran) limits whose results are
-shown; a row of another variant reads "—".
+shown; a row of another variant reads "—". A value whose result file records a provenance that is not clean
+(precomputed grades, a subset, a shortcut: :mod:`evaluation.provenance`) carries its symbols after "ours" and "Δ",
+and the table's notes end with a legend explaining each.
 """
 from __future__ import annotations
 
@@ -16,7 +18,17 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluation.report.table_specs import Column, PaperValue, TableSpec, load_paper_numbers, load_specs, read_ours
+from evaluation import provenance
+from evaluation.provenance import Legend, read_marks
+from evaluation.report.table_specs import (
+    Column,
+    PaperValue,
+    TableSpec,
+    load_paper_numbers,
+    load_specs,
+    read_ours,
+    result_file,
+)
 from setok.cli import run
 from setok.io import DataError, write_text
 
@@ -29,7 +41,7 @@ class Cell:
     text: str
     value: float | None = None  # what "best" compares (None: not a candidate)
     bold: bool = False
-    mark: str = ""  # the paper's footnote symbol printed after the number ("*": training set observed)
+    mark: str = ""  # footnote symbols after the number: the paper's ("*": training set observed), ours' provenance
 
 
 def fmt(value: float | None, digits: int, *, sign: bool = False) -> str:
@@ -85,12 +97,13 @@ class TableData:
     header: list[tuple[str, int]]  # (group title, span) over the data columns
     subheader: list[str]
     rows: list[list[Cell]]  # label cell first
-
+    legend: Legend  # why values of ours are marked
 
 def build(spec: TableSpec, paper: dict[tuple[str, str, str, str], PaperValue], results: Path,
           variants: list[str] | None = None) -> TableData:
     """The cells of ``spec``: per metric column paper / ours / Δ, per info column the paper's value."""
     shown = None if variants is None else set(variants)
+    legend = Legend()
     rows: list[list[Cell]] = []
     header: list[tuple[str, int]] = []
     subheader: list[str] = []
@@ -109,7 +122,11 @@ def build(spec: TableSpec, paper: dict[tuple[str, str, str, str], PaperValue], r
                 continue
             measured = r.variant is not None and (shown is None or r.variant in shown)
             value, ci = read_ours(results, r.variant, c) if measured else (None, None)
-            cells += [pc, *ours_cells(value, ci, pc.value, c)]
+            ours, delta = ours_cells(value, ci, pc.value, c)
+            if value is not None:
+                ours.mark = legend.add(c.benchmark, read_marks(result_file(results, r.variant, c.key)))
+                delta.mark = ours.mark if delta.text != DASH else ""
+            cells += [pc, ours, delta]
         rows.append(cells)
     # Bold the best paper value and the best of ours per metric column.
     col = 1
@@ -120,7 +137,7 @@ def build(spec: TableSpec, paper: dict[tuple[str, str, str, str], PaperValue], r
             col += 3
         else:
             col += 1
-    return TableData(spec=spec, header=header, subheader=subheader, rows=rows)
+    return TableData(spec=spec, header=header, subheader=subheader, rows=rows, legend=legend)
 
 
 def caption(spec: TableSpec) -> str:
@@ -147,7 +164,7 @@ def markdown(data: TableData) -> str:
     lines = [f"### {caption(data.spec)}", "", "| " + " | ".join(head) + " |",
              "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     lines += ["| " + " | ".join(md(c) for c in row) + " |" for row in data.rows]
-    return "\n".join(lines) + "\n\n" + notes(data.spec)
+    return "\n".join(lines) + "\n\n" + notes(data.spec) + data.legend.markdown()
 
 
 def _expand(header: list[tuple[str, int]]) -> list[tuple[str, int]]:
@@ -157,7 +174,8 @@ def _expand(header: list[tuple[str, int]]) -> list[tuple[str, int]]:
 LATEX_SUBS = (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"), ("_", r"\_"),
               ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\textasciicircum{}"))
 LATEX_SYMBOLS = (("↓", r"$\downarrow$"), ("↑", r"$\uparrow$"), ("Δ", r"$\Delta$"), ("±", r"$\pm$"), ("—", "--"),
-                 ("−", "-"), ("×", r"$\times$"), ("‡", r"$\ddagger$"), ("†", r"$\dagger$"))
+                 ("−", "-"), ("×", r"$\times$"), ("‡", r"$\ddagger$"), ("†", r"$\dagger$"),
+                 *provenance.LATEX_SYMBOLS.items())
 
 
 def tex_escape(s: str) -> str:
@@ -186,7 +204,7 @@ def latex(data: TableData) -> str:
            " & ".join(["Model", *(tex_escape(s) for s in data.subheader)]) + r" \\", r"\midrule"]
     out += [" & ".join(tex(c) for c in row) + r" \\" for row in data.rows]
     out += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n" + data.legend.latex(tex_escape)
 
 
 def render(specs: Path, table: str, paper: Path, results: Path, variants: list[str] | None) -> tuple[str, str]:

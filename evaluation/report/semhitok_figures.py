@@ -3,7 +3,8 @@
 ``python -m evaluation.report.semhitok_figures --images results/data/<dataset>/images --variants V... --out DIR``
 
 * ``codebook_usage.png``: for each variant, how often each flattened code was chosen on the evaluation set, codes
-  ranked by frequency (log scale), with the usage of Table 9 (share of codes used at least once) in the legend;
+  ranked by frequency (log scale), with the usage of Table 9 (share of codes used at least once) in the legend, marked
+  (and explained in the footer) when the variant's ``tokens.json`` records a provenance that is not clean;
 * ``code_maps.png``: each image with its patches coloured by semantic code (the paper's Figure 5: patches that share
   a semantic code share a colour);
 * ``reconstructions.png``: originals next to each variant's reconstructions (Figures 6 and 8).
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.report.figures import load_rgb, overlay, plt, reconstructions, save_figure
+from evaluation.provenance import Legend, read_marks
+from evaluation.report.figures import legend_footer, load_rgb, overlay, plt, reconstructions, save_figure
 from setok.cli import run
 from setok.io import DataError
 
@@ -38,16 +40,19 @@ def compact(codes: np.ndarray) -> np.ndarray:
 
 def codebook_usage(results: Path, variants: list[str], out: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.0, 3.2))
+    legend = Legend()
     for v in variants:
         with np.load(results / v / "tokenizer" / "codes.npz") as z:
             freq, usage = rank_frequency(z["flat_counts"])
-        ax.plot(np.arange(1, len(freq) + 1), freq, label=f"{v} (usage {100 * usage:.1f}%)")
+        marks = legend.add("tokens", read_marks(results / v / "tokenizer" / "tokens.json"))
+        ax.plot(np.arange(1, len(freq) + 1), freq, label=f"{v} (usage {100 * usage:.1f}%{marks})")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("code rank")
     ax.set_ylabel("share of tokens")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
+    legend_footer(fig, legend)
     save_figure(fig, out / "codebook_usage.png")
 
 

@@ -7,6 +7,9 @@
 --tex OUT.tex``
 
 Reads result JSON and paper numbers only (no model, no evaluation). A value that is missing shows "—", never 0.
+A value whose file (result JSON or ``tokens.json``) records a provenance that is not clean (an evaluation set that
+is not ImageNet, a subset, a shortcut) carries its symbols, and so does its Δ; a legend under the table explains them
+(:mod:`evaluation.provenance`).
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from evaluation.provenance import Legend, read_marks, tex_marks
 from evaluation.report.table_specs import load_paper_numbers
 from setok.io import DataError, read_json, write_text
 
@@ -65,10 +69,17 @@ def paper_lookup(path: Path, family: str = "setok") -> dict[tuple[str, str], flo
     return out
 
 
+def source(results: Path, variant: str, col: Column) -> Path:
+    """The file holding ``col`` of ``variant``: ``tokenizer/tokens.json`` or ``eval/<benchmark>.json``."""
+    if col.benchmark == "tokens":
+        return results / variant / "tokenizer" / "tokens.json"
+    return results / variant / "eval" / f"{col.benchmark}.json"
+
+
 def ours(results: Path, variant: str, col: Column) -> tuple[float | None, list[float] | None]:
     """Our value and its 95% CI (None when the result file does not exist)."""
+    f = source(results, variant, col)
     if col.benchmark == "tokens":
-        f = results / variant / "tokenizer" / "tokens.json"
         if not f.is_file():
             return None, None
         data = read_json(f)
@@ -76,7 +87,6 @@ def ours(results: Path, variant: str, col: Column) -> tuple[float | None, list[f
             value = data.get(col.metric.removesuffix("_percent"))
             return (None if value is None else 100.0 * float(value)), None
         return (None if data.get(col.metric) is None else float(data[col.metric])), None
-    f = results / variant / "eval" / f"{col.benchmark}.json"
     if not f.is_file():
         return None, None
     r = read_json(f)
@@ -89,8 +99,11 @@ def fmt(v: float | None, digits: int) -> str:
 
 
 def build_rows(
-    results: Path, variants: list[str], paper: dict[tuple[str, str], float], columns: tuple[Column, ...] = COLUMNS
+    results: Path, variants: list[str], paper: dict[tuple[str, str], float], columns: tuple[Column, ...] = COLUMNS,
+    legend: Legend | None = None,
 ) -> list[list[str]]:
+    """One row per variant: per column ours (with its marks, recorded in ``legend``), the paper's value and Δ."""
+    legend = Legend() if legend is None else legend
     rows = []
     for v in variants:
         row = [v]
@@ -100,8 +113,9 @@ def build_rows(
             text = fmt(value, col.digits)
             if value is not None and ci is not None:
                 text += f" [{ci[0]:.{col.digits}f}, {ci[1]:.{col.digits}f}]"
+            marks = legend.add(col.benchmark, read_marks(source(results, v, col))) if value is not None else ""
             delta = None if value is None or p is None else value - p
-            row += [text, fmt(p, col.digits), DASH if delta is None else f"{delta:+.{col.digits}f}"]
+            row += [text + marks, fmt(p, col.digits), DASH if delta is None else f"{delta:+.{col.digits}f}{marks}"]
         rows.append(row)
     return rows
 
@@ -113,25 +127,27 @@ def header(columns: tuple[Column, ...] = COLUMNS) -> list[str]:
     return h
 
 
-def markdown(rows: list[list[str]], family: str = "setok") -> str:
+def markdown(rows: list[list[str]], family: str = "setok", legend: Legend | None = None) -> str:
     h = header(FAMILIES[family])
     lines = ["| " + " | ".join(h) + " |", "|" + "|".join(["---"] + ["---:"] * (len(h) - 1)) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     note = f"Ours: value [95% bootstrap CI]. {NOTES[family]} — = not available."
-    return "\n".join(lines) + "\n\n" + note + "\n"
+    return "\n".join(lines) + "\n\n" + note + "\n" + (legend.markdown() if legend else "")
 
 
-def latex(rows: list[list[str]], family: str = "setok") -> str:
-    def esc(s: str) -> str:
-        return s.replace("_", r"\_").replace("↓", r"$\downarrow$").replace("↑", r"$\uparrow$").replace(
-            "Δ", r"$\Delta$").replace("—", "--").replace("#", r"\#")
+def esc(s: str) -> str:
+    """LaTeX of a cell or legend line of the tokenizer tables."""
+    return tex_marks(s.replace("_", r"\_").replace("↓", r"$\downarrow$").replace("↑", r"$\uparrow$").replace(
+        "Δ", r"$\Delta$").replace("—", "--").replace("#", r"\#"))
 
+
+def latex(rows: list[list[str]], family: str = "setok", legend: Legend | None = None) -> str:
     h = header(FAMILIES[family])
     out = [r"\begin{tabular}{l" + "r" * (len(h) - 1) + "}", r"\toprule", " & ".join(esc(x) for x in h) + r" \\",
            r"\midrule"]
     out += [" & ".join(esc(x) for x in r) + r" \\" for r in rows]
     out += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n" + (legend.latex(esc) if legend else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,14 +160,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--md", type=Path, required=True)
     ap.add_argument("--tex", type=Path, required=True)
     args = ap.parse_args(argv)
+    legend = Legend()
     try:
         rows = build_rows(args.results, args.variants, paper_lookup(args.paper, args.family),
-                          FAMILIES[args.family])
+                          FAMILIES[args.family], legend)
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    write_text(args.md, markdown(rows, args.family))
-    write_text(args.tex, latex(rows, args.family))
+    write_text(args.md, markdown(rows, args.family, legend))
+    write_text(args.tex, latex(rows, args.family, legend))
     return 0
 
 

@@ -10,7 +10,8 @@ id, so a limited task writes a SUBSET REFERENCE next to the predictions: ``write
 files restricted to the kept queries in ``<out>.references/`` and :meth:`BenchmarkTask.references` names them (score
 with those ``--annotations`` / ``--questions`` instead of the configured ones). The alternative, refusing ``limit``,
 would leave no cheap way to run a paper-scale benchmark partially; the subset keeps the official file layout, so
-the same scorer reads it unchanged.
+the same scorer reads it unchanged. Beside them, ``<out>.references/provenance.json`` records the subset ("kept of N
+queries", :mod:`evaluation.provenance`) for the score job (``--provenance-from``), so every report marks the result.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from setok.io import DataError
+from evaluation.provenance import Provenance, Subset
+from setok.io import DataError, write_json
 
 QueryKind = Literal["answer", "caption", "generate", "edit", "segment"]
 SUBSET_SUFFIX = ".references"
+PROVENANCE_FILE = "provenance.json"
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,10 @@ class BenchmarkTask(ABC):
             return self.configured_references()
         return self.subset_paths(subset_dir(out))
 
+    def provenance_record(self, out: Path) -> Path | None:
+        """Where :meth:`write` records the subset of a limited task (``None`` without ``limit``)."""
+        return None if self.limit is None else subset_dir(out) / PROVENANCE_FILE
+
     def subset_paths(self, folder: Path) -> dict[str, Path]:
         """Where :meth:`write_subset` writes under ``folder``: the configured names, moved into ``folder``."""
         return {k: folder / p.name for k, p in self.configured_references().items()}
@@ -195,5 +202,11 @@ class BenchmarkTask(ABC):
         if self.limit is None:
             refs = self.configured_references()
         else:
-            refs = self.write_subset(self.select(self.all_queries()), subset_dir(out))
+            queries = self.all_queries()
+            kept = self.select(queries)
+            refs = self.write_subset(kept, subset_dir(out))
+            subset = Subset(len(kept), len(queries), "queries", f"benchmarks.{self.name}.limit = {self.limit}")
+            record = self.provenance_record(out)
+            assert record is not None
+            write_json(record, {"provenance": Provenance(subset=[subset]).to_json()})
         return self.write_predictions(outputs, out, refs)

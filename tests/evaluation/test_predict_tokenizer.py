@@ -50,6 +50,10 @@ def test_predictions_equal_the_tokenizer_run_by_hand(tmp_path):
     counts = json.loads((tmp_path / "out" / "tokens.json").read_text())
     assert counts["per_image"] == {sid: int(k) for sid, k in zip(batch["id"], tok.num_tokens)}
     assert counts["mean"] == float(tok.num_tokens.float().mean())
+    # the evaluation set's provenance, which the score jobs merge: bundled photos, not ImageNet; the first N of them
+    assert counts["provenance"] == {
+        "grader": None, "subset": [{"kept": N, "of": len(dataset), "unit": "images", "by": f"eval.limit = {N}"}],
+        "shortcuts": ["evaluated on the bundled images (datasets.bundled.kind = bundled), not ImageNet val"]}
     rows = [json.loads(line) for line in (tmp_path / "out" / "imagenet.predictions.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == list(batch["id"])
     np.testing.assert_allclose(np.array([r["scores"] for r in rows]), scores.numpy(), atol=2e-4)

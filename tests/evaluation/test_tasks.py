@@ -85,9 +85,10 @@ def oracle(name: str, cfg: BenchmarkConfig, queries: list[Query]) -> dict[Any, A
     return {q.id: truth[q.id] for q in queries}
 
 
-def score(name: str, cfg: BenchmarkConfig, predictions: Path, refs: dict[str, Path], out: Path) -> dict[str, Any]:
+def score(name: str, cfg: BenchmarkConfig, predictions: Path, refs: dict[str, Path], out: Path,
+          extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """``python -m evaluation score`` in-process with the workflow's flags (common.smk ``benchmark_flags``)."""
-    args = ["score", name, "--predictions", str(predictions), "--out", str(out), "--bootstrap", "0"]
+    args = ["score", name, "--predictions", str(predictions), "--out", str(out), "--bootstrap", "0", *extra]
     for key, path in refs.items():
         args += [f"--{key}", str(path)]
     for key, value in cfg.options.items():
@@ -224,6 +225,26 @@ def test_limit_writes_a_subset_reference_that_scores_the_kept_queries(
     main, value = next(iter(PERFECT[name].items()))  # sums and ratios depend on which questions are kept
     assert result["metrics"][main if name != "mme" else "existence"] == pytest.approx(
         200.0 if name == "mme" else value, abs=TOLERANCE.get(name, 1e-6))
+
+
+@pytest.mark.parametrize("name", ["vqav2", "mme", "mmvet"])
+def test_a_limited_result_records_kept_of_n_queries_and_an_unlimited_one_no_subset(
+        name: str, benchmarks: dict[str, BenchmarkConfig], tmp_path: Path) -> None:
+    cfg = dataclasses.replace(benchmarks[name], limit=2)
+    task = build_task(name, cfg)
+    queries = task.queries()
+    out = task.write(oracle(name, benchmarks[name], queries), tmp_path / cfg.predictions)
+    record = task.provenance_record(out)
+    assert record == subset_dir(out) / "provenance.json"
+    kept, total = len(queries), len(build_task(name, benchmarks[name]).queries())
+    subset = {"kept": kept, "of": total, "unit": "queries", "by": f"benchmarks.{name}.limit = 2"}
+    assert kept < total and read_json(record) == {"provenance": {"grader": None, "subset": [subset], "shortcuts": []}}
+    result = score(name, cfg, out, task.references(out), tmp_path / "result.json",
+                   extra=("--provenance-from", str(record)))
+    assert subset in result["provenance"]["subset"]  # beside MME's own "5 of 14 subtasks"
+    unlimited = build_task(name, benchmarks[name])
+    full = unlimited.write(oracle(name, benchmarks[name], unlimited.queries()), tmp_path / "full" / cfg.predictions)
+    assert unlimited.provenance_record(full) is None and not subset_dir(full).exists()
 
 
 def test_a_missing_question_file_is_one_line_naming_it(benchmarks: dict[str, BenchmarkConfig], tmp_path: Path) -> None:

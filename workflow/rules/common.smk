@@ -172,8 +172,15 @@ def benchmark_references(wildcards, input):
 
 
 def benchmark_flags(wildcards, input):
-    """The CLI flags of a benchmark: its references, then its configured options."""
+    """The CLI flags of a benchmark: its references, under a ``limit`` the subset record the prediction job writes
+    beside them (so the result's provenance says "kept of N queries"), then its configured options."""
     flags = [f"--{k} {v}" for k, v in benchmark_references(wildcards, input).items()]
+    b = BASE.benchmarks[wildcards.benchmark]
+    if b.limit is not None:
+        from evaluation.tasks import build_task
+
+        record = build_task(wildcards.benchmark, b).provenance_record(Path(input.predictions))
+        flags.append(f"--provenance-from {record}")
     for key, value in BASE.benchmarks[wildcards.benchmark].options.items():
         flag = f"--{key.replace('_', '-')}"
         if value is True:

@@ -5,6 +5,9 @@ rule score_tokenizer:
     input:
         unpack(score_inputs),
         model="results/{variant}/tokenizer/model.pt",
+        # Written by the same prediction job: its `provenance` says what the evaluation set is (eval.dataset,
+        # eval.limit), merged into the result's.
+        tokens="results/{variant}/tokenizer/tokens.json",
     output:
         result="results/{variant}/eval/{benchmark}.json",
         samples="results/{variant}/eval/{benchmark}.samples.jsonl",
@@ -22,7 +25,8 @@ rule score_tokenizer:
     shell:
         "python -m evaluation score {wildcards.benchmark} --predictions {input.predictions} "
         "--annotations {input.annotations} --out {output.result} --variant {wildcards.variant} "
-        "--checkpoint {input.model} --config-sha {params.sha} --bootstrap {params.bootstrap} > {log} 2>&1"
+        "--checkpoint {input.model} --config-sha {params.sha} --bootstrap {params.bootstrap} "
+        "--provenance-from {input.tokens} > {log} 2>&1"
 
 
 rule score_benchmark:

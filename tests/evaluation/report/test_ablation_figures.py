@@ -128,3 +128,39 @@ def test_cli_writes_the_png(results: Path, paper: Path, tmp_path: Path, capsys) 
         assert im.format == "PNG" and im.size[0] > 100
     assert af.main(["--results", str(results), "--variants", "a", "--metrics", "fid", "--out", str(out)]) == 2
     assert "expected benchmark.metric" in capsys.readouterr().err
+
+
+def test_a_marked_value_is_labelled_on_its_bar_its_tick_and_in_the_footer(tmp_path: Path) -> None:
+    r = tmp_path / "results"
+    limited = {"grader": None, "subset": [{"kept": 8, "of": 50000, "unit": "images", "by": "eval.limit = 8"}],
+               "shortcuts": []}
+    write_json(r / "a/eval/fid.json", {"metrics": {"fid": 10.0}, "ci95": {"fid": [7.5, 14.0]}, "provenance": limited})
+    write_json(r / "b/eval/fid.json", {"metrics": {"fid": 20.0}, "ci95": {},
+                                       "provenance": {"grader": None, "subset": [], "shortcuts": []}})
+    rows = af.collect(r, ["a", "b"], ["fid.fid"], {})
+    assert [len(row.marks) for row in rows] == [1, 0]
+    fig = af.plot(rows, ["fid.fid"], ["a", "b"], "Table 6")
+    ax = fig.axes[0]
+    # the symbol sits above a's error bar (its CI's high end), none above b's bar
+    assert [(t.get_position(), t.get_text()) for t in ax.texts] == [((0, 14.0), "ˢ")]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["aˢ", "b"]
+    (footer,) = [t for t in fig.texts if t is not fig._suptitle]  # the title is one of the figure's texts
+    assert footer.get_text().splitlines() == ["Marked values are not a model's measured benchmark score:",
+                                              "ˢ fid: subset, 8 of 50000 images (eval.limit = 8)"]
+    clean = af.plot(af.collect(r, ["b"], ["fid.fid"], {}), ["fid.fid"], ["b"], "Table 6")
+    assert [t for t in clean.texts if t is not clean._suptitle] == [] and list(clean.axes[0].texts) == []
+
+
+def test_the_cli_draws_a_marked_figure_without_missing_glyphs(tmp_path: Path) -> None:
+    import warnings
+
+    r = tmp_path / "results"
+    every = {"grader": {"name": "precomputed", "model": None, "file": "g.json", "judges_predictions": False},
+             "subset": [{"kept": 5, "of": 14, "unit": "subtasks", "by": "subtasks option"}], "shortcuts": ["s"]}
+    write_json(r / "a/eval/mmvet.json", {"metrics": {"score": 100.0}, "ci95": {}, "provenance": every})
+    out = tmp_path / "fig.png"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font(s)"
+        assert af.main(["--results", str(r), "--variants", "a", "--metrics", "mmvet.score", "--out", str(out)]) == 0
+    with Image.open(out) as im:
+        assert im.format == "PNG"

@@ -55,3 +55,47 @@ def test_semhitok_figures_from_result_files(tmp_path):
     for name in ("codebook_usage", "code_maps", "reconstructions"):
         png = Image.open(out / f"{name}.png")
         assert png.size[0] > 100 and np.asarray(png.convert("L")).std() > 0  # a drawn figure, not a blank page
+
+
+BUNDLED = {"grader": None, "subset": [], "shortcuts": [
+    "evaluated on the bundled images (datasets.bundled.kind = bundled), not ImageNet val"]}
+
+
+def captured(monkeypatch, module):
+    """Figures ``module`` would save, kept open for inspection instead."""
+    figs = []
+    monkeypatch.setattr(module, "save_figure", lambda fig, path: figs.append(fig))
+    return figs
+
+
+def footer(fig):
+    return [t.get_text() for t in fig.texts if t is not fig._suptitle]
+
+
+def test_token_counts_of_a_stand_in_evaluation_set_are_marked(tmp_path, monkeypatch):
+    from evaluation.report import figures
+    from setok.io import write_json
+
+    write_json(tmp_path / "a/tokenizer/tokens.json", {"per_image": {"x": 3, "y": 5}, "provenance": BUNDLED})
+    write_json(tmp_path / "b/tokenizer/tokens.json", {"per_image": {"x": 4, "y": 4}})  # from before provenance
+    figs = captured(monkeypatch, figures)
+    figures.token_counts(tmp_path, ["a", "b"], tmp_path / "out")
+    (fig,) = figs
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["a§", "b"]
+    assert footer(fig) == ["Marked values are not a model's measured benchmark score:\n§ tokens: shortcut: evaluated "
+                           "on the bundled images (datasets.bundled.kind = bundled), not ImageNet val"]
+
+
+def test_codebook_usage_of_a_stand_in_evaluation_set_is_marked(tmp_path, monkeypatch):
+    from evaluation.report import semhitok_figures
+    from setok.io import write_json
+
+    for v, prov in (("a", BUNDLED), ("b", {"grader": None, "subset": [], "shortcuts": []})):
+        (tmp_path / v / "tokenizer").mkdir(parents=True)
+        np.savez(tmp_path / v / "tokenizer/codes.npz", flat_counts=np.array([5, 0, 2, 1]))
+        write_json(tmp_path / v / "tokenizer/tokens.json", {"codebook_usage": 0.75, "provenance": prov})
+    figs = captured(monkeypatch, semhitok_figures)
+    semhitok_figures.codebook_usage(tmp_path, ["a", "b"], tmp_path / "out")
+    (fig,) = figs
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["a (usage 75.0%§)", "b (usage 75.0%)"]
+    assert len(footer(fig)) == 1 and "§ tokens: shortcut: evaluated on the bundled images" in footer(fig)[0]

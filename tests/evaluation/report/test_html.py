@@ -85,6 +85,33 @@ def test_page_has_tables_figures_provenance_and_notes_and_is_deterministic(site:
     assert out.read_bytes() == first
 
 
+def test_marked_results_show_their_marks_in_tables_and_provenance_and_clean_ones_do_not(
+        site: dict[str, list[str]]) -> None:
+    from evaluation.report import mllm_table
+
+    oracle = {"grader": {"name": "precomputed", "model": None, "file": "grades/oracle.json",
+                         "judges_predictions": False}, "subset": [], "shortcuts": []}
+    write(Path("results/v1/eval/mmvet.json"), json.dumps({
+        "benchmark": "mmvet", "variant": "v1", "metrics": {"score": 100.0}, "n": 4, "ci95": {}, "checkpoint": None,
+        "config_sha": CONFIG_SHA, "git_sha": GIT_SHA, "provenance": oracle}))
+    record = json.loads(Path("results/v1/eval/vqav2.json").read_text())
+    write(Path("results/v1/eval/vqav2.json"), json.dumps(
+        {**record, "provenance": {"grader": None, "subset": [], "shortcuts": []}}))
+    paper = Path(__file__).resolve().parents[3] / "evaluation/paper_numbers.yaml"
+    assert mllm_table.main(["--results", "results", "--variants", "v1", "--benchmarks", "vqav2", "mmvet", "--paper",
+                            str(paper), "--md", "tables/mllm.md", "--tex", "tables/mllm.tex"]) == 0
+    site["--tables"] = [*site["--tables"], "tables/mllm.md"]
+    assert report.main(argv(site)) == 0
+    page = Path("reports/index.html").read_text(encoding="utf-8")
+    assert re.search(r'<td>mmvet</td>\s*<td>score</td>\s*<td style="text-align:right">100.00°</td>', page)
+    assert re.search(r'<td>vqav2</td>\s*<td>accuracy</td>\s*<td style="text-align:right">0.50</td>', page)
+    why = "° precomputed grades (grades/oracle.json), not judged from these predictions"
+    assert f"<li>° mmvet: {why[2:]}</li>" in page  # the table's legend
+    assert re.search(rf'<td>mmvet</td><td class="num">4</td>.*<td class="marks">{re.escape(why)}</td>', page)
+    assert re.search(r'<td>vqav2</td><td class="num">7</td>.*<td class="marks">—</td>', page)  # clean
+    assert "ˢ</span> a subset of the benchmark" in page  # what each symbol means, once
+
+
 def test_unknown_git_revision_reads_unknown(site: dict[str, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(report.results, "git_sha", lambda: None)
     assert report.main(argv(site)) == 0

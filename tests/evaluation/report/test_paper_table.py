@@ -117,3 +117,44 @@ def test_unknown_table_lists_the_known_ones(tmp_path: Path, capsys: pytest.Captu
                              "--table", "setok_table99", "--md", str(tmp_path / "a.md"),
                              "--tex", str(tmp_path / "a.tex")])
     assert code != 0 and "setok_table1, setok_table6" in capsys.readouterr().err
+
+
+ORACLE = {"grader": {"name": "precomputed", "model": None, "judges_predictions": False,
+                     "file": "tests/fixtures/benchmarks/mmvet/oracle-grade-1runs.json"}, "subset": [], "shortcuts": []}
+CLEAN = {"grader": None, "subset": [], "shortcuts": []}
+
+
+def test_the_golden_tables_mark_the_subset_and_the_shortcut_and_explain_them(tmp_path: Path) -> None:
+    md, tex = render(tmp_path, "setok_table6", ["hard_cluster", "no_pe"])
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in md.splitlines() if line.startswith("| ")}
+    assert rows["SeTok (`hard_cluster`)"][5:7] == ["**70.2 ± 2.2**ˢ", "-8.2 [-10.5, -6.0]ˢ"]  # a limited VQAv2
+    assert rows["w/o PE (`no_pe`)"][2:4] == ["3.25 ± 0.25§", "-0.31 [-0.56, -0.06]§"]  # rFID on bundled photos
+    assert rows["w/o PE (`no_pe`)"][5] == "**70.2 ± 2.0**"  # a clean result: no mark
+    assert "- ˢ vqav2: subset, 200 of 214354 queries (benchmarks.vqav2.limit = 200)" in md
+    assert r"\S{} fid: shortcut: evaluated on the bundled images" in tex and r"2.2}$^{s}$ &" in tex
+    md1, _ = render(tmp_path, "setok_table1", ["hard_cluster"])
+    assert "Marked values" not in md1  # nothing marked, no legend
+
+
+def test_precomputed_grades_are_marked_in_both_formats_and_a_clean_column_is_not(tmp_path: Path) -> None:
+    import json
+
+    import yaml
+
+    specs = tmp_path / "tables.yaml"
+    specs.write_text(yaml.safe_dump({"tables": {"t": {
+        "paper": "setok", "table": "99", "title": "Graded",
+        "columns": [{"key": "mmvet.score", "title": "MM-Vet", "better": "higher", "digits": 1},
+                    {"key": "gqa.accuracy", "title": "GQA", "better": "higher", "digits": 1}],
+        "rows": [{"key": "a", "label": "A", "variant": "a"}]}}}))
+    for name, metrics, prov in (("mmvet", {"score": 100.0}, ORACLE), ("gqa", {"accuracy": 50.0}, CLEAN)):
+        path = tmp_path / "results/a/eval" / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"metrics": metrics, "ci95": {}, "n": 4, "provenance": prov}))
+    args = (specs, "t", FIX / "paper_numbers.yaml", tmp_path / "results", ["a"])
+    md, tex = paper_table.render(*args)
+    assert "| A (`a`) | — | 100.0° | — | — | 50.0 | — |" in md
+    assert ("- ° mmvet: precomputed grades (tests/fixtures/benchmarks/mmvet/oracle-grade-1runs.json), not judged "
+            "from these predictions") in md
+    assert r"100.0$^{\circ}$ & -- & -- & 50.0 & --" in tex and r"$^{\circ}$ mmvet: precomputed grades" in tex
+    assert paper_table.render(*args) == (md, tex)  # deterministic

@@ -48,3 +48,28 @@ def test_semhitok_table_reports_usage_in_percent_beside_the_paper(tmp_path):
                         "1.50 [1.25, 1.75] | 1.19 | +0.31 |")
     # Table 2 gives the default model's codes, codebook size and rFID; nothing of ours exists yet.
     assert lines[3] == "| semhitok | — | 256 | — | — | 196608 | — | — | — | — | — | 1.16 | — |"
+
+
+BUNDLED = {"grader": None, "subset": [], "shortcuts": [
+    "evaluated on the bundled images (datasets.bundled.kind = bundled), not ImageNet val"]}
+CLEAN = {"grader": None, "subset": [], "shortcuts": []}
+
+
+def test_values_from_a_stand_in_evaluation_set_are_marked_with_a_legend(tmp_path):
+    res = tmp_path / "results"
+    write(res / "hard_cluster/tokenizer/tokens.json", {"mean": 24.5, "provenance": BUNDLED})
+    write(res / "hard_cluster/eval/fid.json", {"metrics": {"fid": 2.5}, "ci95": {}, "provenance": BUNDLED})
+    write(res / "hard_cluster/eval/imagenet.json", {"metrics": {"top1": 70.25}, "ci95": {}, "provenance": {
+        **BUNDLED, "shortcuts": [*BUNDLED["shortcuts"], "top-k over 9 classes, not ImageNet-1k's 1000"]}})
+    write(res / "no_pe/eval/fid.json", {"metrics": {"fid": 3.0}, "ci95": {}, "provenance": CLEAN})
+    md, tex = tmp_path / "t.md", tmp_path / "t.tex"
+    assert main(["--results", str(res), "--variants", "hard_cluster", "no_pe", "--paper",
+                 str(ROOT / "evaluation/paper_numbers.yaml"), "--md", str(md), "--tex", str(tex)]) == 0
+    lines = md.read_text().splitlines()
+    assert lines[2] == "| hard_cluster | 24.5§ | 25.0 | -0.5§ | 2.50§ | 2.07 | +0.43§ | 70.2§ | 75.4 | -5.2§ |"
+    assert lines[3] == "| no_pe | — | — | — | 3.00 | 3.56 | -0.56 | — | — | — |"  # clean: no mark
+    text = md.read_text()
+    assert "- § imagenet: shortcut: top-k over 9 classes, not ImageNet-1k's 1000" in text
+    assert "- § fid: shortcut: evaluated on the bundled images" in text and "- § tokens: shortcut:" in text
+    t = tex.read_text()
+    assert r"hard\_cluster & 24.5\S{} & 25.0 & -0.5\S{} & 2.50\S{}" in t and r"\S{} imagenet: shortcut" in t
