@@ -244,13 +244,7 @@ class MaskDecoderConfig:
 
 @dataclass(frozen=True)
 class LoRAConfig:
-    """Stage II LoRA on the LLM (peft).
-
-    ``train_embeddings`` (CI only, ``config/learn.yaml``): the whole input embedding and LM head train beside the
-    adapters. A pretrained LLM knows every word of the instruction data; the CI's random LLM knows only the words
-    Stage I taught it, and LoRA cannot reach the others through frozen rows. The papers' setting is ``false`` (only
-    the ``[Img]``/``[/Img]`` rows train).
-    """
+    """Stage II LoRA on the LLM (peft)."""
 
     r: int = 128
     alpha: int = 256
@@ -258,7 +252,6 @@ class LoRAConfig:
     target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
-    train_embeddings: bool = False
 
 
 @dataclass(frozen=True)

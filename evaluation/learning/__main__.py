@@ -38,6 +38,7 @@ def probe(stage: plan.Stage, root: Path) -> dict[str, float]:
     folder = plan.model_path(root, stage).parent
     cfg = load_config(plan.run_folder(root, stage.family) / "config.yaml")
     tokenizer = plan.tokenizer_path(root, stage.family)
+    init = plan.model_path(root, plan.BY_NAME[stage.init]) if stage.init else None
     kind = stage.stage or "tokenizer"
     if stage.name == "setok.tokenizer":
         return probes.probe_setok_tokenizer(folder, cfg)
@@ -50,9 +51,9 @@ def probe(stage: plan.Stage, root: Path) -> dict[str, float]:
             return probes.probe_setokim_stage1(folder, tokenizer, cfg)
         if kind == "mask_decoder":
             return probes.probe_mask_decoder(folder, tokenizer, cfg)
-        return probes.probe_answers(folder, tokenizer, cfg, "stage2")
+        return probes.probe_answers(folder, tokenizer, cfg, "stage2", init=init)
     codes = probes.probe_unified_codes(folder, tokenizer, cfg, kind)
-    return codes | (probes.probe_answers(folder, tokenizer, cfg, kind) if kind == "stage2" else {})
+    return codes | (probes.probe_answers(folder, tokenizer, cfg, kind, init=init) if kind == "stage2" else {})
 
 
 def is_current(model: Path, sha: str) -> bool:

@@ -269,31 +269,41 @@ def normalise(answer: str) -> str:
     return " ".join(answer.split()).lower()
 
 
-@torch.no_grad()
-def probe_answers(run: Path, tokenizer: Path, cfg: Config, stage: str) -> dict[str, float]:
-    """Greedy answers of the trained MLLM (the benchmarks' predictor) to the first question of every training
-    conversation of ``train_<stage>``, against the training answer (whitespace and case ignored); the baseline answers
-    every question with the most common training answer."""
+def reproduced(model: Path, tokenizer: Path, exchanges: list[tuple[Any, str, Path | None, str]]) -> list[bool]:
+    """Per exchange: whether the greedy answer of ``model`` (the benchmarks' predictor, Stage-II template) equals the
+    training answer, whitespace and case ignored."""
     from evaluation.predict.mllm import Predictor
     from evaluation.tasks.base import Query
 
-    exchanges = first_exchanges(cfg, stage)
-    if not exchanges:
-        raise DataError(f"train_{stage}: no conversation with a text answer to reproduce")
-    predictor = Predictor(run / "model.pt", tokenizer)
+    predictor = Predictor(model, tokenizer)
     answers: dict[int, str] = {}
-    for with_image in (True, False):
+    for with_image in (True, False):  # a batch holds queries with images or queries without
         group = [(k, x) for k, x in enumerate(exchanges) if (x[2] is not None) == with_image]
         for start in range(0, len(group), 8):
             chunk = group[start : start + 8]
             queries = [Query(id=k, kind="answer", prompt=q, image=img, max_new_tokens=48)
                        for k, (_, q, img, _) in chunk]
             answers.update({k: a for (k, _), a in zip(chunk, predictor.answer(queries))})
+    return [normalise(answers[k]) == normalise(x[3]) for k, x in enumerate(exchanges)]
+
+
+@torch.no_grad()
+def probe_answers(run: Path, tokenizer: Path, cfg: Config, stage: str, *, init: Path) -> dict[str, float]:
+    """The first question of every training conversation of ``train_<stage>`` answered by the trained MLLM and by the
+    model it started from (``init``), against the training answer; and the share of the most common answer (a model
+    that always gives it). Also per source (``answers_reproduced_<source>``)."""
+    exchanges = first_exchanges(cfg, stage)
+    if not exchanges:
+        raise DataError(f"train_{stage}: no conversation with a text answer to reproduce")
+    hits = reproduced(run / "model.pt", tokenizer, exchanges)
     refs = [normalise(x[3]) for x in exchanges]
-    hits = [normalise(answers[k]) == ref for k, ref in enumerate(refs)]
-    most_common = max(set(refs), key=refs.count)
-    return {"answers_reproduced": float(np.mean(hits)), "answers": float(len(refs)),
-            "most_common_answer_baseline": refs.count(most_common) / len(refs)}
+    out = {"answers_reproduced": float(np.mean(hits)), "answers": float(len(refs)),
+           "init_answers_reproduced": float(np.mean(reproduced(init, tokenizer, exchanges))),
+           "most_common_answer_baseline": max(refs.count(r) for r in refs) / len(refs)}
+    sources = [x[0].id.split(":")[0] if ":" in x[0].id else "" for x in exchanges]
+    for source in sorted(set(sources) - {""}):
+        out[f"answers_reproduced_{source}"] = float(np.mean([h for h, s in zip(hits, sources) if s == source]))
+    return out
 
 
 @torch.no_grad()

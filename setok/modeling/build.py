@@ -213,7 +213,7 @@ def apply_lora(model: PreTrainedModel, cfg: LoRAConfig, *, tokenizer: PreTrained
     ids = special_ids(tokenizer)
     return add_lora(
         model, r=cfg.r, alpha=cfg.alpha, dropout=cfg.dropout, target_modules=list(cfg.target_modules),
-        token_ids=[ids["img_start"], ids["img_end"]], train_embeddings=cfg.train_embeddings,
+        token_ids=[ids["img_start"], ids["img_end"]],
     )
 
 

@@ -165,15 +165,13 @@ def add_lora(
     dropout: float,
     target_modules: list[str],
     token_ids: list[int],
-    train_embeddings: bool = False,
 ) -> PreTrainedModel:
     """Stage II: freeze ``model``, add LoRA adapters to ``target_modules`` and keep the rows ``token_ids`` of the
     input (and untied output) embedding trainable.
 
     The embedding rows use peft's ``trainable_token_indices`` (a trainable delta for just those rows) rather than
     ``modules_to_save``, which would make a full trainable copy of the 32000 x 4096 embedding and LM head at 7B scale.
-    A tied LM head follows the input embedding automatically. ``train_embeddings`` (CI only) trains the whole input
-    embedding and LM head instead, through ``modules_to_save``.
+    A tied LM head follows the input embedding automatically.
 
     Returns: the ``peft`` model (a ``PeftModelForCausalLM``; its forward accepts ``inputs_embeds``).
     """
@@ -181,10 +179,11 @@ def add_lora(
 
     inp, out = model.get_input_embeddings(), model.get_output_embeddings()
     names = {m: n for n, m in model.named_modules()}
-    tables = [names[inp]] + ([names[out]] if out is not None and out.weight is not inp.weight else [])
-    rows = {} if train_embeddings else {"trainable_token_indices": {name: list(token_ids) for name in tables}}
+    indices = {names[inp]: list(token_ids)}
+    if out is not None and out.weight is not inp.weight:
+        indices[names[out]] = list(token_ids)
     config = LoraConfig(
         r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules), task_type="CAUSAL_LM",
-        modules_to_save=tables if train_embeddings else None, **rows,
+        trainable_token_indices=indices,
     )
     return get_peft_model(model, config)

@@ -127,8 +127,10 @@ def train(
     torch.manual_seed(tc.seed)
     model, disc, enhanced = build_stage(cfg, stage, init)
     lc = cfg.tokenizer.semhitok.loss
-    # The warm-up is the first pixel stage's: a later stage starts from a trained discriminator, GAN on at once.
-    disc_start = lc.disc_start if stage == "pixel_codebook" else 0
+    # The warm-up belongs to a stage whose pixel decoder starts from scratch (the first pixel stage, the enhanced
+    # decoder): a GAN before the decoder reconstructs holds it at each image's mean colour (paper-notes H5). The
+    # fine-tune continues a trained decoder and discriminator, GAN on at once.
+    disc_start = lc.disc_start if stage in ("pixel_codebook", "pixel_decoder") else 0
     if disc is None:
         module: nn.Module = model
         perceptual = None

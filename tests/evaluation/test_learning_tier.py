@@ -91,3 +91,9 @@ def test_first_exchanges_are_the_first_question_and_answer_of_each_training_conv
     assert ("What is 2 + 3?", "2 + 3 = 5.") in questions  # a text-only conversation
     # The CI fixtures: 10 LLaVA conversations about an image, 1 without, 4 Alpaca instructions.
     assert sum(img is not None for _, _, img, _ in rows) == 10 and len(rows) == 15
+
+
+def test_an_offset_check_needs_a_margin_over_its_baseline():
+    c = checks.Check("s", "learned", "now", ">=", 1.0, "before", "the initial model", offset=0.4)
+    assert c.rule == "now >= before + 0.4"
+    assert c.passes({"now": 0.8, "before": 0.4}) and not c.passes({"now": 0.79, "before": 0.4})
