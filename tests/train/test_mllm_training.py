@@ -13,7 +13,7 @@ from hand_training import mllm_micro_batch, moved, reached, text_ids  # tests/tr
 from setok.config import Config as _Config
 from setok.config import deep_merge, from_dict, resolve, to_dict
 from setok.io import torch_save
-from setok.modeling.build import build_setok, build_setokim, load_setokim
+from setok.modeling.build import build_mask_decoder, build_setok, build_setokim, load_setokim
 from setok.train.mllm import _frozen_setok, _tokenize, cfg_drop, train, training_mode
 from setok.train.mllm_batch import build_sequences, image_token_lists
 
@@ -104,11 +104,33 @@ def test_stage1_step1_losses_by_hand_and_only_the_reached_weights_train(stages):
 
 
 def test_mask_decoder_stage_changes_only_the_mask_decoder(stages):
-    _, _, _, ckpts, _ = stages
+    """Step 1's logged loss is 2 BCE + 0.5 Dice (LISA's weights) written out by hand for the mask decoder of the
+    Stage-I model.pt prompted by the object's SeTok tokens on the step's micro-batch (1e-6 relative: the same float32
+    ops); every mask-decoder weight then trains and no Stage-I weight moves."""
+    cfg, root, tokenizer, ckpts, _ = stages
     a, b = ckpts["stage1"], ckpts["mask_decoder"]
     for k, v in a["setokim"].items():
         torch.testing.assert_close(b["setokim"][k], v, rtol=0, atol=0, msg=k)
-    assert any(not torch.equal(a["mask_decoder"][k], b["mask_decoder"][k]) for k in a["mask_decoder"])
+    sc, cpu = cfg.train_mask_decoder, torch.device("cpu")
+    assert sc.batch_size == sc.micro_batch_size
+    setok = _frozen_setok(cfg, tokenizer, cpu)
+    decoder = build_mask_decoder(cfg, token_dim=setok.merger.proj.out_features, image_dim=setok.encoder.width)
+    decoder.load_state_dict(a["mask_decoder"])
+    decoder.train()
+    raw = mllm_micro_batch(cfg, sc, image_size=cfg.tokenizer.backbone.image_size)
+    tok, selected = _tokenize(setok, raw, overlap=cfg.mllm.segment_overlap, dev=cpu)
+    has = raw.has_region  # (N,) the images that carry an object's mask
+    assert bool(has.any())
+    logits = decoder(tok.features[has], tok.tokens[has], (tok.valid & selected)[has])[:, 0]  # (n, H', W')
+    target = (F.interpolate(raw.regions[has][:, None].float(), size=logits.shape[-2:], mode="area")[:, 0] > 0.5).float()
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean((-2, -1)).mean()
+    p = logits.sigmoid()
+    dice = (1 - (2 * (p * target).sum((-2, -1)) + 1e-3) / (p.sum((-2, -1)) + target.sum((-2, -1)) + 1e-3)).mean()
+    row = json.loads((root / "md" / "train_log.jsonl").read_text().splitlines()[0])
+    assert row["step"] == 1 and row["objects"] == float(has.sum())
+    assert row["loss"] == pytest.approx((2.0 * bce + 0.5 * dice).item(), rel=1e-6)
+    trainable = {n for n, q in decoder.named_parameters() if q.requires_grad}
+    assert trainable and moved(a["mask_decoder"], b["mask_decoder"]) == trainable
 
 
 def test_stage2_lora_leaves_the_base_llm_weights_unchanged(stages):
