@@ -142,8 +142,9 @@ def test_two_ranks_log_the_losses_and_reach_the_weights_of_one_rank(runs):
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "DeepSpeed ZeRO-2 reduces gradients in the order they become ready on each rank (deepspeedai/DeepSpeed#2343); at "
     "step 3 rank 0 generates an image and rank 1 does not, their backward graphs differ, and the reduced gradient is "
-    "wrong (global norm 2.918 instead of 3.127; ZeRO-0 and ZeRO-1 give 3.127, equal to one rank). Remove this mark "
-    "once the MLLM stages reduce gradients correctly when ranks take different paths."))
+    "wrong (global norm 2.918 instead of 3.127: ZeRO-1 on two ranks gives 3.127 as one rank does, and under ZeRO-0 "
+    "the two ranks' weights equal one rank's bit for bit). Remove this mark once the MLLM stages reduce gradients "
+    "correctly when ranks take different paths."))
 def test_two_ranks_end_at_the_weights_of_one_rank(runs):
     """The final weights after step 3 (rank 0 generates, rank 1 does not) agree to 1e-6 absolute, as under ZeRO-0
     (bit-identical) and ZeRO-1 (6e-8). Under ZeRO-2 they are off by up to 8e-4 (more than the step's lr of 5e-4)."""
