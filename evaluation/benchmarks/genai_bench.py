@@ -167,7 +167,8 @@ predictions (--predictions): a folder with one generated image per prompt, <prom
   generate.py writes 00000.jpeg, ...). Every prompt needs exactly one image; missing and extra images are errors.
 
 Scoring (t2v_metrics genai_bench/evaluate.py): each prompt's image gets a VQAScore in [0, 1] from the grader;
-<skill> = mean over the prompts listed under that skill (spaces become underscores: spatial_relation, ...);
+<skill> = mean over the prompts listed under that skill (spaces become underscores: spatial_relation,
+  action_relation, part_relation);
 basic / advanced = mean over the prompts listed under "basic" / "advanced"; vqascore (the official "overall") = mean
 over the union of all listed prompts, so a prompt listed under no skill is graded but not averaged.
 Values are raw (SemHiTok Table 8 reports basic and advanced, e.g. 0.83 / 0.64).

@@ -37,8 +37,9 @@ equals the question's "answer" exactly; only questions with isBalanced count. Co
 prediction changes nothing. --no-convert compares the predictions as stored (eval.py alone).
 
 Metrics: accuracy; accuracy_binary and accuracy_open (open = structural type "query", as eval.py);
-accuracy_<structural type> (verify, query, choose, logical, compare) and accuracy_<semantic type> (attr, cat,
-global, obj, rel), for the types present. Per-sample rows: {"questionId", "prediction" (as compared), "answer",
+accuracy_<structural type> (accuracy_verify, accuracy_query, accuracy_choose, accuracy_logical, accuracy_compare)
+and accuracy_<semantic type> (accuracy_attr, accuracy_cat, accuracy_global, accuracy_obj, accuracy_rel), for the
+types present. Per-sample rows: {"questionId", "prediction" (as compared), "answer",
 "structural", "semantic", "correct": 0|1}. ci95: percentile bootstrap over questions (per type: over its questions)."""
     metrics = (
         Metric("accuracy", higher_is_better=True, help="exact-match accuracy over balanced questions, percent"),

@@ -46,7 +46,8 @@ Features: the fid benchmark's engine (uint8 RGB into torch-fidelity's FID Incept
 offline; it resizes to 299x299 itself; pool3 2048-d). MJHQ's authors compute FID at 1024x1024: feed the images at
 the resolution generated, or give --resize N to center-crop and bicubic-resize every image to NxN first.
 fid = Frechet distance of all generated vs all reference features; fid_<category> = the same within each
-category (3,000 vs 3,000 in the release).
+category (3,000 vs 3,000 in the release): fid_animals, fid_art, fid_fashion, fid_food, fid_indoor, fid_landscape,
+fid_logo, fid_people, fid_plants, fid_vehicles.
 --reference-cache X.npz: reuse reference features from X (with 'names' = image ids) or, if X does not exist,
 write them there after computing (made under the same --resize; the file does not record it).
 Per-sample rows: {"id", "category", "file", "feature_norm"} per generated image. ci95 only with --bootstrap N:

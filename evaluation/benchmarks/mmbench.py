@@ -46,9 +46,12 @@ unmatched answer is wrong, as VLMEvalKit's exact_matching judge does; expect num
 for chatty models. Circular evaluation (mcq_circular_eval): a question (index < 1e6) is right only if every row with
 the same index % 1e6 is matched to its own answer.
 metrics: accuracy; accuracy_<category> and accuracy_l2_<l2-category> (lowercased, non-alphanumerics -> "_") of the
-main rows' categories, as VLMEvalKit report_acc. Per-sample rows, one per question: {"id": index, "category",
-"l2_category", "answers": [...], "predictions": [...], "matched": [letter|null, ...], "correct": 0|1}, variants in
-index order. ci95: percentile bootstrap over questions (default 1000 resamples), within the group for group metrics."""
+main rows' categories, as VLMEvalKit report_acc; the release's l2-categories give accuracy_l2_coarse_perception,
+accuracy_l2_finegrained_perception_instance_level, accuracy_l2_finegrained_perception_cross_instance,
+accuracy_l2_logic_reasoning, accuracy_l2_relation_reasoning, accuracy_l2_attribute_reasoning.
+Per-sample rows, one per question: {"id": index, "category", "l2_category", "answers": [...], "predictions": [...],
+"matched": [letter|null, ...], "correct": 0|1}, variants in index order. ci95: percentile bootstrap over questions
+(default 1000 resamples), within the group for group metrics."""
     metrics = (Metric("accuracy", higher_is_better=True, help="circular accuracy over questions, percent"),) + tuple(
         Metric(f"accuracy_l2_{slug(c)}", higher_is_better=True, help=f"circular accuracy on {c}, percent")
         for c in L2_CATEGORIES

@@ -24,7 +24,8 @@ predictions (--predictions): a JSON array [{{"question_id": 2971475, "answer": "
 
 {VQA_RULES}
 
-Metrics: accuracy, and accuracy_<answer_type> for every answer_type present (OK-VQA has only "other").
+Metrics: accuracy, and accuracy_<answer_type> for every answer_type present (OK-VQA has only "other":
+accuracy_other).
 Per-sample rows: {{"question_id", "answer_type", "prediction" (as compared), "matches", "accuracy" (0..1)}}.
 ci95: percentile bootstrap over questions. --raw-predictions skips the EvalAI processor."""
     metrics = (VQA_FAMILY_METRICS[0], VQA_FAMILY_METRICS[3])

@@ -57,7 +57,10 @@ share of "yes" REFERENCES, always 50 on the balanced official splits). An empty 
 
 metrics: <m>_<split> for m in accuracy, precision, recall, f1, yes_ratio and every split scored, and <m> = the
 unweighted mean of <m>_<split> over the splits (f1 = mean F1 over adversarial/popular/random, the number LLaVA-style
-tables report as "POPE"). With one split, <m> equals <m>_<split>.
+tables report as "POPE"). With one split, <m> equals <m>_<split>. The official splits give accuracy_adversarial,
+precision_adversarial, recall_adversarial, f1_adversarial, yes_ratio_adversarial, accuracy_popular,
+precision_popular, recall_popular, f1_popular, yes_ratio_popular, accuracy_random, precision_random, recall_random,
+f1_random, yes_ratio_random.
 Per-sample rows: {"split", "id", "label", "parsed", "correct": 0|1}. ci95: percentile bootstrap resampling
 questions within each split independently (default 1000 resamples); the mean-over-splits intervals use the
 same replicates."""

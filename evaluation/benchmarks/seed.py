@@ -49,7 +49,10 @@ A prediction is right (--letter-rule first-char, default; lmms-eval seed_process
 non-blank character equals the answer letter, case-insensitively ("b) a cat" -> B; "The answer is B" -> T, wrong).
 --letter-rule exact (LLaVA convert_seed_for_submission.py): the prediction must equal the letter ("B." is wrong).
 metrics: accuracy; accuracy_image / accuracy_video (by data_type); accuracy_<dimension> per question_type name,
-lowercased with "_" (accuracy_scene_understanding, ...). A table's SEED-IMG / SEED^I is accuracy_image (or
+lowercased with "_" (accuracy_scene_understanding, accuracy_instance_identity, accuracy_instance_attributes,
+accuracy_instance_location, accuracy_instances_counting, accuracy_spatial_relation, accuracy_instance_interaction,
+accuracy_visual_reasoning, accuracy_text_understanding, accuracy_action_recognition, accuracy_action_prediction,
+accuracy_procedure_understanding). A table's SEED-IMG / SEED^I is accuracy_image (or
 accuracy with --data-type image).
 Per-sample rows: {"id", "question_type_id", "data_type", "answer", "prediction", "correct"}.
 ci95: percentile bootstrap over questions (default 1000 resamples), within the group for group metrics."""

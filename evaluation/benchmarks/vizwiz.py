@@ -32,9 +32,9 @@ apostrophes as U+2019: "dont" -> "don\u2019t"). The human answers are compared a
 them). Per human i: min(1, #other humans (by position) equal to the prediction / 3); the image scores the mean over
 humans: 2 matching of 10 -> 0.6, 3 -> 0.9, >= 4 -> 1. Unlike vqaEval.py for VQAv2, there is no unanimity special case.
 
-Metrics: accuracy, and accuracy_<answer_type> for every answer_type present ('yes/no' -> accuracy_yes_no, number,
-other, unanswerable). Not reported: the unanswerability average precision / F1 (they need an 'answerable' score per
-prediction, which LLaVA-style outputs lack).
+Metrics: accuracy, and accuracy_<answer_type> for every answer_type present ('yes/no' -> accuracy_yes_no,
+accuracy_number, accuracy_other, accuracy_unanswerable). Not reported: the unanswerability average precision / F1
+(they need an 'answerable' score per prediction, which LLaVA-style outputs lack).
 Per-sample rows: {"image", "answer_type", "prediction" (as compared), "matches", "accuracy" (0..1)}.
 ci95: percentile bootstrap over images (per type: over that type's images).
 --raw-predictions skips the EvalAI processor."""

@@ -92,7 +92,13 @@ def _batch(tok, token_dim: int, generator: torch.Generator):
     )
 
 
-def test_build_setokim_forward_gives_finite_text_vis_eoi_losses(cfg):
+def test_build_setokim_forward_gives_eq4_losses_and_gradients(cfg):
+    """The built SeTokIM's logged losses are Eq. (4)'s terms recomputed by hand from its own LLM states: text
+    cross-entropy on the labels, end-of-image BCE at the generated tokens, the diffusion loss on those tokens
+    conditioned one position earlier (same noise: the RNG state is replayed), and loss = text + vis + eoi (1e-6
+    relative: the same float32 ops). The gradient reaches the whole LLM, the input projector, the end-of-image head
+    and the diffusion head's output layer (the output projector only from step 3 on: MAR's zero init), never the
+    mask decoder."""
     token_dim, image_dim = 16, 24
     model, tok, mask_decoder = build_setokim(cfg, token_dim=token_dim, image_dim=image_dim)
     hidden = cfg.mllm.llm.model_config["hidden_size"]
@@ -101,13 +107,31 @@ def test_build_setokim_forward_gives_finite_text_vis_eoi_losses(cfg):
     assert mask_decoder.image_proj[0].in_features == image_dim and mask_decoder.token_proj.in_features == token_dim
     batch = _batch(tok, token_dim, torch.Generator().manual_seed(0))
     assert int(batch.visual_train.sum()) == 3  # only the first image is generated
+    rng = torch.get_rng_state()
     loss, logs = model(batch)
-    assert {"text", "vis", "eoi", "loss"} <= logs.keys()
-    assert all(torch.isfinite(torch.tensor(logs[k])) for k in ("text", "vis", "eoi", "loss"))
     # a random LM's text loss is near log(V): its logits are nearly uniform over the vocabulary
     assert abs(logs["text"] - torch.log(torch.tensor(float(len(tok)))).item()) < 1.0
     loss.backward()
-    assert model.input_projector[0].weight.grad is not None and model.eoi_head.weight.grad is not None
+    with torch.no_grad():
+        logits, h = model.hidden_states(batch)
+        gen = batch.visual_train
+        before = torch.zeros_like(batch.visual)
+        before[:, :-1] = batch.visual[:, 1:]
+        text = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch.labels.flatten(), ignore_index=-100)
+        eoi = torch.nn.functional.binary_cross_entropy_with_logits(model.eoi_head(h[batch.visual])[gen, 0],
+                                                                   batch.visual_last[gen].float())
+        torch.set_rng_state(rng)  # the diffusion head draws its timesteps and noise from the global RNG
+        vis = model.diffloss(batch.visual_tokens[gen], model.output_projector(h[before])[gen])
+    assert logs["text"] == pytest.approx(text.item(), rel=1e-6)
+    assert logs["eoi"] == pytest.approx(eoi.item(), rel=1e-6)
+    assert logs["vis"] == pytest.approx(vis.item(), rel=1e-6)
+    assert logs["loss"] == pytest.approx(logs["text"] + logs["vis"] + logs["eoi"], rel=1e-6)
+    nonzero = {n for n, p in model.named_parameters() if p.grad is not None and bool(p.grad.abs().sum() > 0)}
+    assert {n for n, _ in model.lm.named_parameters()} <= {n.removeprefix("lm.") for n in nonzero}
+    assert {"input_projector.0.weight", "eoi_head.weight", "diffloss.net.final.linear.weight"} <= nonzero
+    # MAR zero-initialises the diffusion head's output layer, so nothing flows back through it at the first step
+    assert "output_projector.weight" not in nonzero
+    assert all(p.grad is None for p in mask_decoder.parameters())  # trained in its own stage, by its own loss
 
 
 def test_apply_lora_trains_only_adapters_and_image_token_rows(cfg):

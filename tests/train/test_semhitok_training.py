@@ -1,14 +1,19 @@
 """The SemHiTok stages: the frozen semantic branch stays bit-identical through pixel training, exact resume,
 pass-through stages, the enhanced decoder trained alone, and one-line errors for a wrong --init."""
 import copy
+import json
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
+from hand_training import moved  # tests/train is on sys.path (pytest rootdir import)
 
 from setok.config import deep_merge, resolve
+from setok.data import build_datasets, collate
 from setok.io import DataError
+from setok.train.schedule import StepBatchSampler
 from setok.train.semhitok import train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,6 +59,65 @@ def test_semantic_branch_is_bit_identical_after_pixel_training(chain):
     assert sem["stage"] == "semantic_codebook" and pix["stage"] == "pixel_codebook" and pix["step"] == 3
     rows = [yaml.safe_load(line) for line in (chain[0] / "pixel" / "train_log.jsonl").read_text().splitlines()]
     assert "adversarial" not in rows[0] and "adversarial" in rows[1] and "disc" in rows[2]  # warm-up: disc_start 1
+
+
+def test_pixel_stage_logs_eq7_recomputed_by_hand_and_trains_exactly_its_modules(chain):
+    """Eq. (7) written out: step 1's logged terms (last micro-batch, at the initial weights: the semantic model.pt
+    and train()'s seed for the new pixel modules, discriminator and random LPIPS) and step 3's (at the weights of the
+    step-2 checkpoint, the GAN on: the generator's -D(x_hat) and the hinge loss 0.5 (E relu(1 - D(x)) + E relu(1 +
+    D(x_hat)))) equal the hand values (1e-6 relative: the same float32 ops, measured equal), and so does their
+    weighted sum. The stage moves every weight of the pixel encoder, SGHC, pixel decoder and discriminator and
+    nothing else."""
+    from setok.train.semhitok import build_perceptual, build_stage
+
+    root, _, pix, _ = chain
+    cfg = tiny_config()
+    tc, lc = cfg.train_pixel_codebook, cfg.tokenizer.semhitok.loss
+    rows = [json.loads(line) for line in (root / "pixel" / "train_log.jsonl").read_text().splitlines()]
+    torch.manual_seed(tc.seed)  # train()'s order: seed, stage model and discriminator, then LPIPS
+    model, disc, _ = build_stage(cfg, "pixel_codebook", root / "semantic" / "model.pt")
+    perceptual = build_perceptual(cfg)
+    initial = tuple({k: v.clone() for k, v in m.state_dict().items()} for m in (model, disc))
+    model.train()
+    dataset = build_datasets([cfg.datasets[s] for s in tc.sources],
+                             image_size=cfg.tokenizer.semhitok.semantic.backbone.image_size)
+    sampler = StepBatchSampler(num_samples=len(dataset), batch_size=tc.batch_size,
+                               micro_batch_size=tc.micro_batch_size, steps=tc.steps, seed=tc.seed)
+    weights = {"l2": lc.l2_weight, "l1": lc.l1_weight, "codebook": lc.codebook_weight,
+               "perceptual": lc.perceptual_weight, "adversarial": lc.adversarial_weight, "disc": 1.0}
+
+    def last_micro_batch_terms(step: int) -> dict[str, float]:
+        ids = sampler.global_batch(step)[-tc.micro_batch_size:]
+        with torch.no_grad():
+            out = model(collate([dataset[i] for i in ids])["image"])
+            x, x_hat = out.target, out.recon
+            terms = {"l2": ((x_hat - x) ** 2).mean(), "l1": (x_hat - x).abs().mean(), "codebook": out.vq_loss,
+                     "perceptual": perceptual(x_hat, x).mean()}
+            if step >= lc.disc_start:
+                fake, real = disc(x_hat), disc(x)
+                terms["adversarial"] = -fake.mean()
+                terms["disc"] = 0.5 * (F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean())
+        return {k: v.item() for k, v in terms.items()}
+
+    assert lc.disc_start == 1 and sampler.accumulation == 2
+    hand = {1: last_micro_batch_terms(0)}
+    module = torch.load(root / "pixel" / "checkpoints" / "step00000002" / "mp_rank_00_model_states.pt",
+                        weights_only=False)["module"]  # DeepSpeed's file: the PixelObjective after step 2
+    model.load_state_dict({k.removeprefix("tokenizer."): v for k, v in module.items() if k.startswith("tokenizer.")})
+    disc.load_state_dict({k.removeprefix("discriminator."): v for k, v in module.items()
+                          if k.startswith("discriminator.")})
+    hand[3] = last_micro_batch_terms(2)
+    for step, terms in hand.items():
+        row = rows[step - 1]
+        assert row["step"] == step and set(terms) <= set(row)
+        for k, v in terms.items():
+            assert row[k] == pytest.approx(v, rel=1e-6), (step, k)
+        assert row["loss"] == pytest.approx(sum(weights[k] * v for k, v in terms.items()), rel=1e-6), step
+    assert "adversarial" in hand[3] and "adversarial" not in hand[1]
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert {n.split(".")[0] for n in trainable} == {"pixel_encoder", "sghc", "pixel_decoder"}
+    assert moved(initial[0], {**initial[0], **pix["state_dict"]}) == trainable
+    assert moved(initial[1], pix["discriminator"]) == set(initial[1])
 
 
 def test_semantic_stage_moves_the_ema_codebook(chain):

@@ -7,12 +7,15 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
+from hand_training import mllm_micro_batch, moved, reached, text_ids  # tests/train is on sys.path (rootdir import)
 
 from setok.config import Config, deep_merge, dump, from_dict, resolve, to_dict
 from setok.io import DataError, torch_save
-from setok.modeling.build import build_semhitok, load_mllm, semhitok_state
-from setok.train.mllm import train
+from setok.modeling.build import build_semhitok, build_semhitokim, load_mllm, load_semhitok, semhitok_state
+from setok.train.mllm import cfg_drop, train, training_mode
+from setok.train.mllm_batch import build_sequences
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGE = {"steps": 2, "batch_size": 2, "micro_batch_size": 2, "checkpoint_every": 1, "log_every": 1,
@@ -53,9 +56,47 @@ def stages(tmp_path_factory):
 
 
 def test_stage1_trains_text_and_image_codes_and_copies_the_codebooks(stages):
-    _, root, _, tok, s1, _, _ = stages
+    """Step 1's logged losses are the next-token cross-entropy over the joint vocabulary (text ids, then V + code
+    for the code at each position of an image to generate) recomputed by hand from the initial model (train()'s seed
+    and build order) and the step's micro-batch, overall and split into image and text targets (1e-6 relative: the
+    same float32 ops, measured equal). Every trainable weight gets a gradient and moves; the codebooks do not."""
+    cfg, root, tokenizer, tok, s1, _, _ = stages
     rows = [yaml.safe_load(line) for line in (root / "stage1" / "train_log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [1, 2] and all(r["loss"] > 0 for r in rows)
+    assert [r["step"] for r in rows] == [1, 2]
+    sc = cfg.train_stage1
+    assert sc.batch_size == sc.micro_batch_size  # step 1 is one micro-batch
+    torch.manual_seed(sc.seed)
+    semhitok, _ = load_semhitok(tokenizer)
+    model, text_tokenizer = build_semhitokim(cfg, semhitok=semhitok)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    training_mode(model)
+    raw = mllm_micro_batch(cfg, sc, image_size=cfg.tokenizer.semhitok.semantic.backbone.image_size)
+    with torch.no_grad():
+        codes = semhitok.requires_grad_(False).flat(semhitok.encode(raw.images))
+    special, tokenize = text_ids(text_tokenizer)
+    batch = build_sequences(raw, list(codes), template=sc.template,
+                            drop=cfg_drop(raw, p=cfg.mllm.cfg_dropout, seed=sc.seed, step=0, micro=0),
+                            tokenize=tokenize, ids=special, token_dim=0, max_length=cfg.mllm.max_length)
+    h = model.lm(inputs_embeds=model.embed(batch), attention_mask=batch.attention_mask,
+                 output_hidden_states=True).hidden_states[-1]  # (B, L, H)
+    vocab = model.lm.get_output_embeddings().weight.shape[0]
+    logits = torch.cat([model.lm.get_output_embeddings()(h), model.image_head(h)], dim=-1)  # (B, L, V + K*m)
+    target = batch.labels.clone()
+    for (b, t), code, generate in zip(batch.visual.nonzero().tolist(), batch.visual_codes.tolist(),
+                                      batch.visual_train.tolist()):
+        if generate:
+            target[b, t - 1] = vocab + code  # the code at t is predicted from position t - 1
+    keep = target.flatten() != -100
+    per = F.cross_entropy(logits.flatten(0, 1)[keep], target.flatten()[keep], reduction="none")
+    image = target.flatten()[keep] >= vocab
+    assert bool(image.any()) and bool((~image).any())
+    assert rows[0]["loss"] == pytest.approx(per.mean().item(), rel=1e-6)
+    assert rows[0]["image"] == pytest.approx(per[image].mean().item(), rel=1e-6)
+    assert rows[0]["text"] == pytest.approx(per[~image].mean().item(), rel=1e-6)
+    per.mean().backward()
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and reached(model) == trainable
+    assert moved(initial, s1["setokim"]) == trainable
     assert s1["family"] == "semhitok" and s1["mask_decoder"] is None
     torch.testing.assert_close(s1["setokim"]["semantic_codes"], tok.semantic.quantizer.codebook, rtol=0, atol=0)
     torch.testing.assert_close(s1["setokim"]["pixel_codes"], tok.sghc.codes().detach(), rtol=0, atol=0)
