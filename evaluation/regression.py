@@ -47,8 +47,18 @@ class Tolerance:
         return self.abs + self.rel * abs(baseline)
 
 
-# First match wins; the reasoning and the measurements behind these numbers are in docs/regression.md.
-TOLERANCES = (Tolerance("*", abs=1e-9, rel=1e-6),)
+# First match wins (measurements and reasoning: docs/regression.md). FID and pixel L1/L2 are computed from continuous
+# pixels and features, so they carry the CPU kernels' rounding: AVX2 instead of AVX-512 kernels moved them by 2.6e-5
+# relative at most, 10x under this tolerance, while removing SeTok's positional encoding moves rFID by 2.7e-3, 10x over
+# it. Every other number counts discrete decisions (argmax, greedy text, cluster sizes, thresholded masks, FLOPs) and
+# was bit-identical across kernel paths and thread counts, so any change is real.
+CONTINUOUS = 2.5e-4
+TOLERANCES = (
+    Tolerance("*.fid*", abs=1e-9, rel=CONTINUOUS),
+    Tolerance("*.l1", abs=1e-9, rel=CONTINUOUS),
+    Tolerance("*.l2", abs=1e-9, rel=CONTINUOUS),
+    Tolerance("*", abs=1e-9, rel=1e-9),
+)
 
 
 @dataclass(frozen=True)

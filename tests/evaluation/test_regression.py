@@ -114,6 +114,20 @@ def test_metric_moved_within_tolerance_passes(results, baselines, capsys):
     assert check(results, baselines, capsys)[0] == 1
 
 
+@pytest.mark.parametrize(("key", "baseline", "now", "passes"), [
+    ("coco_fid.fid", 393.22341890231485, 393.2334858944916, True),  # AVX2 instead of AVX-512 kernels (largest move)
+    ("ma5k.l2", 0.08258499474249577, 0.08258481674827702, True),  # the same, pixel L2 of a generated edit
+    ("fid.fid", 348.89716932639556, 347.95834084261395, False),  # SeTok without its positional encoding
+    ("imagenet.top1", 14.285714285714285, 9.523809523809524, False),  # one of 21 images flips
+    ("tokens.mean", 21.0, 21.047619047619047, False),  # one image of 21 gets one more token
+])
+def test_tolerance_passes_the_measured_kernel_noise_and_fails_a_real_change(key, baseline, now, passes):
+    """The numbers of docs/regression.md: two smoke runs on different CPU kernel paths, and two SeTok variants."""
+    benchmark, metric = key.split(".")
+    allowed = regression.tolerance(benchmark, metric, regression.TOLERANCES).allowed(baseline)
+    assert (abs(now - baseline) <= allowed) is passes
+
+
 def test_tokenizer_statistics_are_compared(results, baselines, capsys):
     edit(results / "hard_cluster/tokenizer/tokens.json", mean=20.0)
     code, out, _ = check(results, baselines, capsys)
