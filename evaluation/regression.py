@@ -166,7 +166,8 @@ def load_baselines(path: Path) -> tuple[dict[tuple[str, str], dict[str, Any]], t
     data = read_json(path)
     try:
         tolerances = tuple(Tolerance(**t) for t in data["tolerance"]["tolerances"])
-        entries = {(v, b): e for v, benchmarks in data["results"].items() for b, e in benchmarks.items()}
+        entries = {(v, b): {"n": e["n"], "metrics": dict(e["metrics"])}
+                   for v, benchmarks in data["results"].items() for b, e in benchmarks.items()}
     except (KeyError, TypeError, AttributeError) as e:
         raise DataError(f"{path}: not a baseline file ({type(e).__name__}: {e}); rewrite it with `make baselines`")
     return entries, tolerances

@@ -191,3 +191,11 @@ def test_missing_baseline_file_is_one_line(results, tmp_path, capsys):
     code, _, err = check(results, tmp_path / "nothing.json", capsys)
     assert code == 2 and err == f"error: {tmp_path / 'nothing.json'}: file not found\n"
 
+
+def test_malformed_baseline_file_is_one_line(results, baselines, capsys):
+    data = read_json(baselines)
+    del data["results"]["hard_cluster"]["pope"]["n"]
+    write_json(baselines, data)
+    code, _, err = check(results, baselines, capsys)
+    assert code == 2 and err.startswith(f"error: {baselines}: not a baseline file") and len(err.splitlines()) == 1
+
