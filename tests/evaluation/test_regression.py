@@ -1,15 +1,21 @@
 """Regression baselines (evaluation.regression): a moved metric, a missing or extra result, a changed n or an empty
-results folder each fail the check."""
+results folder each fail the check; the committed baselines cover every result the CI smoke DAG writes."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from evaluation import regression
 from setok.io import read_json, write_json
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def put_result(results: Path, variant: str, benchmark: str, metrics: dict[str, float], n: int | None = 4) -> Path:
@@ -199,3 +205,23 @@ def test_malformed_baseline_file_is_one_line(results, baselines, capsys):
     code, _, err = check(results, baselines, capsys)
     assert code == 2 and err.startswith(f"error: {baselines}: not a baseline file") and len(err.splitlines()) == 1
 
+
+def smoke_dag_results() -> set[tuple[str, str]]:
+    """(variant, benchmark) of every result file `snakemake smoke` on config/ci.yaml writes (a dry run, no jobs)."""
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    r = subprocess.run([str(bin_dir / "snakemake"), "smoke", "-n", "--forceall", "--configfile", "config/ci.yaml"],
+                       cwd=ROOT, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    end = r"(?=[\s,]|$)"
+    files = set(re.findall(rf"results/([^/\s,]+)/eval/([^/\s,]+)\.json{end}", r.stdout))
+    files |= {(v, "tokens") for v in re.findall(rf"results/([^/\s,]+)/tokenizer/tokens\.json{end}", r.stdout)}
+    files |= {(v, "cost") for v in re.findall(rf"results/([^/\s,]+)/cost\.json{end}", r.stdout)}
+    return files
+
+
+def test_committed_baselines_cover_every_result_of_the_ci_smoke_dag():
+    entries, _ = regression.load_baselines(ROOT / "reports/baselines/smoke.json")
+    expected = smoke_dag_results()
+    assert {"hard_cluster", "no_pe", "semhitok"} <= {v for v, _ in expected}  # the dry run was parsed
+    assert set(entries) == expected, "run `make smoke && make baselines` and commit reports/baselines/smoke.json"
