@@ -17,7 +17,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PIP_CONSTRAINT :=
 SMOKE_CORES ?= 2
 
-.PHONY: install test smoke learn check-report lint dryrun clean-results bench
+.PHONY: install test smoke learn check-report lint dryrun clean-results bench baselines regression
 
 install: $(STAMP)
 
@@ -51,6 +51,14 @@ learn: $(STAMP)
 check-report: $(STAMP)
 	SETOK_REPORT=reports/index.html $(PY) -m pytest -q -p no:cacheprovider \
 		tests/evaluation/report/test_html.py -k built_report
+
+# Regression baselines (docs/regression.md), after `make smoke`: `make regression` fails on any result that moved
+# beyond tolerance, is missing or has no baseline; `make baselines` rewrites the committed file (the diff is the review).
+baselines: $(STAMP)
+	$(PY) -m evaluation.regression write --results results --baselines reports/baselines/smoke.json --config config/ci.yaml
+
+regression: $(STAMP)
+	$(PY) -m evaluation.regression check --results results --baselines reports/baselines/smoke.json
 
 dryrun: $(STAMP)
 	$(VENV)/bin/snakemake --configfile config/ci.yaml -n
