@@ -3,14 +3,14 @@
     python benchmarks/paper_scale_check.py --out OUT [--llm-layers 16] [--steps 3] [--measure] [--dry-run]
 
 What the CI run cannot show: SigLIP-SO400M-14-384, the 12 + 8-layer merger and the 12-layer detokenizer at 384 px,
-LLaMA-2-7B's widths with activation checkpointing, bf16, DeepSpeed ZeRO-2 with its fused Adam, NCCL, peft LoRA at
-r = 128, and prediction through the KV cache, the diffusion head and the mask decoder at those sizes. The config is
-``config/paper.yaml``'s models and schedules (precision, ZeRO stage, optimizer, micro-batch, recomputation) with
-random weights (no hub is reachable from the GPU machines: the SigLIP tower random, the LLM a random ``Llama`` of
-LLaMA-2-7B's sizes with the GPT-2 byte-level tokenizer), trained for ``--steps`` steps on ``config/ci.yaml``'s
-fixtures, one GPU, no gradient accumulation. The stages run through the same CLIs and the same ``setok.launch``
-as the Snakemake rules; each stage's time and peak GPU memory (``max_memory_gb`` in ``train_log.jsonl``) go to
-``OUT/paper_scale_check.md``.
+LLaMA-2-7B's widths with activation checkpointing, bf16, DeepSpeed (the configured ZeRO stages) with its fused Adam,
+NCCL, peft LoRA at r = 128, and prediction through the KV cache, the diffusion head and the mask decoder at those
+sizes. The config is ``config/paper.yaml``'s models and schedules (precision, ZeRO stage, optimizer, micro-batch,
+recomputation) with random weights (no hub is reachable from the GPU machines: the SigLIP tower random, the LLM a
+random ``Llama`` of LLaMA-2-7B's sizes with the GPT-2 byte-level tokenizer), trained for ``--steps`` steps on
+``config/ci.yaml``'s fixtures, one GPU, no gradient accumulation. The stages run through the same CLIs and the same
+``setok.launch`` as the Snakemake rules; each stage's time and peak GPU memory (``max_memory_gb`` in
+``train_log.jsonl``) go to ``OUT/paper_scale_check.md``.
 
 One GPU holds no ZeRO partition of 64: full fine-tuning of all 32 LLaMA-2-7B layers needs about 16 bytes per
 parameter (109 GB) before activations, so ``--llm-layers`` (default 16) keeps the LLM's widths and halves its depth;

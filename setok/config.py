@@ -358,7 +358,7 @@ class TrainConfig:
     warmup_steps: int = 5000
     grad_clip: float = 1.0
     precision: Literal["fp32", "bf16", "fp16"] = "bf16"
-    zero_stage: int = 2
+    zero_stage: int = 1
     optimizer: Literal["torch_adamw", "deepspeed_adam"] = "deepspeed_adam"
     checkpoint_every: int = 5000
     log_every: int = 50
@@ -590,11 +590,16 @@ def _check(cfg: Config) -> None:
             raise ConfigError(f"{stage}.batch_size: must be a multiple of micro_batch_size")
         if t.zero_stage not in (0, 1, 2, 3):
             raise ConfigError(f"{stage}.zero_stage: must be 0, 1, 2 or 3, got {t.zero_stage}")
-        if t.zero_stage == 3 and stage not in ("train_stage1", "train_mask_decoder", "train_stage2"):
+        if t.zero_stage > 1 and stage in PATH_DEPENDENT_STAGES:
             raise ConfigError(
-                f"{stage}.zero_stage: 3 is supported by the MLLM stages only: SeTok's contrastive loss reads the "
-                "temperature and text projection outside the module's forward, where ZeRO-3 leaves them partitioned "
-                "(the SemHiTok stages are not checked under ZeRO-3); ZeRO-2 fits these stages (docs/scaling.md)")
+                f"{stage}.zero_stage: {t.zero_stage} needs every rank to run the same modules in a micro-batch, and "
+                "this stage's micro-batches take different paths on different ranks (text only or an image to "
+                "generate; labelled images or none): ZeRO-2 then sums mismatched gradient buckets into a wrong "
+                "gradient and ZeRO-3 gathers a head's weights on one rank only and aborts; use 1 (the communication of "
+                "2; docs/scaling.md: 41.6 GB per GPU for Stage I) or 0")
+        if t.zero_stage == 3 and stage in SEMHITOK_STAGES:
+            raise ConfigError(f"{stage}.zero_stage: 3 is not checked for the SemHiTok stages; ZeRO-2 fits them "
+                              "(docs/scaling.md)")
         for name in t.sources:
             if name not in cfg.datasets:
                 raise ConfigError(f"{stage}.sources: {name!r} is not a key of datasets")
@@ -604,6 +609,15 @@ def _check(cfg: Config) -> None:
             for name in t.weights:
                 if name not in t.sources:
                     raise ConfigError(f"{stage}.weights.{name}: not one of {stage}.sources")
+
+
+# Stages whose micro-batches can run different modules on different ranks (SeTokIM / the unified MLLM: text-only
+# micro-batches skip the image heads; SeTok: a micro-batch without labelled images skips the contrastive branch). ZeRO-2
+# appends each gradient to a flat reduction bucket when its backward hook fires, so two ranks with different backward
+# graphs lay their buckets out differently and the reduced gradient is wrong (measured on two CPU ranks: global norm
+# 2.918 instead of 3.127; tests/train/test_two_ranks.py); ZeRO-3 gathers a module's weights when it runs, a collective
+# the idle rank never enters (the run aborts). ZeRO-0/1 reduce after the backward, in parameter order.
+PATH_DEPENDENT_STAGES = ("train_tokenizer", "train_stage1", "train_stage2")
 
 
 def resolve(raw: dict[str, Any], variant: str | None = None) -> Config:

@@ -71,7 +71,11 @@ def test_resolved_config_round_trips(tmp_path):
     ({"variants": {"bad": {"tokenizer": {"merger": {"dims": 1}}}}}, r"variants\.bad\.tokenizer\.merger\.dims: unknown"),
     ({"run_variants": ["nope"]}, r"run_variants: 'nope' is not a key of variants"),
     ({"train_stage2": {"zero_stage": 4}}, r"train_stage2\.zero_stage: must be 0, 1, 2 or 3"),
-    ({"train_tokenizer": {"zero_stage": 3}}, r"train_tokenizer\.zero_stage: 3 is supported by the MLLM stages only"),
+    ({"train_tokenizer": {"zero_stage": 3}}, r"train_tokenizer\.zero_stage: 3 needs every rank to run the same"),
+    ({"train_stage1": {"zero_stage": 2}}, r"train_stage1\.zero_stage: 2 needs every rank to run the same modules"),
+    ({"train_stage2": {"zero_stage": 3}}, r"train_stage2\.zero_stage: 3 .* take different paths"),
+    ({"train_tokenizer": {"zero_stage": 2}}, r"train_tokenizer\.zero_stage: 2 .* use 1"),
+    ({"train_pixel_codebook": {"zero_stage": 3}}, r"train_pixel_codebook\.zero_stage: 3 is not checked"),
 ])
 def test_malformed_config_names_the_key_path(delta, message):
     from setok.config import deep_merge

@@ -232,6 +232,8 @@ def test_stage2_model_predicts_with_a_bf16_llm_beside_float32_heads(stages, tmp_
 def test_zero3_stage_writes_the_full_weights_and_reloads(stages, tmp_path):
     """ZeRO-3 partitions every parameter; model.pt gathers them (it held zero-sized tensors) and reloads. The values
     written are those of the ZeRO-0 run of the same config, seed, data and steps (the ``stages`` fixture's Stage I).
+    One rank, so no rank can skip a head: the config rejects ZeRO-3 for Stage I on several ranks (S10), and this
+    checks the gather of ``_write_model`` that every MLLM stage shares (the mask-decoder phase may run ZeRO-3).
 
     Tolerance 2e-5 absolute on every weight, 1e-5 relative on the logged losses: ZeRO-3 runs the same AdamW on
     flattened fp32 partitions, so the sums of the gradient norm and of the flattened update differ from ZeRO-0's in
