@@ -102,7 +102,7 @@ class CachedLM:
         self.mask = mask
         self.next_position = mask.sum(1, keepdim=True)  # (B, 1) position of the next column
         out = model.lm(inputs_embeds=emb, attention_mask=mask, position_ids=positions(mask), use_cache=True,
-                       output_hidden_states=True)
+                       output_hidden_states=True, logits_to_keep=1)  # the next token's logits only, not the prompt's
         self.cache = out.past_key_values
         self.logits, self.hidden = out.logits[:, -1], out.hidden_states[-1][:, -1]  # (B, V), (B, H)
 

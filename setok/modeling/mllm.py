@@ -238,19 +238,29 @@ class SeTokIM(nn.Module):
         """LLM states ``(N, H)`` of generated visual tokens -> ``(N,)`` logits of "this token ends the image"."""
         return self.eoi_head(h.to(self.eoi_head.weight.dtype)).squeeze(-1)
 
-    def hidden_states(self, batch: MultimodalBatch) -> tuple[Tensor, Tensor]:
-        """Run the LLM. Returns ``(logits (B, L, V), last hidden state (B, L, H))``."""
-        out = self.lm(inputs_embeds=self.embed(batch), attention_mask=batch.attention_mask, output_hidden_states=True)
-        return out.logits, out.hidden_states[-1]
+    def hidden_states(self, batch: MultimodalBatch) -> Tensor:
+        """Run the LLM. Returns its last hidden state ``(B, L, H)`` (after the final norm).
+
+        The LLM's own logits are kept for the last position only (``logits_to_keep=1``): the text loss runs the output
+        head on the supervised positions alone, instead of ``(B, L, V)`` float logits (2 GB per micro-batch of
+        8 x 2048 positions over LLaMA-2's 32k words; and most of a CI step, whose 64-wide LLM has GPT-2's 50k).
+        """
+        out = self.lm(inputs_embeds=self.embed(batch), attention_mask=batch.attention_mask, output_hidden_states=True,
+                      logits_to_keep=1)
+        return out.hidden_states[-1]
 
     def forward(self, batch: MultimodalBatch) -> tuple[Tensor, dict[str, float]]:
         """Eq. (4) over text and visual positions. Returns ``(loss, logs)``."""
-        logits, h = self.hidden_states(batch)
-        text = F.cross_entropy(logits.flatten(0, 1).float(), batch.labels.flatten(), ignore_index=-100) \
-            if bool((batch.labels != -100).any()) else logits.sum() * 0.0
-        loss, logs = text, {"text": text.item()}
+        h = self.hidden_states(batch)
+        head = self.lm.get_output_embeddings()
+        sel = batch.labels != -100  # (B, L) the text targets
         # Every head gets a gradient on every micro-batch, zero where it had no input (ranks must agree: touch()).
-        loss = loss + touch(self.input_projector, self.connector, self.output_projector, self.diffloss, self.eoi_head)
+        idle = touch(self.input_projector, self.connector, self.output_projector, self.diffloss, self.eoi_head)
+        if bool(sel.any()):
+            text = F.cross_entropy(head(h[sel]).float(), batch.labels[sel])  # mean over the targets, as ignore_index
+        else:
+            text = h.sum() * 0.0 + touch(head)
+        loss, logs = text + idle, {"text": text.item()}
         train = batch.visual_train
         if bool(train.any()):
             # z_k comes from the position just before visual token k ([Img] or v_{k-1}).

@@ -113,7 +113,9 @@ def test_build_setokim_forward_gives_eq4_losses_and_gradients(cfg):
     assert abs(logs["text"] - torch.log(torch.tensor(float(len(tok)))).item()) < 1.0
     loss.backward()
     with torch.no_grad():
-        logits, h = model.hidden_states(batch)
+        # the LLM's own head over every position, not the model's head over the supervised ones
+        out = model.lm(inputs_embeds=model.embed(batch), attention_mask=batch.attention_mask, output_hidden_states=True)
+        logits, h = out.logits, out.hidden_states[-1]
         gen = batch.visual_train
         before = torch.zeros_like(batch.visual)
         before[:, :-1] = batch.visual[:, 1:]

@@ -73,7 +73,7 @@ def test_text_loss_is_cross_entropy_on_supervised_positions_only():
     m = model()
     bt = batch(torch.randn(3, D), torch.randn(2, D))
     _, logs = m(bt)
-    logits, _ = m.hidden_states(bt)
+    logits = m.lm(inputs_embeds=m.embed(bt), attention_mask=bt.attention_mask).logits  # the LLM's own full head
     keep = bt.labels != -100
     expected = F.cross_entropy(logits[keep], bt.labels[keep])
     assert abs(logs["text"] - expected.item()) < 1e-5
@@ -86,17 +86,17 @@ def test_diffusion_targets_are_the_generated_image_tokens_conditioned_one_positi
     m(bt)
     target, z = m.diffloss.seen
     torch.testing.assert_close(target, a)  # only the trained image, never the read-only one
-    _, h = m.hidden_states(bt)
+    h = m.hidden_states(bt)
     torch.testing.assert_close(z, m.output_projector(h[0, 3:6]))  # states at [Img], v1, v2 predict v1, v2, v3
 
 
 def test_a_generated_token_does_not_change_the_loss_of_what_came_before():
     m = model()
     a, b = torch.randn(3, D), torch.randn(2, D)
-    _, h1 = m.hidden_states(batch(a, b))
+    h1 = m.hidden_states(batch(a, b))
     a2 = a.clone()
     a2[2] += 5.0
-    _, h2 = m.hidden_states(batch(a2, b))
+    h2 = m.hidden_states(batch(a2, b))
     torch.testing.assert_close(h1[0, :6], h2[0, :6])  # causal: the last visual token is only seen from position 6
     assert not torch.allclose(h1[0, 6:], h2[0, 6:])
 

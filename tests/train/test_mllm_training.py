@@ -81,7 +81,9 @@ def test_stage1_step1_losses_by_hand_and_only_the_reached_weights_train(stages):
                             template=sc.template, drop=cfg_drop(raw, p=cfg.mllm.cfg_dropout, seed=sc.seed, step=0,
                                                                 micro=0),
                             tokenize=tokenize, ids=special, token_dim=token_dim, max_length=cfg.mllm.max_length)
-    logits, h = model.hidden_states(batch)
+    # the LLM's own head over every position, not the model's head over the supervised ones
+    out = model.lm(inputs_embeds=model.embed(batch), attention_mask=batch.attention_mask, output_hidden_states=True)
+    logits, h = out.logits, out.hidden_states[-1]
     text = F.cross_entropy(logits.flatten(0, 1), batch.labels.flatten(), ignore_index=-100)
     gen = batch.visual_train  # the visual tokens to generate; token k is predicted from the state one position earlier
     before = torch.zeros_like(batch.visual)
