@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from torch import Tensor
 from torch.utils.data import Dataset
 
 from setok.data.sample import Sample, check_unique_ids
@@ -141,6 +142,8 @@ class BundledPhotos(Dataset[Sample]):
         self.contrastive = contrastive
         self.image_size = image_size
         self._transform = image_transform(image_size)
+        # The photos are a few files inside installed packages and the transform is deterministic: decode each once.
+        self._images: dict[int, Tensor] = {}
 
     def __len__(self) -> int:
         """Return the number of photos."""
@@ -148,9 +151,11 @@ class BundledPhotos(Dataset[Sample]):
 
     def __getitem__(self, index: int) -> Sample:
         """Load photo ``index`` with its labels and class index."""
+        if index not in self._images:
+            self._images[index] = load_tensor(self.paths[index], self._transform)
         return Sample(
             id=self.ids[index],
-            image=load_tensor(self.paths[index], self._transform),
+            image=self._images[index].clone(),
             labels=list(self.photos[index].labels),
             label=self._targets[index],
             contrastive=self.contrastive,

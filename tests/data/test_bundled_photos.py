@@ -86,3 +86,17 @@ def test_entry_with_empty_labels_is_an_error() -> None:
     text = "classes: [cat]\nimages:\n  - {id: a, package: skimage, path: data/chelsea.png, labels: [], class: cat}\n"
     with pytest.raises(DataError, match="labels"):
         read_bundled_labels(text)
+
+
+def test_a_photo_is_decoded_once_and_callers_get_their_own_copy(monkeypatch):
+    import setok.data.bundled as bundled
+
+    calls = []
+    real = bundled.load_tensor
+    monkeypatch.setattr(bundled, "load_tensor", lambda *a: calls.append(a[0]) or real(*a))
+    ds = bundled.BundledPhotos(image_size=16, limit=2)
+    first = ds[0]["image"]
+    first.zero_()  # a caller writing into its sample must not change what the next caller reads
+    again = ds[0]["image"]
+    assert len(calls) == 1 and again.abs().sum() > 0
+    torch.testing.assert_close(again, real(ds.paths[0], ds._transform))
