@@ -1,14 +1,15 @@
 """``make learn``: train every stage of both families on the CI fixtures long enough to learn, probe each on its own
 training data, and check it against trivial baselines.
 
-    python -m evaluation.learning [--out results/learn] [--report reports] [--jobs 2]
+    python -m evaluation.learning [--out results/learn] [--report reports] [--jobs 2] [--until STAGE ...]
     python -m evaluation.learning probe <stage> --out results/learn      (one stage's probe, run by the above)
 
 Configs: ``config/paper.yaml`` + ``config/ci.yaml`` (the smoke run's models and fixtures) + ``config/learn.yaml``
 (longer schedules). Each stage runs as its rule runs it (:mod:`evaluation.learning.plan`); a stage whose ``model.pt``
 was trained under the same config is reused, so a rerun only redoes what changed. The two families train side by side
-(``--jobs``). Writes ``<report>/learning.json``, ``<report>/learning.md`` and ``<report>/figures/learning/losses.png``;
-exits 1 when a check fails (the table says which).
+(``--jobs``); ``--until`` stops each family's chain at the named stages (and checks only the stages it ran). Writes
+``<report>/learning.json``, ``<report>/learning.md`` and ``<report>/figures/learning/losses.png``; exits 1 when a
+check fails (the table says which).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from evaluation.learning import plan
 from setok.cli import run
@@ -65,57 +67,66 @@ def is_current(model: Path, sha: str) -> bool:
     return torch.load(model, map_location="cpu", weights_only=False, mmap=True).get("config_sha") == sha
 
 
-def run_chain(family: str, root: Path, *, threads: int) -> dict[str, dict[str, object]]:
-    """Train and probe the family's stages in order; a stage is retrained when its model is missing or stale, and so
-    is every stage after it. Returns ``{stage: {"probe": ..., "train_seconds": ..., "probe_seconds": ...}}``."""
+def subprocess_step(argv: list[str], log_file: Path, env: dict[str, str], what: str) -> float:
+    """Run ``argv`` with its output in ``log_file``; returns its seconds (one-line error naming the log)."""
+    t0 = time.time()
+    with open(log_file, "w") as f:
+        if subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env=env).returncode:
+            raise DataError(f"{what} failed; see {log_file}")
+    return round(time.time() - t0, 1)
+
+
+def run_chain(family: str, root: Path, *, threads: int, until: str | None) -> dict[str, dict[str, Any]]:
+    """Train and probe the family's stages in order, up to ``until`` (all when None). A stage is retrained when its
+    model is missing or was trained under another config, and so is every stage after it. Returns ``{stage:
+    {"probe": {...}, "train_seconds": s, "probe_seconds": s}}`` (each stage's ``learned.json``)."""
     folder = plan.run_folder(root, family)
     sha = config_sha(load_config(folder / "config.yaml"))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    out: dict[str, dict[str, object]] = {}
+    logs = root / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    out: dict[str, dict[str, Any]] = {}
     stale = False
     for stage in plan.chain(family):
         model = plan.model_path(root, stage)
-        logs = root / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        t0 = time.time()
-        stale = stale or not is_current(model, sha)
+        learned = model.parent / "learned.json"
+        stale = stale or not is_current(model, sha) or not learned.is_file()
         if stale:
             shutil.rmtree(model.parent / "checkpoints", ignore_errors=True)
             (model.parent / "train_log.jsonl").unlink(missing_ok=True)
             log.info("training %s", stage.name)
-            with open(logs / f"{stage.name}.train.log", "w") as f:
-                if subprocess.run(plan.command(root, stage), stdout=f, stderr=subprocess.STDOUT, env=env).returncode:
-                    raise DataError(f"{stage.name}: training failed; see {logs / f'{stage.name}.train.log'}")
-        t1 = time.time()
-        result = model.parent / "probe.json"
-        if stale or not result.is_file():
-            with open(logs / f"{stage.name}.probe.log", "w") as f:
-                argv = [sys.executable, "-m", "evaluation.learning", "probe", stage.name, "--out", str(root)]
-                if subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, env=env).returncode:
-                    raise DataError(f"{stage.name}: probe failed; see {logs / f'{stage.name}.probe.log'}")
-        timing = read_json(result)
-        out[stage.name] = {"probe": timing["probe"], "train_seconds": round(t1 - t0, 1) if stale else
-                           timing.get("train_seconds"), "probe_seconds": timing["probe_seconds"]}
-        if stale:
-            write_json(result, {**timing, "train_seconds": round(t1 - t0, 1)})
-        log.info("%s done (%.0f s)", stage.name, time.time() - t0)
+            train = subprocess_step(plan.command(root, stage), logs / f"{stage.name}.train.log", env,
+                                    f"{stage.name}: training")
+            argv = [sys.executable, "-m", "evaluation.learning", "probe", stage.name, "--out", str(root)]
+            seconds = subprocess_step(argv, logs / f"{stage.name}.probe.log", env, f"{stage.name}: probe")
+            probe_file = model.parent / "probe.json"
+            write_json(learned, {"probe": read_json(probe_file), "train_seconds": train, "probe_seconds": seconds})
+            probe_file.unlink()
+            log.info("%s: trained in %.0f s, probed in %.0f s", stage.name, train, seconds)
+        out[stage.name] = read_json(learned)
+        if stage.name == until:
+            break
     return out
 
 
-def learn(root: Path, report: Path, *, configs: list[str], jobs: int, families: list[str]) -> int:
+def learn(root: Path, report: Path, *, configs: list[str], jobs: int, until: list[str]) -> int:
+    """Resolve each family's config, run the chains side by side, write the report; 1 when a check failed."""
     from evaluation.learning.report import write_report
 
+    ends = {plan.BY_NAME[name].family: name for name in until}
+    families = list(ends) if until else list(plan.FAMILY_VARIANT)
     for family in families:
-        cfg = load_config(configs, plan.FAMILY_VARIANT[family])
         path = plan.run_folder(root, family) / "config.yaml"
-        if not path.is_file() or path.read_text() != dump(cfg):
-            write_text(path, dump(cfg))
+        text = dump(load_config(configs, plan.FAMILY_VARIANT[family]))
+        if not path.is_file() or path.read_text() != text:
+            write_text(path, text)
     threads = max(1, (os.cpu_count() or 1) // min(jobs, len(families)))
     t0 = time.time()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        done = list(pool.map(lambda f: run_chain(f, root, threads=threads), families))
+        done = list(pool.map(lambda f: run_chain(f, root, threads=threads, until=ends.get(f)), families))
     stages = {k: v for d in done for k, v in d.items()}
-    failed = write_report(stages, root=root, report=report, wall_seconds=round(time.time() - t0, 1))
+    failed = write_report(stages, root=root, report=report, wall_seconds=round(time.time() - t0, 1),
+                          complete=not until)
     return 1 if failed else 0
 
 
@@ -130,24 +141,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", type=Path, default=Path("reports"), help="where learning.md / .json go")
     ap.add_argument("--config", action="append", help=f"config files, merged in order (default: {' '.join(CONFIGS)})")
     ap.add_argument("--jobs", type=int, default=2, help="families trained side by side")
-    ap.add_argument("--family", action="append", choices=sorted(plan.FAMILY_VARIANT),
-                    help="train only these families (default: both)")
+    ap.add_argument("--until", action="append", default=[], choices=sorted(plan.BY_NAME),
+                    help="stop that family's chain after this stage (repeatable; default: every stage of both)")
     args = ap.parse_args(argv)
     if args.command == "probe":
         stage = plan.BY_NAME[args.stage]
-
-        def job() -> None:
-            t0 = time.time()
-            values = probe(stage, args.out)
-            write_json(plan.model_path(args.out, stage).parent / "probe.json",
-                       {"probe": values, "probe_seconds": round(time.time() - t0, 1)})
-        return run(job)
+        return run(lambda: write_json(plan.model_path(args.out, stage).parent / "probe.json", probe(stage, args.out)))
     code = 0
 
     def job() -> None:
         nonlocal code
-        code = learn(args.out, args.report, configs=args.config or list(CONFIGS), jobs=args.jobs,
-                     families=args.family or list(plan.FAMILY_VARIANT))
+        code = learn(args.out, args.report, configs=args.config or list(CONFIGS), jobs=args.jobs, until=args.until)
     return run(job) or code
 
 

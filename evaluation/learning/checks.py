@@ -59,9 +59,10 @@ def _falls(stage: str, loss: str, what: str, factor: float = 0.5) -> Check:
 
 
 def _answers(stage: str) -> tuple[Check, Check]:
-    return (Check(stage, "reproduces most training answers", "answers_reproduced", ">=", 0.6, None,
-                  "60% of the first answers of its training conversations"),
-            Check(stage, "learned them in this stage", "answers_reproduced", ">=", 1.0, "init_answers_reproduced",
+    # Over the answers whose words Stage I taught the CI's random LLM (probes.taught_tokens): LoRA cannot reach others.
+    return (Check(stage, "reproduces most training answers", "reachable_reproduced", ">=", 0.6, None,
+                  "60% of the first answers of its training conversations that Stage I's words can form"),
+            Check(stage, "learned them in this stage", "reachable_reproduced", ">=", 1.0, "init_reachable_reproduced",
                   "the model it started from, on the same questions, plus 40 points", offset=0.4))
 
 
@@ -109,10 +110,13 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
-def evaluate(probes: dict[str, dict[str, float]]) -> list[dict[str, object]]:
-    """One row per check: stage, claim, rule, value, baseline, threshold, passed (a missing probe fails)."""
+def evaluate(probes: dict[str, dict[str, float]], *, complete: bool = True) -> list[dict[str, object]]:
+    """One row per check: stage, claim, rule, value, baseline, threshold, passed. A stage without a probe fails its
+    checks, unless ``complete`` is False (a run stopped early with ``--until``: only the stages it ran are checked)."""
     rows = []
     for c in CHECKS:
+        if not complete and c.stage not in probes:
+            continue
         probe = probes.get(c.stage)
         row: dict[str, object] = {"stage": c.stage, "check": c.name, "rule": c.rule, "about": c.about}
         if probe is None:

@@ -204,7 +204,7 @@ def probe_setokim_stage1(run: Path, tokenizer: Path, cfg: Config, *, repeats: in
         batch = build_sequences(raw, lists, template=sc.template, drop=[False] * len(raw.samples),
                                 tokenize=lambda t: loaded.tokenizer(t, add_special_tokens=False)["input_ids"],
                                 ids=special, token_dim=tok.tokens.shape[-1], max_length=cfg.mllm.max_length)
-        _, h = model.hidden_states(batch)
+        h = model.hidden_states(batch)
         before = torch.zeros_like(batch.visual)
         before[:, :-1] = batch.visual[:, 1:]
         train = batch.visual_train
@@ -269,13 +269,24 @@ def normalise(answer: str) -> str:
     return " ".join(answer.split()).lower()
 
 
-def reproduced(model: Path, tokenizer: Path, exchanges: list[tuple[Any, str, Path | None, str]]) -> list[bool]:
-    """Per exchange: whether the greedy answer of ``model`` (the benchmarks' predictor, Stage-II template) equals the
+def taught_tokens(cfg: Config, stage: str, tokenize: Any) -> set[int]:
+    """The token ids of every assistant turn of ``train_<stage>``'s samples: the words that stage trained the LLM to
+    emit (its output rows moved toward them). Stage II's LoRA leaves the embeddings and the output head frozen, so on
+    the CI's random LLM an answer with a word Stage I never taught cannot be produced, however long Stage II trains;
+    a pretrained LLM knows every word, so at paper scale every answer is reachable."""
+    ids: set[int] = set()
+    for sample in _stage_samples(cfg, stage, lambda s: True):
+        for turn in sample.turns:
+            if turn.role == "assistant":
+                ids.update(i for c in turn.content if isinstance(c, str) for i in tokenize(c))
+    return ids
+
+
+def reproduced(predictor: Any, exchanges: list[tuple[Any, str, Path | None, str]]) -> list[bool]:
+    """Per exchange: whether the predictor's greedy answer (the benchmarks' path, Stage-II template) equals the
     training answer, whitespace and case ignored."""
-    from evaluation.predict.mllm import Predictor
     from evaluation.tasks.base import Query
 
-    predictor = Predictor(model, tokenizer)
     answers: dict[int, str] = {}
     for with_image in (True, False):  # a batch holds queries with images or queries without
         group = [(k, x) for k, x in enumerate(exchanges) if (x[2] is not None) == with_image]
@@ -290,18 +301,39 @@ def reproduced(model: Path, tokenizer: Path, exchanges: list[tuple[Any, str, Pat
 @torch.no_grad()
 def probe_answers(run: Path, tokenizer: Path, cfg: Config, stage: str, *, init: Path) -> dict[str, float]:
     """The first question of every training conversation of ``train_<stage>`` answered by the trained MLLM and by the
-    model it started from (``init``), against the training answer; and the share of the most common answer (a model
-    that always gives it). Also per source (``answers_reproduced_<source>``)."""
+    model it started from (``init``), against the training answer.
+
+    ``reachable``: the answers made only of words Stage I taught (:func:`taught_tokens`); the checks count those, and
+    report how many are not (``answers_unreachable``). Also: all answers, per source, and the share of the most
+    common answer (a model that always gives it).
+    """
+    from evaluation.predict.mllm import Predictor
+
     exchanges = first_exchanges(cfg, stage)
     if not exchanges:
         raise DataError(f"train_{stage}: no conversation with a text answer to reproduce")
-    hits = reproduced(run / "model.pt", tokenizer, exchanges)
+    predictor = Predictor(run / "model.pt", tokenizer)
+
+    def tokenize(text: str) -> list[int]:
+        return predictor.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    taught = taught_tokens(cfg, "stage1", tokenize)
+    reachable = [set(tokenize(x[3])) <= taught for x in exchanges]
+    if not any(reachable):
+        raise DataError(f"train_{stage}: no training answer is made of words Stage I taught; nothing to check")
+    hits = reproduced(predictor, exchanges)
+    before = reproduced(Predictor(init, tokenizer), exchanges)
     refs = [normalise(x[3]) for x in exchanges]
-    out = {"answers_reproduced": float(np.mean(hits)), "answers": float(len(refs)),
-           "init_answers_reproduced": float(np.mean(reproduced(init, tokenizer, exchanges))),
+
+    def share(flags: list[bool]) -> float:
+        return float(np.mean([h for h, r in zip(flags, reachable) if r]))
+
+    out = {"reachable_reproduced": share(hits), "init_reachable_reproduced": share(before),
+           "answers_reproduced": float(np.mean(hits)), "answers": float(len(refs)),
+           "answers_unreachable": float(len(refs) - sum(reachable)),
            "most_common_answer_baseline": max(refs.count(r) for r in refs) / len(refs)}
-    sources = [x[0].id.split(":")[0] if ":" in x[0].id else "" for x in exchanges]
-    for source in sorted(set(sources) - {""}):
+    sources = [x[0].id.split(":")[0] for x in exchanges]
+    for source in sorted(set(sources)):
         out[f"answers_reproduced_{source}"] = float(np.mean([h for h, s in zip(hits, sources) if s == source]))
     return out
 

@@ -97,3 +97,13 @@ def test_an_offset_check_needs_a_margin_over_its_baseline():
     c = checks.Check("s", "learned", "now", ">=", 1.0, "before", "the initial model", offset=0.4)
     assert c.rule == "now >= before + 0.4"
     assert c.passes({"now": 0.8, "before": 0.4}) and not c.passes({"now": 0.79, "before": 0.4})
+
+
+def test_a_run_stopped_early_is_checked_on_the_stages_it_ran():
+    probe = {"recon_mse": 0.05, "mean_image_mse": 0.2, "contrastive_first": 4.0, "contrastive_last": 1.0,
+             "top1": 0.3, "top1_chance": 0.1, "tokens_flat_vs_photos": 12.0, "tokens_photos_spread": 31.0}
+    rows = checks.evaluate({"setok.tokenizer": probe}, complete=False)
+    assert {r["stage"] for r in rows} == {"setok.tokenizer"} and all(r["passed"] for r in rows)
+    assert len(rows) == sum(c.stage == "setok.tokenizer" for c in checks.CHECKS)
+    worse = checks.evaluate({"setok.tokenizer": probe | {"recon_mse": 0.11}}, complete=False)
+    assert [r["check"] for r in worse if not r["passed"]] == ["reconstructs its training photos"]
