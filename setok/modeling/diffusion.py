@@ -20,9 +20,11 @@
   while the net still receives the original timestep ``t_k`` (Nichol & Dhariwal 2021 Sec. 4; MAR's ``SpacedDiffusion``).
 
 Precision: the schedule is float64 and is rebuilt in float64 whenever the module is cast (``.bfloat16()`` by
-DeepSpeed's bf16 engine would otherwise round ``alpha_bar`` of the first ~21 steps to exactly 1). The forward process,
-the losses and the sampling chain run in :func:`compute_dtype` (float32 for half-precision tokens, the tokens' own dtype
-otherwise, so float32/float64 results are unchanged); only the net's input is cast to the net's dtype.
+DeepSpeed's bf16 engine would otherwise round ``alpha_bar`` of the first ~21 steps to exactly 1). Every coefficient,
+square roots included, is computed in float64 and only then cast (as MAR does): ``sqrt(1 - ab)`` from a float32 ``ab``
+is off by 2.6e-4 relative at ``t = 0``. The forward process, the losses and the sampling chain run in
+:func:`compute_dtype` (float32 for half-precision tokens, the tokens' own dtype otherwise); only the net's input is
+cast to the net's dtype.
 """
 from __future__ import annotations
 
@@ -107,13 +109,20 @@ def ddim_step(
         temperature: scale of the added noise.
 
     Returns: ``(N, D)`` ``x_prev``.
+
+    The coefficients are computed in float64 and cast to ``x_t``'s dtype (as MAR computes its schedule): in float32,
+    ``1 - ab_t`` near ``t = 0`` keeps few significant bits (``sqrt(1 - ab)`` off by 2.6e-4 relative at ``t = 0``).
+    Pass ``ab_t`` and ``ab_prev`` in float64 for that to hold.
     """
-    ab_t = torch.as_tensor(ab_t, dtype=x_t.dtype, device=x_t.device)
-    ab_prev = torch.as_tensor(ab_prev, dtype=x_t.dtype, device=x_t.device)
-    x0 = (x_t - (1 - ab_t).sqrt() * eps) / ab_t.sqrt()
+    ab_t = torch.as_tensor(ab_t, dtype=torch.float64, device=x_t.device)
+    ab_prev = torch.as_tensor(ab_prev, dtype=torch.float64, device=x_t.device)
     sigma = eta * ((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev)).clamp_min(0).sqrt()
-    direction = (1 - ab_prev - sigma**2).clamp_min(0).sqrt() * eps
-    return ab_prev.sqrt() * x0 + direction + temperature * sigma * noise
+    sqrt_ab_t, sqrt_one_minus_ab_t, sqrt_ab_prev, c_direction, c_noise = (
+        c.to(x_t.dtype) for c in (ab_t.sqrt(), (1 - ab_t).sqrt(), ab_prev.sqrt(),
+                                  (1 - ab_prev - sigma**2).clamp_min(0).sqrt(), temperature * sigma)
+    )
+    x0 = (x_t - sqrt_one_minus_ab_t * eps) / sqrt_ab_t
+    return sqrt_ab_prev * x0 + c_direction * eps + c_noise * noise
 
 
 def normal_kl(mean1: Tensor, logvar1: Tensor, mean2: Tensor, logvar2: Tensor) -> Tensor:
@@ -313,6 +322,10 @@ class GaussianDiffusion(nn.Module):
             chain = Chain.from_betas(respaced_betas(alphas_cumprod, torch.arange(self.num_timesteps)))
         self.register_buffer("betas", betas.to(device), persistent=False)
         self.register_buffer("alphas_cumprod", alphas_cumprod.to(device), persistent=False)
+        # q(x_t | x_0)'s coefficients, square roots taken in float64 (cast per use): float32 1 - ab loses bits at t ~ 0.
+        self.register_buffer("sqrt_alphas_cumprod", alphas_cumprod.sqrt().to(device), persistent=False)
+        self.register_buffer("sqrt_one_minus_alphas_cumprod", (1 - alphas_cumprod).sqrt().to(device),
+                             persistent=False)
         for name, value in chain._asdict().items():
             self.register_buffer(f"chain_{name}", value.to(device), persistent=False)
         # Sampling chains by (steps, dtype): generation samples once per visual token, always with the same chain.
@@ -341,12 +354,15 @@ class GaussianDiffusion(nn.Module):
             t: ``(N,)`` long timesteps in ``[0, T)``.
             noise: ``(N, D)`` standard normal.
 
-        Returns: ``(N, D)`` ``sqrt(ab_t) x0 + sqrt(1 - ab_t) noise``, in the compute dtype.
+        Returns: ``(N, D)`` ``sqrt(ab_t) x0 + sqrt(1 - ab_t) noise``, in the compute dtype; both square roots are
+        taken in float64 and then cast (MAR's ``_extract_into_tensor`` of float64 arrays).
         """
         dtype = compute_dtype(x0.dtype)
         x0, noise = x0.to(dtype), noise.to(dtype)
-        ab = self.alpha_bar(t, x0)  # (N, 1)
-        return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+        t = t.to(self.alphas_cumprod.device)
+        a = self.sqrt_alphas_cumprod[t].to(x0)[:, None]  # (N, 1)
+        b = self.sqrt_one_minus_alphas_cumprod[t].to(x0)[:, None]  # (N, 1)
+        return a * x0 + b * noise
 
     def vb_terms(
         self, x0: Tensor, x_t: Tensor, t: Tensor, eps: Tensor, v: Tensor, *, decoder: str = "discretized"
@@ -382,14 +398,14 @@ class GaussianDiffusion(nn.Module):
         x = x_T.to(compute_dtype(x_T.dtype))
         for k, t in enumerate(steps):
             t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)  # (N,)
-            ab_t = self.alphas_cumprod[t]
+            ab_t = self.alphas_cumprod[t]  # float64: ddim_step takes its square roots before casting
             ab_prev = self.alphas_cumprod[steps[k + 1]] if k + 1 < len(steps) else ab_t.new_ones(())
             eps = eps_fn(x, t_batch).to(x.dtype)
             last = k + 1 == len(steps)
             noise = x.new_zeros(x.shape) if last else torch.randn(
                 x.shape, generator=generator, device=x.device, dtype=x.dtype
             )
-            x = ddim_step(x, eps, ab_t.to(x), ab_prev.to(x), noise=noise, eta=eta, temperature=temperature)
+            x = ddim_step(x, eps, ab_t, ab_prev, noise=noise, eta=eta, temperature=temperature)
         return x
 
     def respaced_chain(self, num_steps: int) -> tuple[Chain, Tensor]:
