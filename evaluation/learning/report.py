@@ -48,14 +48,48 @@ def markdown(rows: list[dict[str, Any]], stages: dict[str, dict[str, Any]], *, w
     return "\n".join(lines)
 
 
-def loss_figure(root: Path, out: Path) -> None:
-    """Total training loss of every stage of both families, one panel a stage."""
-    from evaluation.report.figures import save_figure
-    from evaluation.report.training_figures import collect_stages, plot_overview, variant_colours
+# The losses that show a stage learning (the total mixes in the GAN's terms and the heads' weights).
+CURVES = {"setok.tokenizer": ("rec", "contrastive"), "semhitok.semantic_codebook": ("distill",),
+          "semhitok.pixel_codebook": ("l2",), "semhitok.pixel_finetune": ("l2",), "semhitok.pixel_decoder": ("l2",),
+          "setok.stage1": ("text", "vis"), "setok.mask_decoder": ("mask",), "setok.stage2": ("text", "vis"),
+          "semhitok.stage1": ("text", "image"), "semhitok.stage2": ("text", "image")}
 
-    variants = list(plan.FAMILY_VARIANT.values())
-    stages = collect_stages(root, [v for v in variants if (root / v).is_dir()])
-    save_figure(plot_overview(stages, variant_colours(variants)), out)
+
+def smooth(values: list[float]) -> list[float]:
+    """Trailing mean over a twentieth of the run (a micro-batch's loss is noisy: it holds a handful of samples)."""
+    w = max(1, len(values) // 20)
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v - (values[i - w] if i >= w else 0.0)
+        out.append(total / min(i + 1, w))
+    return out
+
+
+def loss_figure(root: Path, stages: list[str], out: Path) -> None:
+    """One panel per stage that ran: its learning losses over the run (log y when they span two decades)."""
+    from evaluation.report.figures import save_figure
+    from evaluation.report.training_figures import panel_grid, read_log, wants_log_scale
+
+    fig, axes = panel_grid(len(stages))
+    for ax, name in zip(axes, stages):
+        log = read_log(plan.model_path(root, plan.BY_NAME[name]).parent / "train_log.jsonl")
+        values = []
+        for key in CURVES[name]:
+            if key in log.series:
+                series = log.series[key]
+                line, = ax.plot(series.steps, series.values, linewidth=0.6, alpha=0.35)
+                ax.plot(series.steps, smooth(series.values), linewidth=1.4, color=line.get_color(), label=key)
+                values += series.values
+        if wants_log_scale(values):
+            ax.set_yscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("learning tier: training losses per stage", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, out)
 
 
 def write_report(stages: dict[str, dict[str, Any]], *, root: Path, report: Path, wall_seconds: float,
@@ -67,6 +101,6 @@ def write_report(stages: dict[str, dict[str, Any]], *, root: Path, report: Path,
                                           "complete": complete, "git_sha": git_sha(), "torch": torch.__version__})
     text = markdown(rows, stages, wall_seconds=wall_seconds)
     write_text(report / "learning.md", text)
-    loss_figure(root, report / FIGURE)
+    loss_figure(root, [n for n in CURVES if n in stages], report / FIGURE)
     print(text.split("\n## ")[0])
     return any(not r["passed"] for r in rows)

@@ -107,3 +107,11 @@ def test_a_run_stopped_early_is_checked_on_the_stages_it_ran():
     assert len(rows) == sum(c.stage == "setok.tokenizer" for c in checks.CHECKS)
     worse = checks.evaluate({"setok.tokenizer": probe | {"recon_mse": 0.11}}, complete=False)
     assert [r["check"] for r in worse if not r["passed"]] == ["reconstructs its training photos"]
+
+
+def test_the_figure_smooths_with_a_trailing_mean_over_a_twentieth_of_the_run():
+    from evaluation.learning.report import smooth
+
+    values = [float(v) for v in range(1, 41)]  # window 2
+    assert smooth(values)[:4] == [1.0, 1.5, 2.5, 3.5]
+    assert smooth([5.0, 7.0]) == [5.0, 7.0]  # shorter than 20 points: no smoothing
