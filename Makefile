@@ -1,4 +1,4 @@
-# Two commands on a fresh clone (DESIGN.md §3): `make test` and `make smoke`.
+# Two commands on a fresh clone (README "Quick start"): `make test` and `make smoke`.
 # Both create .venv when it is missing; both are idempotent.
 SHELL := /bin/bash
 PYTHON ?= python3

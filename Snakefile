@@ -1,4 +1,4 @@
-# The only Snakefile (DESIGN.md §2, §8): data -> tokenizer -> evaluation -> tables.
+# The only Snakefile (docs/design.md §2, §7): data -> tokenizer -> evaluation -> tables.
 #   snakemake --cores 8                                  full reproduction on this machine (config/paper.yaml)
 #   snakemake --configfile config/ci.yaml smoke          the CPU smoke run (`make smoke`)
 #   snakemake ablation_no_pe                             one variant end to end

@@ -1,6 +1,6 @@
 """Token Cluster of SeTok (Sec. 2.1, Eq. 1-2, Appendix C.1 Algorithm 1).
 
-The public entry point is :func:`cluster` (DESIGN.md §7). Everything is batched over images: the only Python
+The public entry point is :func:`cluster` (docs/design.md §6). Everything is batched over images: the only Python
 loop is over the *iterations* of Algorithm 1 (one new mask per iteration), never over the batch.
 
 Readings of the paper chosen here (see ``docs/paper-notes.md`` §Clustering for the reasons):
