@@ -5,7 +5,7 @@ variant's delta. The result is a tree of frozen dataclasses. Unknown keys, missi
 with the dotted key path and the reason, before any job starts. Snakemake validates the same file against
 ``workflow/schemas/config.schema.yaml``, which is generated from these dataclasses (``python -m setok.config schema``)
 and kept in sync by a test. The machinery (mapping <-> dataclass, merging, the schema generator) is
-:mod:`setok.configtools`. Each section checks its own ranges and
+:mod:`setok.configtools`; the dataset kinds are :mod:`setok.dataset_kinds`. Each section checks its own ranges and
 choices in ``check(path)``; :meth:`Config.check` keeps the rules that span sections.
 
 Only factories and entry points read a :class:`Config`; modules take plain keyword arguments.
@@ -23,6 +23,7 @@ import yaml
 
 from setok import configtools
 from setok.configtools import ConfigError, check_tree, deep_merge, from_dict, read_yaml, to_dict
+from setok.dataset_kinds import DataSource
 
 __all__ = [  # the machinery is re-exported: ``from setok.config import ...`` serves every caller
     "BackboneConfig", "BenchmarkConfig", "ClusteringConfig", "CodeSamplingConfig", "Config", "ConfigError",
@@ -328,48 +329,6 @@ class MLLMConfig:
     # The unified MLLM on SemHiTok codes (tokenizer.kind: semhitok; SemHiTok Sec. 3.3).
     dual_mlp: bool = True  # Table 7: the Dual-MLP adapter (False: one MLP over [z_sem ; z_pix])
     code_sampling: CodeSamplingConfig = field(default_factory=CodeSamplingConfig)
-
-
-@dataclass(frozen=True)
-class DataSource:
-    """One dataset in its official layout.
-
-    Tokenizer kinds: ``imagenet`` (class folders; ``root`` + optional ``synsets`` = LOC_synset_mapping.txt),
-    ``openimages`` (``root`` image folder + ``labels`` CSV with ImageID,LabelName[,Confidence] + ``classes`` CSV
-    LabelName,DisplayName), ``bundled`` (real photos installed with Python packages, labelled in
-    setok/data/samples/labels.yaml).
-
-    SeTokIM kinds (``setok.data.multimodal``): ``llava`` (conversation JSON ``annotations``, images under ``root``),
-    ``coco_captions`` (``captions_*.json`` + image folder), ``instructpix2pix`` (``root`` of sample folders with
-    ``prompt.json``), ``magicbrush`` (``root`` with ``edit_sessions.json`` + ``images/``), ``refcoco`` (``annotations``
-    = folder with ``refs(*).p`` + ``instances.json``, ``root`` = COCO train2014 images, ``split``), ``text``
-    (``annotations`` = a ``.jsonl`` / ``.jsonl.zst`` file of ``{"text": ...}``, SlimPajama's layout),
-    ``coco_instances`` (``instances_*.json`` + image folder: every object mask with its category name, for the mask
-    decoder phase). ``imagenet`` also serves SeTokIM as class-conditional generation ("a photo of a {class}").
-
-    ``llava`` also reads ShareGPT-style conversation tables without images (Magpie's parquet folders, Evol-Instruct's
-    JSON, ``.jsonl``; ``root`` only needed when records name images); ``openorca`` reads OpenOrca's parquet
-    (``annotations`` = a file or folder; columns id, system_prompt, question, response).
-
-    SemHiTok kind: ``webdataset`` (``root`` = a folder of img2dataset tar shards ``00000.tar`` ... holding
-    ``<key>.jpg`` + ``<key>.txt`` caption + ``<key>.json``: COYO-700M subsets and the MidJourney-style data).
-    """
-
-    kind: Literal[
-        "imagenet", "openimages", "bundled", "llava", "coco_captions", "instructpix2pix", "magicbrush", "refcoco",
-        "coco_instances", "text", "alpaca", "openorca", "webdataset",
-    ] = "bundled"
-    root: str | None = None
-    synsets: str | None = None
-    labels: str | None = None
-    classes: str | None = None
-    annotations: str | None = None  # SeTokIM sources: the official annotation file (or folder for refcoco)
-    split: str | None = None  # refcoco: train / val / testA ...; magicbrush: train / dev
-    contrastive: bool = True  # whether this source's labels feed the contrastive loss (ImageNet: reconstruction only)
-    limit: int | None = None  # use only the first N images (after sorting)
-    # SeTokIM sources: keep only the samples of these tasks (e.g. [generation] for MidJourney-style pairs, which
-    # SemHiTok generates but never captions); null keeps every task the reader gives.
-    tasks: list[Literal["text", "caption", "generation", "conversation", "edit", "segment"]] | None = None
 
 
 @dataclass(frozen=True)
