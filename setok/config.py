@@ -29,10 +29,11 @@ __all__ = [  # the machinery is re-exported: ``from setok.config import ...`` se
     "BackboneConfig", "BenchmarkConfig", "ClusteringConfig", "CodeSamplingConfig", "Config", "ConfigError",
     "ConnectorConfig", "DataSource", "DetokenizerConfig", "DiffLossConfig", "EvalConfig", "LLMConfig", "LoRAConfig",
     "LossConfig", "MLLMConfig", "MaskDecoderConfig", "MergerConfig", "PATH_DEPENDENT_STAGES", "PixelBranchConfig",
-    "PixelLossConfig", "SEMHITOK_STAGES", "SemHiTokConfig", "SemanticCodebookConfig", "StageConfig", "TokenizerConfig",
-    "TrainConfig", "VQConfig", "ViTConfig", "config_sha", "deep_merge", "dump", "from_dict", "json_schema",
-    "load_config", "read_yaml", "resolve", "schema_yaml", "to_dict", "validate_all",
+    "PixelLossConfig", "SEMHITOK_STAGES", "SemHiTokConfig", "SemanticCodebookConfig", "StageConfig", "TRAINING_STAGES",
+    "TokenizerConfig", "TrainConfig", "VQConfig", "ViTConfig", "config_sha", "deep_merge", "dump", "from_dict",
+    "json_schema", "load_config", "read_yaml", "resolve", "schema_yaml", "to_dict", "validate_all",
 ]
+
 
 # --------------------------------------------------------------------------------------------- sections
 
