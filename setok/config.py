@@ -1,31 +1,38 @@
-"""The one configuration loader (DESIGN.md §4).
+"""The configuration schema: one frozen dataclass per section, the whole :class:`Config`, and its loader.
 
 ``config/paper.yaml`` is the single source of truth; overlays (``config/ci.yaml``) are deep-merged on top, then a named
 variant's delta. The result is a tree of frozen dataclasses. Unknown keys, missing keys and wrong types are rejected
 with the dotted key path and the reason, before any job starts. Snakemake validates the same file against
 ``workflow/schemas/config.schema.yaml``, which is generated from these dataclasses (``python -m setok.config schema``)
-and kept in sync by a test.
+and kept in sync by a test. The machinery (mapping <-> dataclass, merging, the schema generator) is
+:mod:`setok.configtools`; the dataset kinds are :mod:`setok.dataset_kinds`. Each section checks its own ranges and
+choices in ``check(path)``; :meth:`Config.check` keeps the rules that span sections.
 
 Only factories and entry points read a :class:`Config`; modules take plain keyword arguments.
 """
 from __future__ import annotations
 
-import copy
-import dataclasses
 import hashlib
 import json
 import sys
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import yaml
 
+from setok import configtools
+from setok.configtools import ConfigError, check_tree, deep_merge, from_dict, read_yaml, to_dict
+from setok.dataset_kinds import DataSource
 
-class ConfigError(ValueError):
-    """A configuration is malformed; the message starts with the dotted key path."""
+__all__ = [  # the machinery is re-exported: ``from setok.config import ...`` serves every caller
+    "BackboneConfig", "BenchmarkConfig", "ClusteringConfig", "CodeSamplingConfig", "Config", "ConfigError",
+    "ConnectorConfig", "DataSource", "DetokenizerConfig", "DiffLossConfig", "EvalConfig", "LLMConfig", "LoRAConfig",
+    "LossConfig", "MLLMConfig", "MaskDecoderConfig", "MergerConfig", "PATH_DEPENDENT_STAGES", "PixelBranchConfig",
+    "PixelLossConfig", "SEMHITOK_STAGES", "SemHiTokConfig", "SemanticCodebookConfig", "StageConfig", "TRAINING_STAGES",
+    "TokenizerConfig", "TrainConfig", "VQConfig", "ViTConfig", "config_sha", "deep_merge", "dump", "from_dict",
+    "json_schema", "load_config", "read_yaml", "resolve", "schema_yaml", "to_dict", "validate_all",
+]
 
 
 # --------------------------------------------------------------------------------------------- sections
@@ -59,6 +66,13 @@ class ClusteringConfig:
     max_tokens: int = 64
     num_clusters: int | None = None
     normalize: bool = True
+
+    def check(self, path: str) -> None:
+        """``fixed`` needs ``num_clusters``; the other modes need a positive ``max_tokens``."""
+        if self.mode == "fixed" and self.num_clusters is None:
+            raise ConfigError(f"{path}.num_clusters: required when mode is 'fixed'")
+        if self.mode != "fixed" and self.max_tokens < 1:
+            raise ConfigError(f"{path}.max_tokens: must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -119,6 +133,11 @@ class VQConfig:
     # vector of the batch (ours; 0 disables). Usage starts at 0, so the first update initialises every code from data.
     dead_code_threshold: float = 1.0e-3
 
+    def check(self, path: str) -> None:
+        """The EMA decay gamma lies in (0, 1)."""
+        if not 0.0 < self.decay < 1.0:
+            raise ConfigError(f"{path}.decay: must be in (0, 1), got {self.decay}")
+
 
 @dataclass(frozen=True)
 class ViTConfig:
@@ -128,6 +147,11 @@ class ViTConfig:
     depth: int = 12
     heads: int = 12
     mlp_ratio: float = 4.0
+
+    def check(self, path: str) -> None:
+        """The width splits evenly over the heads."""
+        if self.dim % self.heads:
+            raise ConfigError(f"{path}.dim: {self.dim} is not divisible by heads {self.heads}")
 
 
 @dataclass(frozen=True)
@@ -158,6 +182,11 @@ class PixelBranchConfig:
     vq: Literal["norm", "vanilla"] = "norm"  # Sec. 4.1: "normalized VQ"
     commitment: float = 0.25
     concat: Literal["dim", "length", "none"] = "dim"  # Table 9: semantic + pixel codes into the decoder
+
+    def check(self, path: str) -> None:
+        """At least one pixel code per semantic code."""
+        if self.sub_codebook_size < 1:
+            raise ConfigError(f"{path}.sub_codebook_size: must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -304,48 +333,6 @@ class MLLMConfig:
 
 
 @dataclass(frozen=True)
-class DataSource:
-    """One dataset in its official layout.
-
-    Tokenizer kinds: ``imagenet`` (class folders; ``root`` + optional ``synsets`` = LOC_synset_mapping.txt),
-    ``openimages`` (``root`` image folder + ``labels`` CSV with ImageID,LabelName[,Confidence] + ``classes`` CSV
-    LabelName,DisplayName), ``bundled`` (real photos installed with Python packages, labelled in
-    setok/data/samples/labels.yaml).
-
-    SeTokIM kinds (``setok.data.multimodal``): ``llava`` (conversation JSON ``annotations``, images under ``root``),
-    ``coco_captions`` (``captions_*.json`` + image folder), ``instructpix2pix`` (``root`` of sample folders with
-    ``prompt.json``), ``magicbrush`` (``root`` with ``edit_sessions.json`` + ``images/``), ``refcoco`` (``annotations``
-    = folder with ``refs(*).p`` + ``instances.json``, ``root`` = COCO train2014 images, ``split``), ``text``
-    (``annotations`` = a ``.jsonl`` / ``.jsonl.zst`` file of ``{"text": ...}``, SlimPajama's layout),
-    ``coco_instances`` (``instances_*.json`` + image folder: every object mask with its category name, for the mask
-    decoder phase). ``imagenet`` also serves SeTokIM as class-conditional generation ("a photo of a {class}").
-
-    ``llava`` also reads ShareGPT-style conversation tables without images (Magpie's parquet folders, Evol-Instruct's
-    JSON, ``.jsonl``; ``root`` only needed when records name images); ``openorca`` reads OpenOrca's parquet
-    (``annotations`` = a file or folder; columns id, system_prompt, question, response).
-
-    SemHiTok kind: ``webdataset`` (``root`` = a folder of img2dataset tar shards ``00000.tar`` ... holding
-    ``<key>.jpg`` + ``<key>.txt`` caption + ``<key>.json``: COYO-700M subsets and the MidJourney-style data).
-    """
-
-    kind: Literal[
-        "imagenet", "openimages", "bundled", "llava", "coco_captions", "instructpix2pix", "magicbrush", "refcoco",
-        "coco_instances", "text", "alpaca", "openorca", "webdataset",
-    ] = "bundled"
-    root: str | None = None
-    synsets: str | None = None
-    labels: str | None = None
-    classes: str | None = None
-    annotations: str | None = None  # SeTokIM sources: the official annotation file (or folder for refcoco)
-    split: str | None = None  # refcoco: train / val / testA ...; magicbrush: train / dev
-    contrastive: bool = True  # whether this source's labels feed the contrastive loss (ImageNet: reconstruction only)
-    limit: int | None = None  # use only the first N images (after sorting)
-    # SeTokIM sources: keep only the samples of these tasks (e.g. [generation] for MidJourney-style pairs, which
-    # SemHiTok generates but never captions); null keeps every task the reader gives.
-    tasks: list[Literal["text", "caption", "generation", "conversation", "edit", "segment"]] | None = None
-
-
-@dataclass(frozen=True)
 class TrainConfig:
     """Optimisation schedule of one training stage (App. D.3 / Table 9)."""
 
@@ -366,6 +353,13 @@ class TrainConfig:
     seed: int = 0
     sources: list[str] = field(default_factory=lambda: ["imagenet", "openimages"])
 
+    def check(self, path: str) -> None:
+        """The global batch splits into micro-batches; ZeRO has stages 0 to 3."""
+        if self.batch_size % self.micro_batch_size:
+            raise ConfigError(f"{path}.batch_size: must be a multiple of micro_batch_size")
+        if self.zero_stage not in (0, 1, 2, 3):
+            raise ConfigError(f"{path}.zero_stage: must be 0, 1, 2 or 3, got {self.zero_stage}")
+
 
 @dataclass(frozen=True)
 class StageConfig(TrainConfig):
@@ -382,6 +376,15 @@ class StageConfig(TrainConfig):
     template: Literal["plain", "vicuna_v1"] = "plain"
     max_image_tokens: int = 64  # generated images are cut to this many SeTok tokens
     activation_checkpointing: bool = False  # recompute the LLM's layer activations in the backward pass
+
+    def check(self, path: str) -> None:
+        """The schedule's rules, then the mixture's: a share in [0, 1) and weights only for its own sources."""
+        super().check(path)
+        if not 0.0 <= self.language_ratio < 1.0:
+            raise ConfigError(f"{path}.language_ratio: must be in [0, 1), got {self.language_ratio}")
+        for name in self.weights:
+            if name not in self.sources:
+                raise ConfigError(f"{path}.weights.{name}: not one of {path}.sources")
 
 
 @dataclass(frozen=True)
@@ -416,6 +419,23 @@ class BenchmarkConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+# --------------------------------------------------------------------------------------------- the stages
+
+# SemHiTok's training stages in order (the config keys are ``train_<stage>``).
+SEMHITOK_STAGES = ("train_semantic_codebook", "train_pixel_codebook", "train_pixel_finetune", "train_pixel_decoder")
+
+# Stages whose micro-batches can run different modules on different ranks (SeTokIM / the unified MLLM: text-only
+# micro-batches skip the image heads; SeTok: a micro-batch without labelled images skips the contrastive branch). ZeRO-2
+# appends each gradient to a flat reduction bucket when its backward hook fires, so two ranks with different backward
+# graphs lay their buckets out differently and the reduced gradient is wrong (measured on two CPU ranks: global norm
+# 2.918 instead of 3.127; tests/train/test_two_ranks.py); ZeRO-3 gathers a module's weights when it runs, a collective
+# the idle rank never enters (the run aborts). ZeRO-0/1 reduce after the backward, in parameter order.
+PATH_DEPENDENT_STAGES = ("train_tokenizer", "train_stage1", "train_stage2")
+
+# Every training stage of a config (the keys of its TrainConfig / StageConfig sections).
+TRAINING_STAGES = ("train_tokenizer", "train_stage1", "train_mask_decoder", "train_stage2", *SEMHITOK_STAGES)
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole experiment: base settings, the variant applied (``name``) and the named variant deltas."""
@@ -444,186 +464,45 @@ class Config:
     comparison_variants: list[str] = field(default_factory=list)
     default_variant: str = "hard_cluster"
 
-
-# SemHiTok's training stages in order (the config keys are ``train_<stage>``).
-SEMHITOK_STAGES = ("train_semantic_codebook", "train_pixel_codebook", "train_pixel_finetune", "train_pixel_decoder")
-
-
-# --------------------------------------------------------------------------------------------- conversion
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (Union, types.UnionType):
-        return " | ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is not None:
-        return getattr(origin, "__name__", str(origin))
-    if tp is type(None):
-        return "null"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _convert(tp: Any, value: Any, path: str) -> Any:
-    """Check ``value`` against the annotation ``tp`` and convert nested dicts to dataclasses."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _convert(a, value, path)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r}")
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{path}: {value!r} is not one of {', '.join(repr(a) for a in args)}")
-        return value
-    if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, path)
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{path}: expected a list, got {type(value).__name__} {value!r}")
-        return [_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__} {value!r}")
-        return {str(k): _convert(args[1], v, f"{path}.{k}") for k, v in value.items()}
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true/false, got {type(value).__name__} {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: expected an integer, got {type(value).__name__} {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: expected a number, got {type(value).__name__} {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {type(value).__name__} {value!r}")
-        return value
-    raise TypeError(f"unsupported annotation {tp!r} at {path}")  # a bug in this file, not in the config
-
-
-def from_dict(cls: type, data: Any, path: str = "") -> Any:
-    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types with their key path."""
-    where = path or "<config>"
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__} {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        key = f"{path}.{unknown[0]}" if path else unknown[0]
-        raise ConfigError(f"{key}: unknown key (allowed here: {', '.join(sorted(names))})")
-    kwargs = {k: _convert(hints[k], v, f"{path}.{k}" if path else k) for k, v in data.items()}
-    return cls(**kwargs)
-
-
-def to_dict(obj: Any) -> Any:
-    """Inverse of :func:`from_dict`: plain dicts / lists / scalars."""
-    if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, dict):
-        return {k: to_dict(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [to_dict(v) for v in obj]
-    return obj
-
-
-def deep_merge(base: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
-    """Recursively merge ``delta`` into a copy of ``base`` (mappings merge, everything else replaces)."""
-    out = copy.deepcopy(base)
-    for k, v in delta.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = deep_merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
+    def check(self, path: str = "") -> None:
+        """The rules that span sections (``check_tree`` ran each section's own ``check`` first): the names one
+        section gives are keys of another, and each training stage's ZeRO stage suits the stage."""
+        if self.eval.dataset not in self.datasets:
+            raise ConfigError(f"eval.dataset: {self.eval.dataset!r} is not a key of datasets")
+        for b in self.mllm_benchmarks:
+            if b not in self.benchmarks:
+                raise ConfigError(f"mllm_benchmarks: {b!r} is not a key of benchmarks")
+        for key in ("run_variants", "mllm_variants", "comparison_variants"):
+            for v in getattr(self, key):
+                if v not in self.variants:
+                    raise ConfigError(f"{key}: {v!r} is not a key of variants")
+        for v in self.comparison_variants:
+            if v not in self.mllm_variants:
+                raise ConfigError(f"comparison_variants: {v!r} is not in mllm_variants (its MLLM must be trained)")
+        for stage in TRAINING_STAGES:
+            t = getattr(self, stage)
+            if t.zero_stage > 1 and stage in PATH_DEPENDENT_STAGES:
+                raise ConfigError(
+                    f"{stage}.zero_stage: {t.zero_stage} needs every rank to run the same modules in a micro-batch, "
+                    "and this stage's micro-batches take different paths on different ranks (text only or an image "
+                    "to generate; labelled images or none): ZeRO-2 then sums mismatched gradient buckets into a wrong "
+                    "gradient and ZeRO-3 gathers a head's weights on one rank only and aborts; use 1 (the "
+                    "communication of 2; docs/scaling.md: 41.6 GB per GPU for Stage I) or 0")
+            if t.zero_stage == 3 and stage in SEMHITOK_STAGES:
+                raise ConfigError(f"{stage}.zero_stage: 3 is not checked for the SemHiTok stages; ZeRO-2 fits them "
+                                  "(docs/scaling.md)")
+            for name in t.sources:
+                if name not in self.datasets:
+                    raise ConfigError(f"{stage}.sources: {name!r} is not a key of datasets")
 
 
 # --------------------------------------------------------------------------------------------- loading
 
 
-def _check(cfg: Config) -> None:
-    """Cross-field rules the types cannot express."""
-    c = cfg.tokenizer.clustering
-    if c.mode == "fixed" and c.num_clusters is None:
-        raise ConfigError("tokenizer.clustering.num_clusters: required when mode is 'fixed'")
-    if c.mode != "fixed" and c.max_tokens < 1:
-        raise ConfigError("tokenizer.clustering.max_tokens: must be >= 1")
-    if cfg.eval.dataset not in cfg.datasets:
-        raise ConfigError(f"eval.dataset: {cfg.eval.dataset!r} is not a key of datasets")
-    for b in cfg.mllm_benchmarks:
-        if b not in cfg.benchmarks:
-            raise ConfigError(f"mllm_benchmarks: {b!r} is not a key of benchmarks")
-    for key in ("run_variants", "mllm_variants", "comparison_variants"):
-        for v in getattr(cfg, key):
-            if v not in cfg.variants:
-                raise ConfigError(f"{key}: {v!r} is not a key of variants")
-    for v in cfg.comparison_variants:
-        if v not in cfg.mllm_variants:
-            raise ConfigError(f"comparison_variants: {v!r} is not in mllm_variants (its MLLM must be trained)")
-    s = cfg.tokenizer.semhitok
-    if s.pixel.sub_codebook_size < 1:
-        raise ConfigError("tokenizer.semhitok.pixel.sub_codebook_size: must be >= 1")
-    if not 0.0 < s.semantic.vq.decay < 1.0:
-        raise ConfigError(f"tokenizer.semhitok.semantic.vq.decay: must be in (0, 1), got {s.semantic.vq.decay}")
-    for key in ("encoder", "decoder", "enhanced_decoder"):
-        vit = getattr(s.pixel, key)
-        if vit is not None and vit.dim % vit.heads:
-            raise ConfigError(f"tokenizer.semhitok.pixel.{key}.dim: {vit.dim} is not divisible by heads {vit.heads}")
-    for stage in ("train_tokenizer", "train_stage1", "train_mask_decoder", "train_stage2", *SEMHITOK_STAGES):
-        t = getattr(cfg, stage)
-        if t.batch_size % t.micro_batch_size:
-            raise ConfigError(f"{stage}.batch_size: must be a multiple of micro_batch_size")
-        if t.zero_stage not in (0, 1, 2, 3):
-            raise ConfigError(f"{stage}.zero_stage: must be 0, 1, 2 or 3, got {t.zero_stage}")
-        if t.zero_stage > 1 and stage in PATH_DEPENDENT_STAGES:
-            raise ConfigError(
-                f"{stage}.zero_stage: {t.zero_stage} needs every rank to run the same modules in a micro-batch, and "
-                "this stage's micro-batches take different paths on different ranks (text only or an image to "
-                "generate; labelled images or none): ZeRO-2 then sums mismatched gradient buckets into a wrong "
-                "gradient and ZeRO-3 gathers a head's weights on one rank only and aborts; use 1 (the communication of "
-                "2; docs/scaling.md: 41.6 GB per GPU for Stage I) or 0")
-        if t.zero_stage == 3 and stage in SEMHITOK_STAGES:
-            raise ConfigError(f"{stage}.zero_stage: 3 is not checked for the SemHiTok stages; ZeRO-2 fits them "
-                              "(docs/scaling.md)")
-        for name in t.sources:
-            if name not in cfg.datasets:
-                raise ConfigError(f"{stage}.sources: {name!r} is not a key of datasets")
-        if isinstance(t, StageConfig):
-            if not 0.0 <= t.language_ratio < 1.0:
-                raise ConfigError(f"{stage}.language_ratio: must be in [0, 1), got {t.language_ratio}")
-            for name in t.weights:
-                if name not in t.sources:
-                    raise ConfigError(f"{stage}.weights.{name}: not one of {stage}.sources")
-
-
-# Stages whose micro-batches can run different modules on different ranks (SeTokIM / the unified MLLM: text-only
-# micro-batches skip the image heads; SeTok: a micro-batch without labelled images skips the contrastive branch). ZeRO-2
-# appends each gradient to a flat reduction bucket when its backward hook fires, so two ranks with different backward
-# graphs lay their buckets out differently and the reduced gradient is wrong (measured on two CPU ranks: global norm
-# 2.918 instead of 3.127; tests/train/test_two_ranks.py); ZeRO-3 gathers a module's weights when it runs, a collective
-# the idle rank never enters (the run aborts). ZeRO-0/1 reduce after the backward, in parameter order.
-PATH_DEPENDENT_STAGES = ("train_tokenizer", "train_stage1", "train_stage2")
-
-
 def resolve(raw: dict[str, Any], variant: str | None = None) -> Config:
     """Validate the merged mapping and apply ``variant``'s delta (``None``: the base config as it is)."""
     base = from_dict(Config, raw)
-    _check(base)
+    check_tree(base)  # each section its own rules, then Config.check across sections
     if variant is None:
         return base
     if variant not in base.variants:
@@ -634,23 +513,10 @@ def resolve(raw: dict[str, Any], variant: str | None = None) -> Config:
     merged["name"] = variant
     try:
         cfg = from_dict(Config, merged)
-        _check(cfg)
+        check_tree(cfg)
     except ConfigError as e:
         raise ConfigError(f"variants.{variant}.{e}") from None
     return cfg
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping")
-    return data
 
 
 def load_config(paths: list[str | Path] | str | Path, variant: str | None = None) -> Config:
@@ -685,35 +551,9 @@ def dump(cfg: Config) -> str:
 # --------------------------------------------------------------------------------------------- JSON schema
 
 
-def _schema(tp: Any) -> dict[str, Any]:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return {}
-    if origin in (Union, types.UnionType):
-        return {"anyOf": [_schema(a) for a in args]}
-    if origin is Literal:
-        return {"enum": list(args)}
-    if dataclasses.is_dataclass(tp):
-        hints = typing.get_type_hints(tp)
-        return {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {f.name: _schema(hints[f.name]) for f in dataclasses.fields(tp)},
-        }
-    if origin is list:
-        return {"type": "array", "items": _schema(args[0])}
-    if origin is dict:
-        return {"type": "object", "additionalProperties": _schema(args[1])}
-    return {
-        bool: {"type": "boolean"}, int: {"type": "integer"}, float: {"type": "number"},
-        str: {"type": "string"}, type(None): {"type": "null"},
-    }[tp]
-
-
 def json_schema() -> dict[str, Any]:
     """JSON schema of the config file (variants are free-form deltas, checked by :func:`resolve`)."""
-    s = _schema(Config)
+    s = configtools.json_schema(Config)
     s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     s["description"] = "Generated by `python -m setok.config schema` from setok/config.py; do not edit."
     return s

@@ -76,6 +76,22 @@ def test_resolved_config_round_trips(tmp_path):
     ({"train_stage2": {"zero_stage": 3}}, r"train_stage2\.zero_stage: 3 .* take different paths"),
     ({"train_tokenizer": {"zero_stage": 2}}, r"train_tokenizer\.zero_stage: 2 .* use 1"),
     ({"train_pixel_codebook": {"zero_stage": 3}}, r"train_pixel_codebook\.zero_stage: 3 is not checked"),
+    # each section's own check, with the key path of the section it sits at
+    ({"tokenizer": {"clustering": {"mode": "fixed"}}},
+     r"^tokenizer\.clustering\.num_clusters: required when mode is 'fixed'$"),
+    ({"tokenizer": {"clustering": {"max_tokens": 0}}}, r"^tokenizer\.clustering\.max_tokens: must be >= 1$"),
+    ({"tokenizer": {"semhitok": {"semantic": {"vq": {"decay": 1.0}}}}},
+     r"^tokenizer\.semhitok\.semantic\.vq\.decay: must be in \(0, 1\), got 1\.0$"),
+    ({"tokenizer": {"semhitok": {"pixel": {"sub_codebook_size": 0}}}},
+     r"^tokenizer\.semhitok\.pixel\.sub_codebook_size: must be >= 1$"),
+    ({"tokenizer": {"semhitok": {"pixel": {"enhanced_decoder": {"heads": 7}}}}},
+     r"^tokenizer\.semhitok\.pixel\.enhanced_decoder\.dim: 1024 is not divisible by heads 7$"),
+    ({"train_pixel_finetune": {"batch_size": 3, "micro_batch_size": 2}},
+     r"^train_pixel_finetune\.batch_size: must be a multiple of micro_batch_size$"),
+    ({"train_stage1": {"language_ratio": 1.0}}, r"^train_stage1\.language_ratio: must be in \[0, 1\), got 1\.0$"),
+    ({"train_stage2": {"weights": {"nope": 1.0}}}, r"^train_stage2\.weights\.nope: not one of train_stage2\.sources$"),
+    ({"train_stage2": {"sources": ["nope"]}}, r"^train_stage2\.sources: 'nope' is not a key of datasets$"),
+    ({"eval": {"dataset": "nope"}}, r"^eval\.dataset: 'nope' is not a key of datasets$"),
 ])
 def test_malformed_config_names_the_key_path(delta, message):
     from setok.config import deep_merge

@@ -22,6 +22,8 @@ TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 @pytest.fixture(scope="module")
 def plan() -> ModuleType:
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "scaling_plan.py"
+    if str(path.parent) not in sys.path:  # its ``scaling`` package, as ``python benchmarks/scaling_plan.py`` finds it
+        sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location("scaling_plan", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules["scaling_plan"] = module  # dataclasses resolve their module by name

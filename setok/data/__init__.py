@@ -1,7 +1,7 @@
 """Dataset readers for the official layouts (ImageNet class folders, OpenImages CSVs) and bundled real photos.
 
 Every dataset returns :class:`~setok.data.sample.Sample` dicts and exposes ``classes`` and ``ids``;
-:func:`build_dataset` is the only place that reads the :class:`~setok.config.DataSource` config dataclass.
+:func:`build_dataset` is the only place that reads a :class:`~setok.config.DataSource` (one dataclass per kind).
 """
 from __future__ import annotations
 
@@ -24,22 +24,14 @@ __all__ = [
     "build_dataset", "build_datasets", "collate", "image_transform", "write_reference_images",
 ]
 
-_FIELDS = {"imagenet": {"root", "synsets"}, "openimages": {"root", "labels", "classes"}, "bundled": set(),
-           "webdataset": {"root"}}
-_REQUIRED = {"imagenet": {"root"}, "openimages": {"root", "labels", "classes"}, "bundled": set(),
-             "webdataset": {"root"}}
+_IMAGE_KINDS = ("imagenet", "openimages", "bundled", "webdataset")
 
 
 def _check_source(source: DataSource) -> None:
-    if source.kind not in _FIELDS:
-        raise ConfigError(f"kind: {source.kind!r} is not an image dataset kind ({', '.join(_FIELDS)}); it serves "
-                          "the MLLM stages")
-    for key in ("root", "synsets", "labels", "classes"):
-        value = getattr(source, key)
-        if key in _REQUIRED[source.kind] and not value:
-            raise ConfigError(f"{key}: required for a dataset of kind {source.kind!r}")
-        if key not in _FIELDS[source.kind] and value is not None:
-            raise ConfigError(f"{key}: not used by a dataset of kind {source.kind!r} (set it to null)")
+    if source.kind not in _IMAGE_KINDS:
+        raise ConfigError(f"kind: {source.kind!r} is not an image dataset kind ({', '.join(_IMAGE_KINDS)}); it "
+                          "serves the MLLM stages")
+    source.check()  # the paths its kind needs (a kind's dataclass holds no path it does not use)
 
 
 def build_dataset(source: DataSource, *, image_size: int) -> Dataset[Sample]:
@@ -53,7 +45,7 @@ def build_dataset(source: DataSource, *, image_size: int) -> Dataset[Sample]:
         An :class:`ImageNetFolder`, :class:`OpenImagesManifest` or :class:`BundledPhotos`.
 
     Raises:
-        ConfigError: A path the kind needs is missing, or one it does not use is set.
+        ConfigError: The kind is not an image dataset kind, or a path it needs is missing.
         setok.io.DataError: The data on disk does not match the official layout.
     """
     _check_source(source)

@@ -1,25 +1,16 @@
 """SeTokIM training sources in their official layouts -> :class:`~setok.data.multimodal.MultimodalSample` lists.
 
-:func:`build_multimodal_source` is the one place that reads a :class:`~setok.config.DataSource` of these kinds.
+:func:`build_multimodal_source` is the one place that reads a :class:`~setok.config.DataSource` of these kinds (one
+dataclass per kind, :mod:`setok.dataset_kinds`).
 """
 from __future__ import annotations
 
 from setok.config import ConfigError, DataSource
 from setok.data.multimodal import MultimodalSample
 
-# kind -> (required keys, allowed keys)
-_KEYS = {
-    "llava": ({"annotations"}, {"root", "annotations"}),
-    "coco_captions": ({"root", "annotations"}, {"root", "annotations"}),
-    "coco_instances": ({"root", "annotations"}, {"root", "annotations"}),
-    "instructpix2pix": ({"root"}, {"root"}),
-    "magicbrush": ({"root"}, {"root", "split"}),
-    "refcoco": ({"root", "annotations", "split"}, {"root", "annotations", "split"}),
-    "text": ({"annotations"}, {"annotations"}),
-    "alpaca": ({"annotations"}, {"annotations"}),
-    "openorca": ({"annotations"}, {"annotations"}),
-    "imagenet": ({"root"}, {"root", "synsets"}),
-}
+# the SeTokIM kinds (each kind's dataclass checks the paths it needs)
+_KINDS = ("llava", "coco_captions", "coco_instances", "instructpix2pix", "magicbrush", "refcoco", "text", "alpaca",
+          "openorca", "imagenet")
 
 
 def build_multimodal_source(source: DataSource, *, name: str) -> list[MultimodalSample]:
@@ -27,18 +18,12 @@ def build_multimodal_source(source: DataSource, *, name: str) -> list[Multimodal
     the first ``limit``, kept).
 
     Raises:
-        ConfigError: the kind is not a SeTokIM kind, or a path it needs is missing / one it does not use is set.
+        ConfigError: the kind is not a SeTokIM kind, or a path it needs is missing.
         setok.io.DataError: the files do not match the official layout.
     """
-    if source.kind not in _KEYS:
-        raise ConfigError(f"datasets.{name}.kind: {source.kind!r} is not a SeTokIM source ({', '.join(_KEYS)})")
-    required, allowed = _KEYS[source.kind]
-    for key in ("root", "annotations", "split", "synsets", "labels", "classes"):
-        value = getattr(source, key)
-        if key in required and not value:
-            raise ConfigError(f"datasets.{name}.{key}: required for a source of kind {source.kind!r}")
-        if key not in allowed and value is not None:
-            raise ConfigError(f"datasets.{name}.{key}: not used by a source of kind {source.kind!r} (set it to null)")
+    if source.kind not in _KINDS:
+        raise ConfigError(f"datasets.{name}.kind: {source.kind!r} is not a SeTokIM source ({', '.join(_KINDS)})")
+    source.check(f"datasets.{name}")
     from setok.data.sources import coco, editing, imagenet, llava, refcoco, text
 
     read = {
