@@ -1,6 +1,6 @@
 """Benchmark scoring for the SeTok reproduction harness.
 
-Every benchmark is one small file in :mod:`evaluation.benchmarks` registered with
+Every benchmark is one small file in :mod:`evaluation.suite` registered with
 :func:`evaluation.registry.register`; ``python -m evaluation list`` shows them and
 ``python -m evaluation score <benchmark> --help`` documents each one's file formats.
 

@@ -1,4 +1,4 @@
-"""The benchmark registry: one :class:`Benchmark` subclass per file in :mod:`evaluation.benchmarks`.
+"""The benchmark registry: one :class:`Benchmark` subclass per file in :mod:`evaluation.suite`.
 
 Adding a benchmark (vqav2, gqa, pope, ...) is one small file::
 
@@ -16,7 +16,7 @@ Adding a benchmark (vqav2, gqa, pope, ...) is one small file::
             ...  # read files with evaluation.readers, compute with evaluation.metrics
             return ScoreResult(metrics={...}, n=..., rows=[...], ci95={...})
 
-Every module in :mod:`evaluation.benchmarks` is imported on first use of :func:`get` / :func:`names`, so nothing else
+Every module in :mod:`evaluation.suite` is imported on first use of :func:`get` / :func:`names`, so nothing else
 has to be edited.
 """
 
@@ -173,10 +173,10 @@ def register(name: str) -> Callable[[B], B]:
 
 
 def _load_builtin() -> None:
-    """Import :mod:`evaluation.benchmarks` once, which imports (and so registers) every benchmark module."""
+    """Import :mod:`evaluation.suite` once, which imports (and so registers) every benchmark module."""
     global _LOADED
     if not _LOADED:
-        importlib.import_module("evaluation.benchmarks")
+        importlib.import_module("evaluation.suite")
         _LOADED = True
 
 

@@ -11,8 +11,8 @@ import httpx
 import numpy as np
 import pytest
 
-from evaluation.benchmarks import genai_bench  # noqa: F401  (registers the vqascore grader)
-from evaluation.benchmarks.mmvet import MMVetSample, judge_query
+from evaluation.suite import genai_bench  # noqa: F401  (registers the vqascore grader)
+from evaluation.suite.mmvet import MMVetSample, judge_query
 from evaluation.bootstrap import means_with_ci95
 from evaluation.graders import (
     JUDGE,

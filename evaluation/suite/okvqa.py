@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from evaluation.benchmarks.vqav2 import VQA_FAMILY_METRICS, VQA_RULES, VQAv2
+from evaluation.suite.vqav2 import VQA_FAMILY_METRICS, VQA_RULES, VQAv2
 from evaluation.registry import register
 
 
 @register("okvqa")
 class OKVQA(VQAv2):
-    """OK-VQA val: same files, rules and metrics as :class:`~evaluation.benchmarks.vqav2.VQAv2`."""
+    """OK-VQA val: same files, rules and metrics as :class:`~evaluation.suite.vqav2.VQAv2`."""
 
     help = f"""OK-VQA open-ended accuracy (percent) with the official VQA evaluator (vqaEval.py).
 

@@ -1,6 +1,6 @@
 """VQAv2: the official VQA accuracy (GT-Vision-Lab vqaEval.py) after LLaVA's EvalAI answer processing, in percent.
 
-:func:`score_vqa_family` is shared with :mod:`evaluation.benchmarks.okvqa` and :mod:`evaluation.benchmarks.vizwiz`.
+:func:`score_vqa_family` is shared with :mod:`evaluation.suite.okvqa` and :mod:`evaluation.suite.vizwiz`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evaluation.benchmarks.fid import FidBenchmark
+from evaluation.suite.fid import FidBenchmark
 from evaluation.features.images import list_images
 from evaluation.registry import Metric, PathLike, ScoreResult, register
 from setok.io import DataError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from evaluation.benchmarks.vqav2 import VQA_FAMILY_METRICS, add_raw_predictions_flag, score_vqa_family
+from evaluation.suite.vqav2 import VQA_FAMILY_METRICS, add_raw_predictions_flag, score_vqa_family
 from evaluation.readers.vqa import read_vizwiz
 from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
 from setok.io import DataError

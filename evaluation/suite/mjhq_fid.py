@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from evaluation.benchmarks.coco_fid import center_crop_resize
+from evaluation.suite.coco_fid import center_crop_resize
 from evaluation.metrics.fid import fid_bootstrap_ci95, fid_from_features
 from evaluation.readers.fid import read_fid_npz, write_fid_npz
 from evaluation.readers.generation import MJHQ_CATEGORIES, read_mjhq
