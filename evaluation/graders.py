@@ -7,9 +7,9 @@ a zero. Kinds: ``judge`` graders read ``request.prompt`` as a text prompt for a 
 score how well ``request.image`` shows ``request.prompt``.
 
 Registered graders: ``openai`` (any OpenAI-compatible chat-completions endpoint, judge), ``precomputed`` (scores read
-from a file, both kinds) and, from :mod:`evaluation.suite.genai_bench`, ``vqascore``
-(t2v_metrics VQAScore, image_text). Every result scored with a grader records it (:func:`grader_provenance`); the
-grades of ``precomputed`` (and of the tests' fake grader) do not come from the predictions being scored, and reports mark them.
+from a file, both kinds) and, from :mod:`evaluation.suite.genai_bench`, ``vqascore`` (t2v_metrics VQAScore,
+image_text). Every result scored with a grader records it (:func:`grader_provenance`); the grades of ``precomputed``
+(and of the tests' fake grader) do not come from the predictions being scored, and reports mark them.
 No network call happens at import or in tests (the HTTP grader takes an injectable ``httpx`` transport).
 """
 

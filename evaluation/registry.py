@@ -12,7 +12,7 @@ Adding a benchmark (vqav2, gqa, pope, ...) is one small file::
     predictions (--predictions): jsonl {"question_id", "text"} ...'''
         metrics = (Metric("accuracy", higher_is_better=True), Metric("f1", higher_is_better=True))
 
-        def score(self, predictions, annotations=None, *, questions=None, n_bootstrap=None, seed=0, **opts):
+        def _score(self, predictions, annotations=None, *, questions=None, n_bootstrap=0, seed=0, **opts):
             ...  # read files with evaluation.readers, compute with evaluation.metrics
             return ScoreResult(metrics={...}, n=..., rows=[...], ci95={...})
 
@@ -26,12 +26,13 @@ import argparse
 import importlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from evaluation.provenance import Provenance
+from setok.io import DataError
 
 PathLike = str | os.PathLike[str]
 
@@ -78,32 +79,35 @@ class Benchmark(ABC):
 
     Class attributes to set in a subclass: ``help`` (documents the reference and prediction formats; shown by
     ``python -m evaluation score <name> --help``), ``metrics`` and, when they differ from the defaults,
-    ``needs_annotations``, ``takes_questions`` and ``default_bootstrap``. ``name`` is set by :func:`register`.
+    ``needs_annotations`` (with ``missing_annotations``, what ``--annotations`` names in the error when it is
+    absent), ``takes_questions`` and ``default_bootstrap``. ``name`` is set by :func:`register`. A subclass implements
+    :meth:`_score`; :meth:`score` does the checks every benchmark shares first.
     """
 
     name: ClassVar[str] = ""
     help: ClassVar[str] = ""
     metrics: ClassVar[tuple[Metric, ...]] = ()
     needs_annotations: ClassVar[bool] = True
+    missing_annotations: ClassVar[str] = "the reference files"
     takes_questions: ClassVar[bool] = False
     default_bootstrap: ClassVar[int] = 1000
 
-    @abstractmethod
     def score(
         self,
         predictions: PathLike,
-        annotations: PathLike | None = None,
+        annotations: PathLike | Sequence[PathLike] | None = None,
         *,
         questions: PathLike | None = None,
         n_bootstrap: int | None = None,
         seed: int = 0,
         **opts: Any,
     ) -> ScoreResult:
-        """Score a predictions file against references.
+        """Score a predictions file against references: the checks every benchmark shares, then :meth:`_score`.
 
         Args:
             predictions: Path of the model's outputs (format in :attr:`help`).
-            annotations: Path of the references (format in :attr:`help`).
+            annotations: Path of the references (format in :attr:`help`); a list of paths where the benchmark's
+                ``--annotations`` repeats (POPE's split files).
             questions: Path of the questions file, for benchmarks that take one.
             n_bootstrap: Bootstrap resamples for ``ci95``; ``None`` means :attr:`default_bootstrap`, 0 means none.
             seed: Seed of the bootstrap resampling.
@@ -113,7 +117,38 @@ class Benchmark(ABC):
             The metrics, sample count, per-sample rows and intervals.
 
         Raises:
-            setok.io.DataError: An input file is missing or malformed (one line naming the file).
+            setok.io.DataError: No ``annotations`` for a benchmark that :attr:`needs_annotations`
+                (``<predictions>: <name> needs --annotations (<missing_annotations>)``), or an input file is missing
+                or malformed (one line naming the file).
+            ValueError: ``n_bootstrap`` is negative.
+        """
+        if self.needs_annotations and _absent(annotations):
+            raise DataError(f"{predictions}: {self.name} needs --annotations ({self.missing_annotations})")
+        return self._score(
+            Path(predictions),
+            _as_paths(annotations),
+            questions=None if questions is None else Path(questions),
+            n_bootstrap=self.resolve_bootstrap(n_bootstrap),
+            seed=seed,
+            **opts,
+        )
+
+    @abstractmethod
+    def _score(
+        self,
+        predictions: Path,
+        annotations: Path | list[Path] | None = None,
+        *,
+        questions: Path | None = None,
+        n_bootstrap: int = 0,
+        seed: int = 0,
+        **opts: Any,
+    ) -> ScoreResult:
+        """The benchmark's own scoring, called by :meth:`score` with the shared checks done.
+
+        ``predictions``, ``annotations`` and ``questions`` arrive as paths (``annotations`` present when
+        :attr:`needs_annotations`), ``n_bootstrap`` resolved to a count (0: no ``ci95``); ``**opts`` are the
+        benchmark's :meth:`add_arguments` options.
         """
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -134,6 +169,18 @@ class Benchmark(ABC):
         if n < 0:
             raise ValueError(f"n_bootstrap must be >= 0, got {n}")
         return n
+
+
+def _absent(annotations: PathLike | Sequence[PathLike] | None) -> bool:
+    """No reference path given: ``None`` or an empty list of paths."""
+    return annotations is None or (not isinstance(annotations, (str, os.PathLike)) and not list(annotations))
+
+
+def _as_paths(annotations: PathLike | Sequence[PathLike] | None) -> Path | list[Path] | None:
+    """``annotations`` as a :class:`~pathlib.Path`, or a list of them when several were given."""
+    if annotations is None or isinstance(annotations, (str, os.PathLike)):
+        return None if annotations is None else Path(annotations)
+    return [Path(a) for a in annotations]
 
 
 _REGISTRY: dict[str, type[Benchmark]] = {}

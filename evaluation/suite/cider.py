@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from evaluation.bootstrap import bootstrap_statistic, means_with_ci95, percentile_interval
 from evaluation.metrics.caption import caption_scores, corpus_bleu
 from evaluation.readers.caption import read_captions
-from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
+from evaluation.registry import Benchmark, Metric, ScoreResult, register
 from setok.io import DataError
 
 _FORMATS = """
@@ -48,45 +49,31 @@ class CiderBenchmark(Benchmark):
         Metric("bleu4", higher_is_better=True, help="corpus BLEU-4 x100 (pycocoevalcap Bleu)"),
     )
 
+    missing_annotations = "the reference captions"
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--split`` (Karpathy layout only)."""
         parser.add_argument(
             "--split", default="test", help="Karpathy split to score when the references are a Karpathy file"
         )
 
-    def score(
+    def _score(
         self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
+        predictions: Path,
+        annotations: Path | None = None,
         *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
+        questions: Path | None = None,
+        n_bootstrap: int = 0,
         seed: int = 0,
         split: str = "test",
         **opts: Any,
     ) -> ScoreResult:
-        """Score captions against references (see :attr:`help` for the formats).
-
-        Args:
-            predictions: ``[{"image_id", "caption"}]`` JSON.
-            annotations: COCO captions or Karpathy JSON (required).
-            questions: Not used.
-            n_bootstrap: Resamples over images (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            split: Karpathy split to score.
-            **opts: Unused.
-
-        Returns:
-            ``cider`` and ``bleu4`` (x100), one row per image in reference order.
-        """
-        if annotations is None:
-            raise DataError(f"{predictions}: {self.name} needs --annotations (the reference captions)")
         refs, preds = read_captions(predictions, annotations, split)
         try:
             s = caption_scores(refs, preds)
         except ValueError as e:  # e.g. CIDEr's document frequencies are empty when every reference is blank
             raise DataError(f"{annotations}: cannot score captions ({e})") from None
-        n_boot = self.resolve_bootstrap(n_bootstrap)
+        n_boot = n_bootstrap
         metrics, ci95 = means_with_ci95({"cider": s.cider_per_image}, scale=100.0, n_boot=n_boot, seed=seed)
         metrics = {"cider": 100.0 * s.cider, "bleu4": 100.0 * s.bleu4}  # the library's corpus values, not re-derived
         if n_boot > 0:

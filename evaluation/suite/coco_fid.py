@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evaluation.suite.fid import FidBenchmark
 from evaluation.features.images import list_images
 from evaluation.registry import Metric, PathLike, ScoreResult, register
+from evaluation.suite.fid import FidBenchmark
 from setok.io import DataError
 
 if TYPE_CHECKING:
@@ -71,13 +71,13 @@ Per-sample rows: {"index", "file", "feature_norm"} per generated image. ci95 onl
         """Center crop + resize when ``resize`` is given."""
         return None if resize is None else center_crop_resize(resize)
 
-    def score(
+    def _score(
         self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
+        predictions: Path,
+        annotations: Path | None = None,
         *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
+        questions: Path | None = None,
+        n_bootstrap: int = 0,
         seed: int = 0,
         device: str | None = None,
         batch_size: int = 32,
@@ -85,28 +85,11 @@ Per-sample rows: {"index", "file", "feature_norm"} per generated image. ci95 onl
         expect_n: int | None = None,
         **opts: Any,
     ) -> ScoreResult:
-        """FID of the generated images against the COCO references (see :attr:`help`).
-
-        Args:
-            predictions: Folder or ``.npz`` of generated images.
-            annotations: Folder or ``.npz`` of reference images (required).
-            questions: Not used.
-            n_bootstrap: FID bootstrap resamples (``None``/0: none; slow).
-            seed: Bootstrap seed.
-            device: Inception device.
-            batch_size: Images per forward pass.
-            resize: Center-crop + resize side, or ``None``.
-            expect_n: Required number of generated samples, or ``None``.
-            **opts: Unused.
-
-        Returns:
-            ``{"fid": value}`` with the fid benchmark's rows and optional ``ci95``.
-        """
         if resize is not None and resize < 1:
             raise DataError(f"{predictions}: --resize must be >= 1, got {resize}")
         if expect_n is not None and Path(predictions).is_dir():  # check before the slow feature extraction
             _check_count(predictions, len(list_images(predictions)), expect_n)
-        result = super().score(
+        result = super()._score(
             predictions,
             annotations,
             n_bootstrap=n_bootstrap,

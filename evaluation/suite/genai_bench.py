@@ -185,6 +185,8 @@ ci95: percentile bootstrap over prompts (default 1000 resamples), every group me
         Metric("advanced", higher_is_better=True, help="advanced-skill prompts, VQAScore 0-1"),
     ) + tuple(Metric(metric_name(s), higher_is_better=True, help=f"{s} prompts, VQAScore 0-1") for s in SKILLS)
 
+    missing_annotations = "genai_image.json"
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--skills`` and the grader options."""
         parser.add_argument("--skills", default=None, help="genai_skills.json (default: beside --annotations)")
@@ -194,13 +196,13 @@ ci95: percentile bootstrap over prompts (default 1000 resamples), every group me
         parser.add_argument("--device", default=None, help="torch device of the VQAScore model")
         parser.add_argument("--batch-size", type=int, default=16, help="images per VQAScore forward pass")
 
-    def score(
+    def _score(
         self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
+        predictions: Path,
+        annotations: Path | None = None,
         *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
+        questions: Path | None = None,
+        n_bootstrap: int = 0,
         seed: int = 0,
         skills: PathLike | None = None,
         grader: Grader | str | None = None,
@@ -210,27 +212,6 @@ ci95: percentile bootstrap over prompts (default 1000 resamples), every group me
         batch_size: int = 16,
         **opts: Any,
     ) -> ScoreResult:
-        """Grade one generated image per prompt and average per skill (see :attr:`help`).
-
-        Args:
-            predictions: Folder of generated images ``<id>.<ext>``.
-            annotations: ``genai_image.json`` (required).
-            questions: Not used.
-            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            skills: ``genai_skills.json`` (default: beside ``annotations``).
-            grader: A :class:`evaluation.graders.Grader` or a registered name (default ``$SETOK_GENAI_BENCH_GRADER``).
-            grader_model: VQAScore model for ``vqascore``.
-            grader_file: Scores file for ``precomputed``.
-            device: Torch device for ``vqascore``.
-            batch_size: Images per forward pass for ``vqascore``.
-            **opts: Unused.
-
-        Returns:
-            ``vqascore``, ``basic``, ``advanced`` and per-skill means (raw), one row per prompt.
-        """
-        if annotations is None:
-            raise DataError(f"{predictions}: genai_bench needs --annotations (genai_image.json)")
         annotations = Path(annotations)
         prompts = read_prompts(annotations)
         ids = list(prompts)
@@ -253,7 +234,7 @@ ci95: percentile bootstrap over prompts (default 1000 resamples), every group me
         ordered = [t for t in order if t in member] + sorted(t for t in member if t not in order)
         groups = {"vqascore": overall, **{metric_name(t): member[t] for t in ordered}}
         values, ci95 = group_means_with_ci95(
-            scores, groups, n_boot=self.resolve_bootstrap(n_bootstrap), seed=seed
+            scores, groups, n_boot=n_bootstrap, seed=seed
         )
         rows = [
             {

@@ -9,7 +9,7 @@ from typing import Any
 from evaluation.metrics.gqa import gqa_answer_kind, gqa_correct, llava_gqa_prediction
 from evaluation.metrics.vqa import accuracy_by_type
 from evaluation.readers.gqa import read_gqa
-from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
+from evaluation.registry import Benchmark, Metric, ScoreResult, register
 from setok.io import DataError
 
 STRUCTURAL = ("verify", "query", "choose", "logical", "compare")
@@ -59,31 +59,17 @@ types present. Per-sample rows: {"questionId", "prediction" (as compared), "answ
             help="compare predictions as stored (skip LLaVA's rstrip('.').lower() conversion)",
         )
 
-    def score(
+    def _score(
         self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
+        predictions: Path,
+        annotations: Path | None = None,
         *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
+        questions: Path | None = None,
+        n_bootstrap: int = 0,
         seed: int = 0,
         no_convert: bool = False,
         **opts: Any,
     ) -> ScoreResult:
-        """Score GQA predictions against the official balanced questions (formats in :attr:`help`).
-
-        Args:
-            predictions: ``[{"questionId", "prediction"}]`` JSON.
-            annotations: Synonym of ``questions``.
-            questions: Official ``*_balanced_questions.json`` (or ``*_all_questions.json``).
-            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            no_convert: Skip LLaVA's prediction conversion.
-            **opts: Unused.
-
-        Returns:
-            Accuracies in percent, one row per balanced question in file order.
-        """
         if questions is not None and annotations is not None and Path(questions) != Path(annotations):
             raise DataError(f"{annotations}: gqa takes one reference file; give --questions only")
         reference = questions if questions is not None else annotations
@@ -95,7 +81,7 @@ types present. Per-sample rows: {"questionId", "prediction" (as compared), "answ
         kinds = [gqa_answer_kind(s) for s in data.structural]
         metrics, ci95 = accuracy_by_type(
             correct, kinds, data.structural, data.semantic,
-            n_boot=self.resolve_bootstrap(n_bootstrap), seed=seed,
+            n_boot=n_bootstrap, seed=seed,
         )
         rows = [
             {"questionId": q, "prediction": p, "answer": a, "structural": st, "semantic": se, "correct": int(c)}

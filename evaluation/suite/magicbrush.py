@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -119,6 +120,8 @@ class EditingBenchmark(Benchmark):
         Metric("lpips", higher_is_better=False, help="LPIPS distance (raw)"),
     )
 
+    missing_annotations = "the folder of target images"
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--metrics``, ``--captions`` and the model options."""
         from evaluation.features.embedders import (
@@ -138,13 +141,13 @@ class EditingBenchmark(Benchmark):
         parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
         parser.add_argument("--batch-size", type=int, default=32, help="image pairs per forward pass")
 
-    def score(
+    def _score(
         self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
+        predictions: Path,
+        annotations: Path | None = None,
         *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
+        questions: Path | None = None,
+        n_bootstrap: int = 0,
         seed: int = 0,
         metrics: str | list[str] | None = None,
         captions: PathLike | None = None,
@@ -158,32 +161,6 @@ class EditingBenchmark(Benchmark):
         batch_size: int = 32,
         **opts: Any,
     ) -> ScoreResult:
-        """Score a folder of generated images against a folder of targets (see :attr:`help`).
-
-        Args:
-            predictions: Folder of generated images.
-            annotations: Folder of target images (required).
-            questions: Not used.
-            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            metrics: Subset of :data:`ALL_METRICS` (comma-separated string or list); default see :attr:`help`.
-            captions: Target captions JSON (needed for ``clip_t``).
-            models: An :class:`evaluation.features.embedders.EditingModels` to use instead of building the
-                paper-scale models (tests inject tiny random ones).
-            clip_model: open_clip architecture (default ViT-B-32-quickgelu).
-            clip_pretrained: open_clip weight tag or file (default ``openai``).
-            dino_model: timm DINO model name.
-            dino_weights: Local DINO checkpoint.
-            lpips_net: LPIPS backbone.
-            device: Torch device.
-            batch_size: Pairs per forward pass.
-            **opts: Unused.
-
-        Returns:
-            Requested metrics (raw), one row per pair.
-        """
-        if annotations is None:
-            raise DataError(f"{predictions}: {self.name} needs --annotations (the folder of target images)")
         names = parse_metrics(metrics, captions is not None)
         if batch_size < 1:
             raise DataError(f"--batch-size must be >= 1, got {batch_size}")
@@ -214,7 +191,7 @@ class EditingBenchmark(Benchmark):
             rows.extend(_score_chunk(pairs[start : start + batch_size], names, models, caps))
         values, ci95 = means_with_ci95(
             {m: np.array([r[m] for r in rows]) for m in names},
-            n_boot=self.resolve_bootstrap(n_bootstrap),
+            n_boot=n_bootstrap,
             seed=seed,
         )
         return ScoreResult(metrics=values, n=len(rows), rows=rows, ci95=ci95)

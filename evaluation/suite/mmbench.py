@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -9,8 +10,7 @@ import numpy as np
 from evaluation.bootstrap import means_with_ci95
 from evaluation.metrics.multiple_choice import circular_correct, circular_group, grouped_accuracy, mmbench_infer, slug
 from evaluation.readers.multiple_choice import align, read_mmbench, read_predictions
-from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
-from setok.io import DataError
+from evaluation.registry import Benchmark, Metric, ScoreResult, register
 
 L2_CATEGORIES = (  # VLMEvalKit MMB_abbrs keys
     "coarse_perception",
@@ -57,31 +57,18 @@ Per-sample rows, one per question: {"id": index, "category", "l2_category", "ans
         for c in L2_CATEGORIES
     )
 
-    def score(
+    missing_annotations = "the MMBench TSV"
+
+    def _score(
         self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
+        predictions: Path,
+        annotations: Path | None = None,
         *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
+        questions: Path | None = None,
+        n_bootstrap: int = 0,
         seed: int = 0,
         **opts: Any,
     ) -> ScoreResult:
-        """Score MMBench predictions with circular evaluation (formats in :attr:`help`).
-
-        Args:
-            predictions: Predictions JSONL.
-            annotations: The MMBench TSV (required).
-            questions: Not used.
-            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            **opts: Unused.
-
-        Returns:
-            Circular accuracies in percent, one row per main question.
-        """
-        if annotations is None:
-            raise DataError(f"{predictions}: mmbench needs --annotations (the MMBench TSV)")
         table = sorted(read_mmbench(annotations), key=lambda r: r.index)
         outputs = align(read_predictions(predictions), [str(r.index) for r in table], predictions, annotations)
         groups: dict[int, list[int]] = {}
@@ -105,7 +92,7 @@ Per-sample rows, one per question: {"id": index, "category", "l2_category", "ans
             )
         rows.sort(key=lambda r: r["id"])
         correct = np.array([r["correct"] for r in rows], dtype=float)
-        n_boot = self.resolve_bootstrap(n_bootstrap)
+        n_boot = n_bootstrap
         metrics, ci95 = means_with_ci95({"accuracy": correct}, scale=100.0, n_boot=n_boot, seed=seed)
         masks: dict[str, np.ndarray] = {}
         for field, prefix in (("l2_category", "accuracy_l2_"), ("category", "accuracy_")):

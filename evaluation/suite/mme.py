@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ from evaluation.bootstrap import bootstrap_statistic, percentile_interval
 from evaluation.metrics.mme import COGNITION, GROUPS, PERCEPTION, SUBTASKS, image_points, parse_mme_answer
 from evaluation.provenance import Provenance, Subset
 from evaluation.readers.mme import read_mme
-from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
+from evaluation.registry import Benchmark, Metric, ScoreResult, register
 
 
 def subtask_seed(seed: int, k: int) -> int:
@@ -65,34 +66,20 @@ reports mark its values."""
             help="score only these subtasks (default: all 14)",
         )
 
-    def score(
+    def _score(
         self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
+        predictions: Path,
+        annotations: Path | None = None,
         *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
+        questions: Path | None = None,
+        n_bootstrap: int = 0,
         seed: int = 0,
         subtasks: list[str] | None = None,
         **opts: Any,
     ) -> ScoreResult:
-        """Score an MME results folder (formats in :attr:`help`).
-
-        Args:
-            predictions: Folder of ``<subtask>.txt`` result files.
-            annotations: Optional folder of template files to check coverage against.
-            questions: Not used.
-            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            subtasks: Subtasks to score (default: all 14, in the official order).
-            **opts: Unused.
-
-        Returns:
-            Subtask scores and perception/cognition sums in points, one row per image.
-        """
         chosen = [s for s in SUBTASKS if subtasks is None or s in subtasks]
         data = read_mme(predictions, chosen, annotations)
-        n_boot = self.resolve_bootstrap(n_bootstrap)
+        n_boot = n_bootstrap
         metrics: dict[str, float] = {}
         ci95: dict[str, tuple[float, float]] = {}
         reps: dict[str, np.ndarray] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,8 +20,7 @@ from evaluation.metrics.multiple_choice import (
     slug,
 )
 from evaluation.readers.multiple_choice import align, read_mmmu, read_predictions
-from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
-from setok.io import DataError
+from evaluation.registry import Benchmark, Metric, ScoreResult, register
 
 
 def _json_safe(parsed: Any) -> Any:
@@ -66,6 +66,8 @@ letter (null if none) or the list of normalised open candidates. ci95: percentil
         for d in MMMU_DOMAINS
     )
 
+    missing_annotations = "the MMMU questions"
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--choice-rule``."""
         parser.add_argument(
@@ -75,33 +77,17 @@ letter (null if none) or the list of normalised open candidates. ci95: percentil
             help="multiple-choice letter parsing: official MMMU eval_utils (default) or lmms-eval's variant",
         )
 
-    def score(
+    def _score(
         self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
+        predictions: Path,
+        annotations: Path | None = None,
         *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
+        questions: Path | None = None,
+        n_bootstrap: int = 0,
         seed: int = 0,
         choice_rule: str = "official",
         **opts: Any,
     ) -> ScoreResult:
-        """Score MMMU predictions (formats in :attr:`help`).
-
-        Args:
-            predictions: Predictions JSONL.
-            annotations: MMMU questions JSON / JSONL (required).
-            questions: Not used.
-            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            choice_rule: ``"official"`` or ``"lmms-eval"`` multiple-choice parsing.
-            **opts: Unused.
-
-        Returns:
-            Accuracies in percent, one row per question.
-        """
-        if annotations is None:
-            raise DataError(f"{predictions}: mmmu needs --annotations (the MMMU questions)")
         refs = read_mmmu(annotations)
         outputs = align(read_predictions(predictions), [q.id for q in refs], predictions, annotations)
         rows: list[dict[str, Any]] = []
@@ -124,7 +110,7 @@ letter (null if none) or the list of normalised open candidates. ci95: percentil
                 }
             )
         correct = np.array([r["correct"] for r in rows], dtype=float)
-        n_boot = self.resolve_bootstrap(n_bootstrap)
+        n_boot = n_bootstrap
         metrics, ci95 = means_with_ci95({"accuracy": correct}, scale=100.0, n_boot=n_boot, seed=seed)
         subjects = np.array([q.subject for q in refs])
         masks = {f"accuracy_domain_{slug(d)}": np.isin(subjects, members) for d, members in MMMU_DOMAINS.items()}

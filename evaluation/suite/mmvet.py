@@ -134,6 +134,8 @@ ci95: percentile bootstrap over samples (default 1000 resamples), per-capability
         Metric(c, higher_is_better=True, help=f"MM-Vet {c} capability, 0-100") for c in CAPABILITIES
     )
 
+    missing_annotations = "mm-vet.json"
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add the grader options, ``--judge-prompt``, ``--judge-retry-suffix`` and ``--runs``."""
         parser.add_argument("--grader", default=None, help=f"openai or precomputed (default: ${GRADER_ENV})")
@@ -144,13 +146,13 @@ ci95: percentile bootstrap over samples (default 1000 resamples), per-capability
         parser.add_argument("--judge-retry-suffix", default=DEFAULT_RETRY_SUFFIX, help="appended on re-asks")
         parser.add_argument("--runs", type=int, default=1, help="grading runs averaged per sample (official: 1)")
 
-    def score(
+    def _score(
         self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
+        predictions: Path,
+        annotations: Path | None = None,
         *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
+        questions: Path | None = None,
+        n_bootstrap: int = 0,
         seed: int = 0,
         grader: Grader | str | None = None,
         grader_model: str | None = DEFAULT_JUDGE,
@@ -161,31 +163,6 @@ ci95: percentile bootstrap over samples (default 1000 resamples), per-capability
         runs: int = 1,
         **opts: Any,
     ) -> ScoreResult:
-        """Grade MM-Vet answers and average them (see :attr:`help`).
-
-        Args:
-            predictions: Results JSON ``{id: answer}``.
-            annotations: ``mm-vet.json`` (required).
-            questions: Not used.
-            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            grader: A :class:`evaluation.graders.Grader` or a registered name (default ``$SETOK_MMVET_GRADER``).
-            grader_model: Judge model for ``openai``.
-            grader_url: API base URL for ``openai``.
-            grader_file: Scores file for ``precomputed``.
-            judge_prompt: File holding the few-shot judge prompt (required by judge graders that read prompts).
-            judge_retry_suffix: Appended to the query for re-asks after an unparsable reply.
-            runs: Grading runs per sample, averaged.
-            **opts: Unused.
-
-        Returns:
-            ``score`` and per-capability scores (0-100), one row per sample.
-
-        Raises:
-            DataError: Missing grader or judge prompt, malformed inputs, or bad grader scores.
-        """
-        if annotations is None:
-            raise DataError(f"{predictions}: mmvet needs --annotations (mm-vet.json)")
         if runs < 1:
             raise DataError(f"--runs must be >= 1, got {runs}")
         samples = read_mmvet(Path(predictions), Path(annotations))
@@ -218,7 +195,7 @@ ci95: percentile bootstrap over samples (default 1000 resamples), per-capability
         groups = {"score": np.ones(len(samples), dtype=bool)}
         groups.update({c: np.array([c in s.capabilities for s in samples]) for c in caps})
         values, ci95 = group_means_with_ci95(
-            scores, groups, scale=100.0, n_boot=self.resolve_bootstrap(n_bootstrap), seed=seed
+            scores, groups, scale=100.0, n_boot=n_bootstrap, seed=seed
         )
         rows = [
             {

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from evaluation.suite.vqav2 import VQA_FAMILY_METRICS, VQA_RULES, VQAv2
 from evaluation.registry import register
+from evaluation.suite.vqav2 import VQA_FAMILY_METRICS, VQA_RULES, VQAv2
 
 
 @register("okvqa")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +11,7 @@ import numpy as np
 from evaluation.bootstrap import bootstrap_statistic, percentile_interval
 from evaluation.metrics.pope import METRICS, parse_pope_answer, pope_metrics, pope_metrics_on
 from evaluation.readers.pope import OFFICIAL_SPLITS, read_pope
-from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
-from setok.io import DataError
+from evaluation.registry import Benchmark, Metric, ScoreResult, register
 
 _UNITS = {
     "accuracy": "accuracy",
@@ -73,6 +70,8 @@ same replicates."""
         for m in METRICS
     )
 
+    missing_annotations = "the official split files"
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Let ``--annotations`` be given several times (one reference file per split).
 
@@ -89,33 +88,18 @@ same replicates."""
             help="a folder of *_pope_<split>.json files, or one split file (repeat once per split file)",
         )
 
-    def score(
+    def _score(
         self,
-        predictions: PathLike,
-        annotations: PathLike | Sequence[PathLike] | None = None,
+        predictions: Path,
+        annotations: Path | list[Path] | None = None,
         *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
+        questions: Path | None = None,
+        n_bootstrap: int = 0,
         seed: int = 0,
         **opts: Any,
     ) -> ScoreResult:
-        """Score POPE answers per split (formats in :attr:`help`).
-
-        Args:
-            predictions: Predictions JSONL, or a folder of ``<split>.jsonl``.
-            annotations: Reference file(s) or a folder of official split files (required).
-            questions: Not used.
-            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            **opts: Unused.
-
-        Returns:
-            Per-split and mean-over-splits metrics in percent, one row per question.
-        """
-        if annotations is None or (not isinstance(annotations, (str, os.PathLike)) and not list(annotations)):
-            raise DataError(f"{predictions}: pope needs --annotations (the official split files)")
         splits = read_pope(predictions, annotations)
-        n_boot = self.resolve_bootstrap(n_bootstrap)
+        n_boot = n_bootstrap
         metrics: dict[str, float] = {}
         ci95: dict[str, tuple[float, float]] = {}
         rows: list[dict[str, Any]] = []

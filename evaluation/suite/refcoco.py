@@ -15,8 +15,7 @@ from evaluation.readers.segmentation import (
     read_reasonseg_folder,
     read_refer_release,
 )
-from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
-from setok.io import DataError
+from evaluation.registry import Benchmark, Metric, ScoreResult, register
 
 _FORMATS = """
 predictions (--predictions): JSON list (or .jsonl), one binary mask per sample, COCO RLE at the reference's size:
@@ -52,6 +51,8 @@ class RefCocoBenchmark(Benchmark):
     default_split_by: ClassVar[str] = "unc"
     default_split: ClassVar[str] = "val"
 
+    missing_annotations = "the reference masks"
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--split`` and ``--split-by`` (release folders only)."""
         parser.add_argument(
@@ -69,35 +70,18 @@ class RefCocoBenchmark(Benchmark):
             return read_refer_release(folder, split, split_by)
         return read_reasonseg_folder(folder)
 
-    def score(
+    def _score(
         self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
+        predictions: Path,
+        annotations: Path | None = None,
         *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
+        questions: Path | None = None,
+        n_bootstrap: int = 0,
         seed: int = 0,
         split: str | None = None,
         split_by: str | None = None,
         **opts: Any,
     ) -> ScoreResult:
-        """Score predicted masks (see :attr:`help` for the formats and definitions).
-
-        Args:
-            predictions: ``[{"id", "segmentation"}]`` JSON.
-            annotations: Reference mask list, RefCOCO release folder or ReasonSeg folder (required).
-            questions: Not used.
-            n_bootstrap: Resamples over samples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            split: Split of a release folder (default :attr:`default_split`).
-            split_by: ``refs(<split_by>).p`` of a release folder (default :attr:`default_split_by`).
-            **opts: Unused.
-
-        Returns:
-            ``ciou`` and ``giou`` in percent, one row per reference sample.
-        """
-        if annotations is None:
-            raise DataError(f"{predictions}: {self.name} needs --annotations (the reference masks)")
         annotations = Path(annotations)
         rows = None
         if annotations.is_dir():
@@ -110,7 +94,7 @@ class RefCocoBenchmark(Benchmark):
             inter[k], union[k] = intersection_union(decode(pair.prediction), decode(pair.reference), ignore)
         ious = sample_iou(inter, union)
         metrics = {"ciou": 100.0 * ciou(inter, union), "giou": 100.0 * giou(ious)}
-        n_boot = self.resolve_bootstrap(n_bootstrap)
+        n_boot = n_bootstrap
         ci95: dict[str, tuple[float, float]] = {}
         if n_boot > 0:
             for name, (lo, hi) in ciou_giou_ci95(inter, union, n_boot=n_boot, seed=seed).items():

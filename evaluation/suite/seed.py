@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 from evaluation.bootstrap import means_with_ci95
 from evaluation.metrics.multiple_choice import grouped_accuracy, seed_correct, slug
 from evaluation.readers.multiple_choice import align, read_predictions, read_seed
-from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
+from evaluation.registry import Benchmark, Metric, ScoreResult, register
 from setok.io import DataError
 
 DIMENSIONS = (  # SEED-Bench-1 question_type names (DATASET.md), ids 1..12
@@ -64,6 +65,8 @@ ci95: percentile bootstrap over questions (default 1000 resamples), within the g
         Metric(f"accuracy_{slug(d)}", higher_is_better=True, help=f"{d} accuracy, percent") for d in DIMENSIONS
     )
 
+    missing_annotations = "SEED-Bench.json"
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--data-type`` and ``--letter-rule``."""
         parser.add_argument(
@@ -79,35 +82,18 @@ ci95: percentile bootstrap over questions (default 1000 resamples), within the g
             help="first-char: lmms-eval (default); exact: LLaVA convert_seed_for_submission.py",
         )
 
-    def score(
+    def _score(
         self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
+        predictions: Path,
+        annotations: Path | None = None,
         *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
+        questions: Path | None = None,
+        n_bootstrap: int = 0,
         seed: int = 0,
         data_type: str = "all",
         letter_rule: str = "first-char",
         **opts: Any,
     ) -> ScoreResult:
-        """Score SEED-Bench predictions (formats in :attr:`help`).
-
-        Args:
-            predictions: Predictions JSONL.
-            annotations: ``SEED-Bench.json`` (required).
-            questions: Not used.
-            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            data_type: ``"all"``, ``"image"`` or ``"video"``.
-            letter_rule: ``"first-char"`` or ``"exact"``.
-            **opts: Unused.
-
-        Returns:
-            Accuracies in percent, one row per scored question.
-        """
-        if annotations is None:
-            raise DataError(f"{predictions}: seed needs --annotations (SEED-Bench.json)")
         every = read_seed(annotations)
         chosen = [q for q in every if data_type == "all" or q.data_type == data_type]
         if not chosen:
@@ -115,7 +101,7 @@ ci95: percentile bootstrap over questions (default 1000 resamples), within the g
         ids = [q.id for q in chosen]
         outputs = align(read_predictions(predictions), ids, predictions, annotations, {q.id for q in every})
         correct = np.array([seed_correct(p, q.answer, letter_rule) for p, q in zip(outputs, chosen)], dtype=float)
-        n_boot = self.resolve_bootstrap(n_bootstrap)
+        n_boot = n_bootstrap
         metrics, ci95 = means_with_ci95({"accuracy": correct}, scale=100.0, n_boot=n_boot, seed=seed)
         groups: dict[str, np.ndarray] = {}
         for dtype in ("image", "video"):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
-from evaluation.suite.vqav2 import VQA_FAMILY_METRICS, add_raw_predictions_flag, score_vqa_family
 from evaluation.readers.vqa import read_vizwiz
-from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
-from setok.io import DataError
+from evaluation.registry import Benchmark, Metric, ScoreResult, register
+from evaluation.suite.vqav2 import VQA_FAMILY_METRICS, add_raw_predictions_flag, score_vqa_family
 
 
 @register("vizwiz")
@@ -43,39 +43,25 @@ ci95: percentile bootstrap over images (per type: over that type's images).
         Metric("accuracy_unanswerable", higher_is_better=True, help="accuracy, answer_type 'unanswerable', percent"),
     )
 
+    missing_annotations = "the official val.json"
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--raw-predictions``."""
         add_raw_predictions_flag(parser)
 
-    def score(
+    def _score(
         self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
+        predictions: Path,
+        annotations: Path | None = None,
         *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
+        questions: Path | None = None,
+        n_bootstrap: int = 0,
         seed: int = 0,
         raw_predictions: bool = False,
         **opts: Any,
     ) -> ScoreResult:
-        """Score ``[{"image", "answer"}]`` predictions against VizWiz annotations (formats in :attr:`help`).
-
-        Args:
-            predictions: Predictions JSON.
-            annotations: Official annotations JSON (required).
-            questions: Not used.
-            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            raw_predictions: Skip LLaVA's EvalAI answer processor.
-            **opts: Unused.
-
-        Returns:
-            Accuracies in percent, one row per image in annotation order.
-        """
-        if annotations is None:
-            raise DataError(f"{predictions}: vizwiz needs --annotations (the official val.json)")
         data = read_vizwiz(predictions, annotations)
         return score_vqa_family(
             data, rule="vizwiz", evalai=not raw_predictions, id_key="image",
-            n_bootstrap=self.resolve_bootstrap(n_bootstrap), seed=seed,
+            n_bootstrap=n_bootstrap, seed=seed,
         )

@@ -6,12 +6,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from evaluation.metrics.vqa import Rule, accuracy_by_type, vqa_accuracy
 from evaluation.readers.vqa import VqaData, read_vqa
-from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
-from setok.io import DataError
+from evaluation.registry import Benchmark, Metric, ScoreResult, register
 
 VQA_RULES = """\
 Scoring (GT-Vision-Lab/VQA PythonEvaluationTools/vqaEvaluation/vqaEval.py, current version): each prediction first
@@ -100,39 +100,25 @@ Per-sample rows: {{"question_id", "answer_type", "prediction" (as compared), "ma
     metrics = VQA_FAMILY_METRICS
     takes_questions = True
 
+    missing_annotations = "the official annotations JSON"
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--raw-predictions``."""
         add_raw_predictions_flag(parser)
 
-    def score(
+    def _score(
         self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
+        predictions: Path,
+        annotations: Path | None = None,
         *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
+        questions: Path | None = None,
+        n_bootstrap: int = 0,
         seed: int = 0,
         raw_predictions: bool = False,
         **opts: Any,
     ) -> ScoreResult:
-        """Score EvalAI-format predictions against the official annotations (formats in :attr:`help`).
-
-        Args:
-            predictions: ``[{"question_id", "answer"}]`` JSON.
-            annotations: Official annotations JSON (required).
-            questions: Official questions JSON (optional cross-check of the ids).
-            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            raw_predictions: Skip LLaVA's EvalAI answer processor.
-            **opts: Unused.
-
-        Returns:
-            Accuracies in percent, one row per question in annotation order.
-        """
-        if annotations is None:
-            raise DataError(f"{predictions}: {self.name} needs --annotations (the official annotations JSON)")
         data = read_vqa(predictions, annotations, questions)
         return score_vqa_family(
             data, rule="vqa", evalai=not raw_predictions, id_key="question_id",
-            n_bootstrap=self.resolve_bootstrap(n_bootstrap), seed=seed,
+            n_bootstrap=n_bootstrap, seed=seed,
         )

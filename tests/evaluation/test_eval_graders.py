@@ -10,7 +10,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-
 from fakes import FakeGrader  # tests/evaluation is on sys.path (pytest rootdir import)
 
 from evaluation.bootstrap import means_with_ci95
