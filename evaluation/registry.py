@@ -26,13 +26,16 @@ import argparse
 import importlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from evaluation.provenance import Provenance
 from setok.io import DataError
+
+if TYPE_CHECKING:
+    from setok.data.layout import Layout
 
 PathLike = str | os.PathLike[str]
 
@@ -81,7 +84,8 @@ class Benchmark(ABC):
     ``python -m evaluation score <name> --help``), ``metrics`` and, when they differ from the defaults,
     ``needs_annotations`` (with ``missing_annotations``, what ``--annotations`` names in the error when it is
     absent), ``takes_questions`` and ``default_bootstrap``. ``name`` is set by :func:`register`. A subclass implements
-    :meth:`_score`; :meth:`score` does the checks every benchmark shares first.
+    :meth:`_score`; :meth:`score` does the checks every benchmark shares first. :meth:`check_layout` checks the
+    benchmark's official files in place.
     """
 
     name: ClassVar[str] = ""
@@ -150,6 +154,24 @@ class Benchmark(ABC):
         :attr:`needs_annotations`), ``n_bootstrap`` resolved to a count (0: no ``ci95``); ``**opts`` are the
         benchmark's :meth:`add_arguments` options.
         """
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """Check that the official files of the config entry ``spec`` are in place (``python -m
+        evaluation.layout_check --benchmark NAME``): cheaply, the named files parse with their official keys and a
+        sample of the images exists. A benchmark without a check of its own only needs its configured paths to exist.
+
+        Args:
+            lay: Collects what the check looked at and words its one-line errors.
+            spec: The ``benchmarks.<name>`` entry (``annotations``, ``questions``, ``images``, ``inputs``, ``options``).
+
+        Raises:
+            setok.config.ConfigError: A path the check needs is not set.
+            setok.io.DataError: A file or folder is missing or malformed (``benchmark <name>: <path> ...``).
+        """
+        from setok.data.layout import check_configured_paths  # setok.data imports torch: only when checking
+
+        check_configured_paths(lay, spec)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add benchmark-specific CLI options; their values reach :meth:`score` as keyword arguments.

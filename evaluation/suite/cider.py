@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evaluation.bootstrap import bootstrap_statistic, means_with_ci95, percentile_interval
 from evaluation.metrics.caption import caption_scores, corpus_bleu
 from evaluation.readers.caption import read_captions
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
 from setok.io import DataError
+
+if TYPE_CHECKING:
+    from setok.data.layout import Layout
 
 _FORMATS = """
 references (--annotations): either
@@ -95,6 +99,26 @@ class Flickr30kBenchmark(CiderBenchmark):
         "Flickr30K captioning: CIDEr-D and BLEU-4 (x100); the cider scorer on Flickr30K references "
         "(dataset_flickr30k.json, --split test, or its COCO-format conversion).\n" + _FORMATS
     )
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """COCO captions or a Karpathy split file; the first image of the scored split exists."""
+        expected = "a Karpathy split file {'images': [{'filename', 'split', 'sentences'}]} or COCO captions JSON"
+        path = lay.path(spec, "annotations")
+        data = lay.json(path, expected, dict)
+        lay.keys(path, data, ("images",), expected)
+        if "annotations" in data:
+            lay.records(path, data["images"], ("id", "file_name"), expected, "images")
+            lay.records(path, data["annotations"], ("image_id", "caption"), expected, "annotations")
+            files = [str(data["images"][0]["file_name"])]
+        else:
+            images = lay.records(path, data["images"], ("filename", "split", "sentences"), expected, "images")
+            split = spec.get("options", {}).get("split", "test")
+            files = [str(im["filename"]) for im in images if im["split"] == split][:1]
+            if not files:
+                raise lay.error(path, f"malformed (no image in split {split!r})", expected)
+        folder = lay.folder(lay.path(spec, "images"), f"the images of {path.name}")
+        lay.sample(folder / files[0], f"the images of {path.name}", folder)
 
 
 @register("coco_caption")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from evaluation.features.images import Preprocess
+    from setok.data.layout import Layout
 
 
 def center_crop_resize(size: int) -> Preprocess:
@@ -56,6 +58,26 @@ they are (non-square COCO photos are then stretched by its 299x299 resize). The 
 protocol; record the one used. --expect-n N makes a generated-image count other than N an error.
 Per-sample rows: {"index", "file", "feature_norm"} per generated image. ci95 only with --bootstrap N (slow)."""
     metrics = (Metric("fid", higher_is_better=False, help="FID of generated vs COCO reference images (raw)"),)
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """A folder of reference images (or a features .npz) and the COCO captions that prompt the generator."""
+        from setok.data.dataset_checks import COCO_CAPTIONS
+        from setok.data.layout import first_image
+
+        expected = "the 30K COCO val2014 reference images (or their .npz features)"
+        refs = lay.path(spec, "annotations")
+        if refs.suffix == ".npz":
+            lay.file(refs, expected)
+        else:
+            image = first_image(lay.folder(refs, expected))
+            if image is None:
+                raise lay.error(refs, "has no images", expected)
+            lay.seen(image)
+        path = lay.path(spec, "inputs")
+        data = lay.json(path, COCO_CAPTIONS, dict)
+        lay.keys(path, data, ("images", "annotations"), COCO_CAPTIONS)
+        lay.records(path, data["annotations"], ("image_id", "caption"), COCO_CAPTIONS, "annotations")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add the fid options plus ``--resize`` and ``--expect-n``."""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from evaluation.readers import preview
 from evaluation.readers.editing import IMAGE_EXTENSIONS
 from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
 from setok.io import DataError, read_json
+
+if TYPE_CHECKING:
+    from setok.data.layout import Layout
 
 SKILLS = (
     "attribute",
@@ -186,6 +189,15 @@ ci95: percentile bootstrap over prompts (default 1000 resamples), every group me
     ) + tuple(Metric(metric_name(s), higher_is_better=True, help=f"{s} prompts, VQAScore 0-1") for s in SKILLS)
 
     missing_annotations = "genai_image.json"
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """``genai_image.json`` prompts and ``genai_skills.json`` beside it."""
+        expected = "genai_image.json {'00000': {'prompt', ...}} with genai_skills.json beside it"
+        path = lay.path(spec, "annotations")
+        lay.records(path, list(lay.json(path, expected, dict).values()), ("prompt",), expected, "entries")
+        skills = lay.optional(spec, "skills") or path.parent / "genai_skills.json"
+        lay.json(skills, expected, dict)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--skills`` and the grader options."""

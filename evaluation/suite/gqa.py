@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evaluation.metrics.gqa import gqa_answer_kind, gqa_correct, llava_gqa_prediction
 from evaluation.metrics.vqa import accuracy_by_type
 from evaluation.readers.gqa import read_gqa
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
 from setok.io import DataError
+
+if TYPE_CHECKING:
+    from setok.data.layout import Layout
 
 STRUCTURAL = ("verify", "query", "choose", "logical", "compare")
 SEMANTIC = ("attr", "cat", "global", "obj", "rel")
@@ -50,6 +54,16 @@ types present. Per-sample rows: {"questionId", "prediction" (as compared), "answ
     )
     needs_annotations = False
     takes_questions = True
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """The balanced questions JSON; the first question's ``<imageId>.jpg`` exists."""
+        expected = "GQA questions {'<question id>': {'imageId', 'question', 'answer', 'isBalanced', 'types'}}"
+        path = lay.path(spec, "questions")
+        questions = lay.json(path, expected, dict)
+        lay.records(path, list(questions.values()), ("imageId", "isBalanced"), expected, "questions")
+        images = lay.folder(lay.path(spec, "images"), "the GQA images <imageId>.jpg")
+        lay.sample(images / f"{next(iter(questions.values()))['imageId']}.jpg", "the GQA images", images)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--no-convert``."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -14,6 +15,9 @@ from evaluation.readers import preview
 from evaluation.readers.editing import EditPair, load_pair, read_captions, read_edit_pairs
 from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
 from setok.io import DataError
+
+if TYPE_CHECKING:
+    from setok.data.layout import Layout
 
 ALL_METRICS = ("l1", "l2", "clip_i", "dino", "clip_t", "lpips")
 DEFAULT_METRICS = ("l1", "l2", "clip_i", "dino", "lpips")  # + clip_t when --captions is given
@@ -122,6 +126,33 @@ class EditingBenchmark(Benchmark):
 
     missing_annotations = "the folder of target images"
 
+    # the official input list of a pair-list benchmark: (input image, output image, instruction) keys and the file
+    pair_keys: ClassVar[tuple[str, str, str]] = ("input", "output", "instruction")
+    pair_file: ClassVar[str] = ""
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """The folder of target images holds an image; then the benchmark's inputs (:meth:`check_inputs`)."""
+        from setok.data.layout import first_image_below
+
+        expected = "a folder of target images (<session>/<file> or flat)"
+        folder = lay.folder(lay.path(spec, "annotations"), expected)
+        image = first_image_below(folder)
+        if image is None:
+            raise lay.error(folder, "has no images", expected)
+        lay.seen(image)
+        cls.check_inputs(lay, spec)
+
+    @classmethod
+    def check_inputs(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """EVR / MA5K: ``pair_file``, a JSON list of :attr:`pair_keys` records; the first input image exists."""
+        keys, what = cls.pair_keys, cls.pair_file
+        expected = f"{what} [{{{', '.join(repr(k) for k in keys)}}}]"
+        path = lay.path(spec, "inputs")
+        records = lay.records(path, lay.json(path, expected, list), keys, expected, "records")
+        images = lay.folder(lay.path(spec, "images"), f"the {what} images")
+        lay.sample(images / str(records[0][keys[0]]), f"the {what} images", images)
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--metrics``, ``--captions`` and the model options."""
         from evaluation.features.embedders import (
@@ -203,6 +234,16 @@ class MagicBrush(EditingBenchmark):
 
     help = "MagicBrush image editing: L1, L2, CLIP-I, DINO, CLIP-T, LPIPS (as MagicBrush image_eval.py).\n" + _FORMATS
 
+    @classmethod
+    def check_inputs(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """``edit_sessions.json`` with the first session's images, and the captions when configured."""
+        from setok.data.dataset_checks import magicbrush_sessions
+
+        magicbrush_sessions(lay, lay.path(spec, "inputs"), lay.path(spec, "images"))
+        captions = lay.optional(spec, "captions")
+        if captions is not None:
+            lay.json(captions, "global_descriptions.json {'<session>': {'<file>': 'caption'}}", dict)
+
 
 @register("evr")
 class Evr(EditingBenchmark):
@@ -210,9 +251,15 @@ class Evr(EditingBenchmark):
 
     help = "EVR image editing: L1, L2, CLIP-I, DINO, CLIP-T, LPIPS (same scorer as magicbrush).\n" + _FORMATS
 
+    pair_keys = ("img0", "img1", "sents")
+    pair_file = "EVR test.json"
+
 
 @register("ma5k")
 class Ma5k(EditingBenchmark):
     """MA5K (Shi et al., 2021), scored with the MagicBrush rules."""
 
     help = "MA5K image editing: L1, L2, CLIP-I, DINO, CLIP-T, LPIPS (same scorer as magicbrush).\n" + _FORMATS
+
+    pair_keys = ("input", "output", "request")
+    pair_file = "MA5K test_sess_1.json"

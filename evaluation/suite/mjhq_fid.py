@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,8 @@ from setok.io import DataError
 
 if TYPE_CHECKING:
     import torch
+
+    from setok.data.layout import Layout
 
 
 def _cached_reference_features(path: Path, ids: list[str]) -> np.ndarray:
@@ -58,6 +61,23 @@ resamples generated and reference features independently, per metric (slow: seco
     default_bootstrap = 0
 
     missing_annotations = "MJHQ-30K meta_data.json"
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """``meta_data.json``; the first id's reference ``<category>/<id>.jpg`` beside it (or in ``mjhq30k_imgs/``)."""
+        expected = "MJHQ-30K meta_data.json {'<image id>': {'category', 'prompt'}}"
+        path = lay.path(spec, "annotations")
+        meta = lay.json(path, expected, dict)
+        lay.records(path, list(meta.values()), ("category", "prompt"), expected, "entries")
+        inputs = lay.optional(spec, "inputs")
+        if inputs is not None and inputs != path:
+            lay.records(inputs, list(lay.json(inputs, expected, dict).values()), ("prompt",), expected, "entries")
+        image_id, entry = next(iter(meta.items()))
+        given = lay.optional(spec, "reference_images")
+        roots = [given] if given is not None else [path.parent, path.parent / "mjhq30k_imgs"]
+        found = [r / entry["category"] / f"{image_id}.jpg" for r in roots if (r / entry["category"]).is_dir()]
+        lay.sample(found[0] if found else roots[-1] / entry["category"] / f"{image_id}.jpg",
+                   "the reference images <category>/<image id>.jpg (mjhq30k_imgs.zip)", roots[-1])
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--reference-images``, ``--reference-cache``, ``--resize``, ``--device`` and ``--batch-size``."""

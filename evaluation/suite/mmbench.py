@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -11,6 +12,9 @@ from evaluation.bootstrap import means_with_ci95
 from evaluation.metrics.multiple_choice import circular_correct, circular_group, grouped_accuracy, mmbench_infer, slug
 from evaluation.readers.multiple_choice import align, read_mmbench, read_predictions
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
+
+if TYPE_CHECKING:
+    from setok.data.layout import Layout
 
 L2_CATEGORIES = (  # VLMEvalKit MMB_abbrs keys
     "coarse_perception",
@@ -58,6 +62,18 @@ Per-sample rows, one per question: {"id": index, "category", "l2_category", "ans
     )
 
     missing_annotations = "the MMBench TSV"
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """The MMBench TSV header names the question, option, answer and image columns."""
+        from setok.data.layout import first_line
+
+        expected = "MMBench TSV with columns index, question, A, B, ..., answer, image (base64)"
+        path = lay.file(lay.path(spec, "annotations"), expected)
+        header = [c if len(c) == 1 and c.isupper() else c.lower() for c in first_line(lay, path, expected).split("\t")]
+        missing = [c for c in ("index", "question", "A", "B", "answer", "image") if c not in header]
+        if missing:
+            raise lay.error(path, f"malformed (no column {missing[0]!r})", expected)
 
     def _score(
         self,

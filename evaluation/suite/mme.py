@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,6 +14,9 @@ from evaluation.metrics.mme import COGNITION, GROUPS, PERCEPTION, SUBTASKS, imag
 from evaluation.provenance import Provenance, Subset
 from evaluation.readers.mme import read_mme
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
+
+if TYPE_CHECKING:
+    from setok.data.layout import Layout
 
 
 def subtask_seed(seed: int, k: int) -> int:
@@ -54,6 +58,24 @@ reports mark its values."""
         Metric("total", higher_is_better=True, help="perception + cognition, points (max 2800)"),
     ) + tuple(Metric(s, higher_is_better=True, help=f"{s}: acc + acc+, points (max 200)") for s in SUBTASKS)
     needs_annotations = False
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """Every subtask template ``<subtask>.txt`` of ``Your_Results`` is there; its first image is in the release."""
+        from setok.data.layout import first_line
+
+        expected = "eval_tool/Your_Results with <subtask>.txt lines 'image<TAB>question<TAB>gt'"
+        folder = lay.folder(lay.path(spec, "annotations"), expected)
+        images = lay.folder(lay.path(spec, "images"), "MME_Benchmark_release_version/<subtask>/")
+        chosen = spec.get("options", {}).get("subtasks") or SUBTASKS
+        for subtask in chosen.split(",") if isinstance(chosen, str) else chosen:
+            path = lay.file(folder / f"{subtask}.txt", expected, place=folder)
+            fields = first_line(lay, path, expected).split("\t")
+            if len(fields) not in (3, 4):
+                raise lay.error(path, f"malformed (line 1 has {len(fields)} tab-separated fields, not 3)", expected)
+            found = [p for p in (images / subtask / "images" / fields[0], images / subtask / fields[0],
+                                 images / fields[0]) if p.is_file()]
+            lay.sample(found[0] if found else images / subtask / fields[0], "MME release images", images)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--subtasks``."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +22,10 @@ from evaluation.metrics.multiple_choice import (
 )
 from evaluation.readers.multiple_choice import align, read_mmmu, read_predictions
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
+from setok.io import read_jsonl
+
+if TYPE_CHECKING:
+    from setok.data.layout import Layout
 
 
 def _json_safe(parsed: Any) -> Any:
@@ -67,6 +72,28 @@ letter (null if none) or the list of normalised open candidates. ci95: percentil
     )
 
     missing_annotations = "the MMMU questions"
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """The JSON list export; the first question's ``<Subject>/<split>-*.parquet`` is in the snapshot folder."""
+        expected = "a JSON list of MMMU questions [{'id': '<split>_<Subject>_<n>', 'question_type', 'answer'}]"
+        path = lay.path(spec, "annotations")
+        if path.suffix == ".jsonl":
+            lay.file(path, expected)
+            with lay.reading(path, expected):
+                data = read_jsonl(path)
+        else:
+            data = lay.json(path, expected, list)
+        records = lay.records(path, data, ("id", "question_type", "answer"), expected, "records")
+        qid = str(records[0]["id"])
+        if qid.count("_") < 2:
+            raise lay.error(path, f"malformed (id {qid!r} is not <split>_<Subject>_<n>)", expected)
+        split, subject = qid.split("_", 1)[0], qid.split("_", 1)[1].rsplit("_", 1)[0]
+        snapshot = lay.folder(lay.path(spec, "images"), "the MMMU/MMMU snapshot: <Subject>/<split>-*.parquet")
+        parquet = sorted((snapshot / subject).glob(f"{split}-*.parquet"))
+        if not parquet:
+            raise lay.error(snapshot / subject / f"{split}-*.parquet", "missing", "the MMMU/MMMU snapshot", snapshot)
+        lay.seen(parquet[0])
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--choice-rule``."""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from evaluation.graders import (
 from evaluation.readers import preview
 from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
 from setok.io import DataError, read_json
+
+if TYPE_CHECKING:
+    from setok.data.layout import Layout
 
 CAPABILITIES = ("rec", "ocr", "know", "gen", "spat", "math")
 DEFAULT_JUDGE = "gpt-4-0613"  # mm-vet_evaluator.py's --gpt_model default
@@ -135,6 +139,16 @@ ci95: percentile bootstrap over samples (default 1000 resamples), per-capability
     )
 
     missing_annotations = "mm-vet.json"
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """``mm-vet.json`` entries; the first entry's image exists."""
+        expected = "mm-vet.json {'v1_0': {'imagename', 'question', 'answer', 'capability'}}"
+        path = lay.path(spec, "annotations")
+        data = lay.json(path, expected, dict)
+        lay.records(path, list(data.values()), ("imagename", "question", "answer"), expected, "entries")
+        images = lay.folder(lay.path(spec, "images"), "the MM-Vet images")
+        lay.sample(images / str(next(iter(data.values()))["imagename"]), "the MM-Vet images", images)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add the grader options, ``--judge-prompt``, ``--judge-retry-suffix`` and ``--runs``."""

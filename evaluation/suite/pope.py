@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -12,6 +13,10 @@ from evaluation.bootstrap import bootstrap_statistic, percentile_interval
 from evaluation.metrics.pope import METRICS, parse_pope_answer, pope_metrics, pope_metrics_on
 from evaluation.readers.pope import OFFICIAL_SPLITS, read_pope
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
+from setok.io import read_jsonl
+
+if TYPE_CHECKING:
+    from setok.data.layout import Layout
 
 _UNITS = {
     "accuracy": "accuracy",
@@ -71,6 +76,26 @@ same replicates."""
     )
 
     missing_annotations = "the official split files"
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """Each ``*_pope_<split>.json`` has question rows; each split's first image exists."""
+        expected = "a folder of coco_pope_<split>.json JSON lines {'question_id', 'image', 'text', 'label'}"
+        given = lay.path(spec, "annotations")
+        if given.is_dir():
+            files = sorted(p for p in lay.folder(given, expected).iterdir() if "_pope_" in p.name
+                           and p.suffix in (".json", ".jsonl"))
+            if not files:
+                raise lay.error(given, "has no *_pope_<split>.json files", expected)
+        else:
+            files = [lay.file(given, expected)]
+        images = lay.folder(lay.path(spec, "images"), "COCO val2014 images")
+        for path in files:
+            lay.file(path, expected)
+            with lay.reading(path, expected):
+                rows = read_jsonl(path)
+            lay.records(path, rows, ("question_id", "image", "text", "label"), expected, "rows")
+            lay.sample(images / str(rows[0]["image"]), "COCO val2014 images", images)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Let ``--annotations`` be given several times (one reference file per split).

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -16,6 +17,9 @@ from evaluation.readers.segmentation import (
     read_refer_release,
 )
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
+
+if TYPE_CHECKING:
+    from setok.data.layout import Layout
 
 _FORMATS = """
 predictions (--predictions): JSON list (or .jsonl), one binary mask per sample, COCO RLE at the reference's size:
@@ -52,6 +56,15 @@ class RefCocoBenchmark(Benchmark):
     default_split: ClassVar[str] = "val"
 
     missing_annotations = "the reference masks"
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """The REFER release: ``refs(<split_by>).p`` has refs of the split; the first ref's COCO image exists."""
+        from setok.data.dataset_checks import refer_release
+
+        options = spec.get("options", {})
+        refer_release(lay, lay.path(spec, "annotations"), lay.path(spec, "images"),
+                      str(options.get("split", cls.default_split)), str(options.get("split_by", cls.default_split_by)))
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--split`` and ``--split-by`` (release folders only)."""
@@ -126,6 +139,15 @@ class ReasonSegBenchmark(RefCocoBenchmark):
     """ReasonSeg (LISA): a split folder of images + labelme JSON, or a mask list; same scorer as ``refcoco``."""
 
     help = "ReasonSeg reasoning segmentation: cIoU and gIoU (percent, LISA's definitions).\n" + _FORMATS
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """A ReasonSeg split folder: its first ``.jpg`` has its labelme ``.json`` beside it."""
+        from setok.data.dataset_checks import first_jpg
+
+        expected = "a ReasonSeg split folder of <name>.jpg + <name>.json (labelme shapes)"
+        image = first_jpg(lay, lay.folder(lay.path(spec, "annotations"), expected), expected)
+        lay.json(image.with_suffix(".json"), expected, dict, named=False)
 
     def reference_rows(self, folder: Path, split: str, split_by: str) -> list[dict[str, Any]]:
         """A ReasonSeg split folder (``--split`` and ``--split-by`` do not apply)."""

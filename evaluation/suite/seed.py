@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,6 +14,9 @@ from evaluation.metrics.multiple_choice import grouped_accuracy, seed_correct, s
 from evaluation.readers.multiple_choice import align, read_predictions, read_seed
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
 from setok.io import DataError
+
+if TYPE_CHECKING:
+    from setok.data.layout import Layout
 
 DIMENSIONS = (  # SEED-Bench-1 question_type names (DATASET.md), ids 1..12
     "Scene Understanding",
@@ -66,6 +70,22 @@ ci95: percentile bootstrap over questions (default 1000 resamples), within the g
     )
 
     missing_annotations = "SEED-Bench.json"
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """``SEED-Bench.json`` questions; the first image question's image exists."""
+        expected = ("SEED-Bench.json {'questions': [{'question_id', 'answer', 'question_type_id', 'data_id', "
+                    "'data_type'}]}")
+        path = lay.path(spec, "annotations")
+        data = lay.json(path, expected, dict)
+        lay.keys(path, data, ("questions",), expected)
+        fields = ("question_id", "answer", "question_type_id", "data_id", "data_type")
+        questions = lay.records(path, data["questions"], fields, expected, "questions")
+        images = lay.folder(lay.path(spec, "images"), "SEED-Bench-image/<data_id>")
+        first = next((q for q in questions if q["data_type"] == "image"), None)
+        if first is None:
+            raise lay.error(path, "malformed (no question of data_type 'image')", expected)
+        lay.sample(images / str(first["data_id"]), "SEED-Bench-image/<data_id>", images)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--data-type`` and ``--letter-rule``."""

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evaluation.readers.vqa import read_vizwiz
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
 from evaluation.suite.vqav2 import VQA_FAMILY_METRICS, add_raw_predictions_flag, score_vqa_family
+
+if TYPE_CHECKING:
+    from setok.data.layout import Layout
 
 
 @register("vizwiz")
@@ -44,6 +48,16 @@ ci95: percentile bootstrap over images (per type: over that type's images).
     )
 
     missing_annotations = "the official val.json"
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """``val.json`` records; the first record's image exists."""
+        expected = "VizWiz val.json [{'image', 'question', 'answers', 'answer_type'}]"
+        path = lay.path(spec, "annotations")
+        records = lay.records(path, lay.json(path, expected, list), ("image", "question", "answers", "answer_type"),
+                              expected, "records")
+        images = lay.folder(lay.path(spec, "images"), "the VizWiz val images")
+        lay.sample(images / str(records[0]["image"]), "the VizWiz val images", images)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--raw-predictions``."""

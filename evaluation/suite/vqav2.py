@@ -6,12 +6,19 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evaluation.metrics.vqa import Rule, accuracy_by_type, vqa_accuracy
 from evaluation.readers.vqa import VqaData, read_vqa
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
+
+if TYPE_CHECKING:
+    from setok.data.layout import Layout
+
+VQA_QUESTIONS = "VQA questions JSON {'questions': [{'question_id', 'image_id', 'question'}]}"
+VQA_ANNOTATIONS = "VQA annotations JSON {'annotations': [{'question_id', 'answers', 'answer_type'}]}"
 
 VQA_RULES = """\
 Scoring (GT-Vision-Lab/VQA PythonEvaluationTools/vqaEvaluation/vqaEval.py, current version): each prediction first
@@ -101,6 +108,24 @@ Per-sample rows: {{"question_id", "answer_type", "prediction" (as compared), "ma
     takes_questions = True
 
     missing_annotations = "the official annotations JSON"
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """Questions (+ annotations) in the VQA layout; the first question's ``COCO_<subtype>_<id>.jpg`` exists."""
+        qpath = lay.path(spec, "questions")
+        questions = lay.json(qpath, VQA_QUESTIONS, dict)
+        lay.keys(qpath, questions, ("questions",), VQA_QUESTIONS)
+        records = lay.records(qpath, questions["questions"], ("question_id", "image_id", "question"), VQA_QUESTIONS,
+                              "questions")
+        apath = lay.optional(spec, "annotations")
+        if apath is not None:
+            ann = lay.json(apath, VQA_ANNOTATIONS, dict)
+            lay.keys(apath, ann, ("annotations",), VQA_ANNOTATIONS)
+            lay.records(apath, ann["annotations"], ("question_id", "answers", "answer_type"), VQA_ANNOTATIONS,
+                        "annotations")
+        images = lay.folder(lay.path(spec, "images"), "COCO val2014 images")
+        subtype = questions.get("data_subtype", "val2014")
+        lay.sample(images / f"COCO_{subtype}_{int(records[0]['image_id']):012d}.jpg", "COCO val2014 images", images)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--raw-predictions``."""
