@@ -35,6 +35,8 @@ from evaluation.provenance import Provenance
 from setok.io import DataError
 
 if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
     from setok.data.layout import Layout
 
 PathLike = str | os.PathLike[str]
@@ -82,15 +84,20 @@ class Benchmark(ABC):
 
     Class attributes to set in a subclass: ``help`` (documents the reference and prediction formats; shown by
     ``python -m evaluation score <name> --help``), ``metrics`` and, when they differ from the defaults,
+    ``headline`` (the metric the paper's tables report; empty: the first metric of a result), ``output`` (what the
+    model writes: ``text``, ``image``, ``mask`` or ``scores``; all but text and scores are generative),
     ``needs_annotations`` (with ``missing_annotations``, what ``--annotations`` names in the error when it is
     absent), ``takes_questions`` and ``default_bootstrap``. ``name`` is set by :func:`register`. A subclass implements
     :meth:`_score`; :meth:`score` does the checks every benchmark shares first. :meth:`check_layout` checks the
-    benchmark's official files in place.
+    benchmark's official files in place; :meth:`task`, on a benchmark the MLLM answers, builds its inference task
+    from its config entry.
     """
 
     name: ClassVar[str] = ""
     help: ClassVar[str] = ""
     metrics: ClassVar[tuple[Metric, ...]] = ()
+    headline: ClassVar[str] = ""
+    output: ClassVar[str] = "text"
     needs_annotations: ClassVar[bool] = True
     missing_annotations: ClassVar[str] = "the reference files"
     takes_questions: ClassVar[bool] = False
@@ -172,6 +179,26 @@ class Benchmark(ABC):
         from setok.data.layout import check_configured_paths  # setok.data imports torch: only when checking
 
         check_configured_paths(lay, spec)
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """The inference task of this benchmark from its config entry (``config.benchmarks[name]``): its docstring
+        names the config fields it reads (paths relative to the working directory, ``options`` as the scorer's flags).
+
+        Raises:
+            DataError: The benchmark has no inference task, or a needed path is unset or missing (named).
+        """
+        raise DataError(f"benchmark {cls.name!r} has no inference task")
+
+    @classmethod
+    def declares(cls, method: str) -> bool:
+        """Whether this benchmark defines ``method`` (``"task"``, ``"check_layout"``) instead of the base's."""
+        return getattr(cls, method).__func__ is not getattr(Benchmark, method).__func__
+
+    @property
+    def generative(self) -> bool:
+        """Whether the model's outputs are images or masks (connector baselines that read images skip these)."""
+        return self.output not in ("text", "scores")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add benchmark-specific CLI options; their values reach :meth:`score` as keyword arguments.

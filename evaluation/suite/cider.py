@@ -14,6 +14,8 @@ from evaluation.registry import Benchmark, Metric, ScoreResult, register
 from setok.io import DataError
 
 if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
     from setok.data.layout import Layout
 
 _FORMATS = """
@@ -99,6 +101,19 @@ class Flickr30kBenchmark(CiderBenchmark):
         "Flickr30K captioning: CIDEr-D and BLEU-4 (x100); the cider scorer on Flickr30K references "
         "(dataset_flickr30k.json, --split test, or its COCO-format conversion).\n" + _FORMATS
     )
+
+    headline = "cider"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """Karpathy ``dataset_flickr30k.json`` (annotations), ``flickr30k-images/`` (images), options.split (default
+        test)."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.caption import CaptionTask
+
+        return CaptionTask(cls.name, annotations=configured(cls.name, cfg, "annotations"),
+                           images=configured(cls.name, cfg, "images", folder=True),
+                           split=cfg.options.get("split", "test"), limit=cfg.limit)
 
     @classmethod
     def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from evaluation.features.images import Preprocess
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
     from setok.data.layout import Layout
 
 
@@ -58,6 +60,17 @@ they are (non-square COCO photos are then stretched by its 299x299 resize). The 
 protocol; record the one used. --expect-n N makes a generated-image count other than N an error.
 Per-sample rows: {"index", "file", "feature_norm"} per generated image. ci95 only with --bootstrap N (slow)."""
     metrics = (Metric("fid", higher_is_better=False, help="FID of generated vs COCO reference images (raw)"),)
+
+    headline = "fid"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """The reference image folder or ``.npz`` (annotations), ``captions_val2014.json`` (inputs: the prompts)."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.generation import CocoGenerationTask
+
+        return CocoGenerationTask(cls.name, captions=configured(cls.name, cfg, "inputs"),
+                                  references=configured(cls.name, cfg, "annotations"), limit=cfg.limit)
 
     @classmethod
     def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:

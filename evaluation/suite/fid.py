@@ -119,6 +119,8 @@ recomputes FID N times -- slow (about a second per resample on CPU at 2048-d) an
 
     missing_annotations = "the reference images or statistics"
 
+    output = "image"
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--device`` and ``--batch-size``."""
         parser.add_argument(

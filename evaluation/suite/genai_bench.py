@@ -26,6 +26,8 @@ from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, regist
 from setok.io import DataError, read_json
 
 if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
     from setok.data.layout import Layout
 
 SKILLS = (
@@ -189,6 +191,17 @@ ci95: percentile bootstrap over prompts (default 1000 resamples), every group me
     ) + tuple(Metric(metric_name(s), higher_is_better=True, help=f"{s} prompts, VQAScore 0-1") for s in SKILLS)
 
     missing_annotations = "genai_image.json"
+
+    headline = "vqascore"
+    output = "image"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """``genai_image.json`` (annotations, ``genai_skills.json`` beside it); options.grader, grader_file."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.text_to_image import GenAIBenchTask
+
+        return GenAIBenchTask(cls.name, annotations=configured(cls.name, cfg, "annotations"), limit=cfg.limit)
 
     @classmethod
     def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:

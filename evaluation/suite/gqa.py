@@ -14,6 +14,8 @@ from evaluation.registry import Benchmark, Metric, ScoreResult, register
 from setok.io import DataError
 
 if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
     from setok.data.layout import Layout
 
 STRUCTURAL = ("verify", "query", "choose", "logical", "compare")
@@ -54,6 +56,17 @@ types present. Per-sample rows: {"questionId", "prediction" (as compared), "answ
     )
     needs_annotations = False
     takes_questions = True
+
+    headline = "accuracy"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """Questions ``testdev_balanced_questions.json``, ``images/``."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.vqa import GqaTask
+
+        return GqaTask(cls.name, questions=configured(cls.name, cfg, "questions"),
+                       images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
 
     @classmethod
     def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:

@@ -41,6 +41,8 @@ shortcut in the result's provenance (chance level and difficulty differ), and re
 
     missing_annotations = "the reference labels"
 
+    output = "scores"
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--num-classes``."""
         parser.add_argument(

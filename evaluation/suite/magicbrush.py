@@ -17,6 +17,8 @@ from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, regist
 from setok.io import DataError
 
 if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
     from setok.data.layout import Layout
 
 ALL_METRICS = ("l1", "l2", "clip_i", "dino", "clip_t", "lpips")
@@ -130,6 +132,32 @@ class EditingBenchmark(Benchmark):
     pair_keys: ClassVar[tuple[str, str, str]] = ("input", "output", "instruction")
     pair_file: ClassVar[str] = ""
 
+    headline = "l1"
+    output = "image"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """The ``targets/`` folder (annotations), the input list (inputs) and ``images/``: EVR ``test.json``, MA5K
+        ``annotations/test_sess_1.json``, read with :attr:`pair_keys` and :meth:`instruction`."""
+        from evaluation.tasks.editing import PairListTask
+
+        return PairListTask(cls.name, input_key=cls.pair_keys[0], output_key=cls.pair_keys[1],
+                            instruction=cls.instruction, **cls.edit_paths(cfg))
+
+    @classmethod
+    def edit_paths(cls, cfg: BenchmarkConfig) -> dict[str, Any]:
+        """The task's configured paths: ``targets`` (annotations), ``inputs``, ``images`` and the ``limit``."""
+        from evaluation.tasks.base import configured
+
+        return {"targets": configured(cls.name, cfg, "annotations", folder=True),
+                "inputs": configured(cls.name, cfg, "inputs"),
+                "images": configured(cls.name, cfg, "images", folder=True), "limit": cfg.limit}
+
+    @staticmethod
+    def instruction(record: dict[str, Any]) -> Any:
+        """The edit instruction of one record of the input list (``None`` when there is none)."""
+        return record.get("instruction")
+
     @classmethod
     def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
         """The folder of target images holds an image; then the benchmark's inputs (:meth:`check_inputs`)."""
@@ -235,6 +263,13 @@ class MagicBrush(EditingBenchmark):
     help = "MagicBrush image editing: L1, L2, CLIP-I, DINO, CLIP-T, LPIPS (as MagicBrush image_eval.py).\n" + _FORMATS
 
     @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """The ``targets/`` folder (annotations), ``edit_sessions.json`` (inputs), ``images/`` (session folders)."""
+        from evaluation.tasks.editing import MagicBrushTask
+
+        return MagicBrushTask(cls.name, **cls.edit_paths(cfg))
+
+    @classmethod
     def check_inputs(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
         """``edit_sessions.json`` with the first session's images, and the captions when configured."""
         from setok.data.dataset_checks import magicbrush_sessions
@@ -254,6 +289,12 @@ class Evr(EditingBenchmark):
     pair_keys = ("img0", "img1", "sents")
     pair_file = "EVR test.json"
 
+    @staticmethod
+    def instruction(record: dict[str, Any]) -> Any:
+        """EVR: the first of the record's ``sents`` (``None`` when there is none)."""
+        sents = record.get("sents")
+        return sents[0] if isinstance(sents, list) and sents else None
+
 
 @register("ma5k")
 class Ma5k(EditingBenchmark):
@@ -263,3 +304,8 @@ class Ma5k(EditingBenchmark):
 
     pair_keys = ("input", "output", "request")
     pair_file = "MA5K test_sess_1.json"
+
+    @staticmethod
+    def instruction(record: dict[str, Any]) -> Any:
+        """MA5K: the record's ``request``."""
+        return record.get("request")

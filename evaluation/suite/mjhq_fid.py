@@ -19,6 +19,8 @@ from setok.io import DataError
 if TYPE_CHECKING:
     import torch
 
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
     from setok.data.layout import Layout
 
 
@@ -61,6 +63,20 @@ resamples generated and reference features independently, per metric (slow: seco
     default_bootstrap = 0
 
     missing_annotations = "MJHQ-30K meta_data.json"
+
+    headline = "fid"
+    output = "image"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """``meta_data.json`` (annotations, the reference images beside it; also the prompts unless ``inputs`` is
+        set)."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.text_to_image import MjhqTask
+
+        meta = configured(cls.name, cfg, "annotations")
+        prompts = meta if cfg.inputs is None else configured(cls.name, cfg, "inputs")
+        return MjhqTask(cls.name, prompts=prompts, meta=meta, limit=cfg.limit)
 
     @classmethod
     def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:

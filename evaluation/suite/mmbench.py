@@ -14,6 +14,8 @@ from evaluation.readers.multiple_choice import align, read_mmbench, read_predict
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
 
 if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
     from setok.data.layout import Layout
 
 L2_CATEGORIES = (  # VLMEvalKit MMB_abbrs keys
@@ -62,6 +64,16 @@ Per-sample rows, one per question: {"id": index, "category", "l2_category", "ans
     )
 
     missing_annotations = "the MMBench TSV"
+
+    headline = "accuracy"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """``MMBench_DEV_EN.tsv`` (annotations, base64 images)."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.multiple_choice import MmbenchTask
+
+        return MmbenchTask(cls.name, annotations=configured(cls.name, cfg, "annotations"), limit=cfg.limit)
 
     @classmethod
     def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:

@@ -16,6 +16,8 @@ from evaluation.readers.mme import read_mme
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
 
 if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
     from setok.data.layout import Layout
 
 
@@ -58,6 +60,18 @@ reports mark its values."""
         Metric("total", higher_is_better=True, help="perception + cognition, points (max 2800)"),
     ) + tuple(Metric(s, higher_is_better=True, help=f"{s}: acc + acc+, points (max 200)") for s in SUBTASKS)
     needs_annotations = False
+
+    headline = "perception"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """``Your_Results/`` templates (annotations), ``MME_Benchmark_release_version/`` (images), options.subtasks."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.mme import MmeTask
+
+        return MmeTask(cls.name, templates=configured(cls.name, cfg, "annotations", folder=True),
+                       images=configured(cls.name, cfg, "images", folder=True), subtasks=cfg.options.get("subtasks"),
+                       limit=cfg.limit)
 
     @classmethod
     def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:

@@ -25,6 +25,8 @@ from evaluation.registry import Benchmark, Metric, ScoreResult, register
 from setok.io import read_jsonl
 
 if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
     from setok.data.layout import Layout
 
 
@@ -72,6 +74,17 @@ letter (null if none) or the list of normalised open candidates. ci95: percentil
     )
 
     missing_annotations = "the MMMU questions"
+
+    headline = "accuracy"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """The JSON list export (annotations, no image columns), the ``MMMU/`` parquet snapshot (images)."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.multiple_choice import MmmuTask
+
+        return MmmuTask(cls.name, annotations=configured(cls.name, cfg, "annotations"),
+                        images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
 
     @classmethod
     def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:

@@ -25,6 +25,8 @@ from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, regist
 from setok.io import DataError, read_json
 
 if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
     from setok.data.layout import Layout
 
 CAPABILITIES = ("rec", "ocr", "know", "gen", "spat", "math")
@@ -139,6 +141,17 @@ ci95: percentile bootstrap over samples (default 1000 resamples), per-capability
     )
 
     missing_annotations = "mm-vet.json"
+
+    headline = "score"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """``mm-vet.json`` (annotations), ``images/``."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.mmvet import MmvetTask
+
+        return MmvetTask(cls.name, annotations=configured(cls.name, cfg, "annotations"),
+                         images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
 
     @classmethod
     def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:

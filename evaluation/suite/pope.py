@@ -16,6 +16,8 @@ from evaluation.registry import Benchmark, Metric, ScoreResult, register
 from setok.io import read_jsonl
 
 if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
     from setok.data.layout import Layout
 
 _UNITS = {
@@ -76,6 +78,17 @@ same replicates."""
     )
 
     missing_annotations = "the official split files"
+
+    headline = "f1"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """A folder of ``coco_pope_<split>.json`` (annotations), COCO ``val2014/`` (images)."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.pope import PopeTask
+
+        return PopeTask(cls.name, annotations=configured(cls.name, cfg, "annotations"),
+                        images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
 
     @classmethod
     def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:

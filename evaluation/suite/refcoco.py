@@ -19,6 +19,8 @@ from evaluation.readers.segmentation import (
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
 
 if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
     from setok.data.layout import Layout
 
 _FORMATS = """
@@ -57,14 +59,7 @@ class RefCocoBenchmark(Benchmark):
 
     missing_annotations = "the reference masks"
 
-    @classmethod
-    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
-        """The REFER release: ``refs(<split_by>).p`` has refs of the split; the first ref's COCO image exists."""
-        from setok.data.dataset_checks import refer_release
-
-        options = spec.get("options", {})
-        refer_release(lay, lay.path(spec, "annotations"), lay.path(spec, "images"),
-                      str(options.get("split", cls.default_split)), str(options.get("split_by", cls.default_split_by)))
+    output = "mask"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--split`` and ``--split-by`` (release folders only)."""
@@ -119,15 +114,41 @@ class RefCocoBenchmark(Benchmark):
         return ScoreResult(metrics=metrics, n=len(out_rows), rows=out_rows, ci95=ci95)
 
 
+class PaperReferBenchmark(RefCocoBenchmark):
+    """The referring-segmentation benchmarks the MLLM answers (SeTok Table 4): RefCOCO+, RefCOCOg and ReasonSeg."""
+
+    headline = "ciou"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """The REFER release folder (refs + instances: annotations), COCO ``train2014/`` (images), options.split,
+        split_by."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.segmentation import ReferTask
+
+        return ReferTask(cls.name, annotations=configured(cls.name, cfg, "annotations", folder=True),
+                         images=configured(cls.name, cfg, "images", folder=True), split=cfg.options.get("split"),
+                         split_by=cfg.options.get("split_by"), limit=cfg.limit)
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """The REFER release: ``refs(<split_by>).p`` has refs of the split; the first ref's COCO image exists."""
+        from setok.data.dataset_checks import refer_release
+
+        options = spec.get("options", {})
+        refer_release(lay, lay.path(spec, "annotations"), lay.path(spec, "images"),
+                      str(options.get("split", cls.default_split)), str(options.get("split_by", cls.default_split_by)))
+
+
 @register("refcoco+")
-class RefCocoPlusBenchmark(RefCocoBenchmark):
+class RefCocoPlusBenchmark(PaperReferBenchmark):
     """RefCOCO+ (refs(unc).p); same scorer as ``refcoco``."""
 
     help = "RefCOCO+ referring segmentation: cIoU and gIoU (percent, LISA's definitions).\n" + _FORMATS
 
 
 @register("refcocog")
-class RefCocogBenchmark(RefCocoBenchmark):
+class RefCocogBenchmark(PaperReferBenchmark):
     """RefCOCOg (UMD split, refs(umd).p, by default); same scorer as ``refcoco``."""
 
     help = "RefCOCOg referring segmentation: cIoU and gIoU (percent, LISA's definitions; --split-by umd).\n" + _FORMATS
@@ -135,10 +156,22 @@ class RefCocogBenchmark(RefCocoBenchmark):
 
 
 @register("reasonseg")
-class ReasonSegBenchmark(RefCocoBenchmark):
+class ReasonSegBenchmark(PaperReferBenchmark):
     """ReasonSeg (LISA): a split folder of images + labelme JSON, or a mask list; same scorer as ``refcoco``."""
 
     help = "ReasonSeg reasoning segmentation: cIoU and gIoU (percent, LISA's definitions).\n" + _FORMATS
+
+    headline = "giou"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """The split folder (``val/``: annotations; its images unless ``images`` is set)."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.segmentation import ReasonSegTask
+
+        images = None if cfg.images is None else configured(cls.name, cfg, "images", folder=True)
+        return ReasonSegTask(cls.name, annotations=configured(cls.name, cfg, "annotations", folder=True), images=images,
+                             split=cfg.options.get("split"), split_by=cfg.options.get("split_by"), limit=cfg.limit)
 
     @classmethod
     def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:

@@ -16,6 +16,8 @@ from evaluation.registry import Benchmark, Metric, ScoreResult, register
 from setok.io import DataError
 
 if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
     from setok.data.layout import Layout
 
 DIMENSIONS = (  # SEED-Bench-1 question_type names (DATASET.md), ids 1..12
@@ -70,6 +72,20 @@ ci95: percentile bootstrap over questions (default 1000 resamples), within the g
     )
 
     missing_annotations = "SEED-Bench.json"
+
+    headline = "accuracy"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """``SEED-Bench.json`` (annotations), ``SEED-Bench-image/`` (images); options.data_type must be ``image``."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.multiple_choice import SeedTask
+
+        if cfg.options.get("data_type") != "image":  # only image questions are asked: the scorer must skip the videos
+            raise DataError(f"benchmarks.{cls.name}.options.data_type: must be 'image' (the scorer's --data-type; only "
+                            f"SEED-Bench-1 image questions are asked), got {cfg.options.get('data_type')!r}")
+        return SeedTask(cls.name, annotations=configured(cls.name, cfg, "annotations"),
+                        images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
 
     @classmethod
     def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:

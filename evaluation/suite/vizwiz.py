@@ -12,6 +12,8 @@ from evaluation.registry import Benchmark, Metric, ScoreResult, register
 from evaluation.suite.vqav2 import VQA_FAMILY_METRICS, add_raw_predictions_flag, score_vqa_family
 
 if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
     from setok.data.layout import Layout
 
 
@@ -48,6 +50,17 @@ ci95: percentile bootstrap over images (per type: over that type's images).
     )
 
     missing_annotations = "the official val.json"
+
+    headline = "accuracy"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """``val.json`` (annotations), ``val/`` (images)."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.vqa import VizWizTask
+
+        return VizWizTask(cls.name, annotations=configured(cls.name, cfg, "annotations"),
+                          images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
 
     @classmethod
     def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:

@@ -15,6 +15,8 @@ from evaluation.readers.vqa import VqaData, read_vqa
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
 
 if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
     from setok.data.layout import Layout
 
 VQA_QUESTIONS = "VQA questions JSON {'questions': [{'question_id', 'image_id', 'question'}]}"
@@ -108,6 +110,18 @@ Per-sample rows: {{"question_id", "answer_type", "prediction" (as compared), "ma
     takes_questions = True
 
     missing_annotations = "the official annotations JSON"
+
+    headline = "accuracy"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """Questions and (optional) annotations JSON in the VQA format, COCO ``val2014/`` (images)."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.vqa import VqaTask
+
+        return VqaTask(cls.name, questions=configured(cls.name, cfg, "questions"),
+                       annotations=None if cfg.annotations is None else configured(cls.name, cfg, "annotations"),
+                       images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
 
     @classmethod
     def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
