@@ -11,7 +11,7 @@ import numpy as np
 
 from evaluation.bootstrap import bootstrap_statistic, percentile_interval
 from evaluation.metrics.pope import METRICS, parse_pope_answer, pope_metrics, pope_metrics_on
-from evaluation.readers.pope import OFFICIAL_SPLITS, read_pope
+from evaluation.readers.pope import OFFICIAL_SPLITS, QUESTION_FIELDS, is_split_file, read_pope
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
 from setok.io import read_jsonl
 
@@ -96,8 +96,7 @@ same replicates."""
         expected = "a folder of coco_pope_<split>.json JSON lines {'question_id', 'image', 'text', 'label'}"
         given = lay.path(spec, "annotations")
         if given.is_dir():
-            files = sorted(p for p in lay.folder(given, expected).iterdir() if "_pope_" in p.name
-                           and p.suffix in (".json", ".jsonl"))
+            files = sorted(p for p in lay.folder(given, expected).iterdir() if is_split_file(p))
             if not files:
                 raise lay.error(given, "has no *_pope_<split>.json files", expected)
         else:
@@ -107,7 +106,7 @@ same replicates."""
             lay.file(path, expected)
             with lay.reading(path, expected):
                 rows = read_jsonl(path)
-            lay.records(path, rows, ("question_id", "image", "text", "label"), expected, "rows")
+            lay.records(path, rows, (*QUESTION_FIELDS, "label"), expected, "rows")
             lay.sample(images / str(rows[0]["image"]), "COCO val2014 images", images)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
