@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,11 +13,9 @@ from evaluation.registry import Benchmark, Metric, ScoreResult, register
 from setok.io import DataError
 
 if TYPE_CHECKING:
-    from evaluation.tasks.base import BenchmarkTask
-    from setok.config import BenchmarkConfig
-    from setok.data.layout import Layout
+    pass
 
-_FORMATS = """
+FORMATS = """
 references (--annotations): either
   * COCO captions annotations JSON (captions_val2014.json; Flickr30K converted to it):
       {"images": [{"id": 391895, ...}], "annotations": [{"image_id": 391895, "caption": "A man ..."}, ...]}
@@ -49,7 +46,7 @@ images' pooled n-gram statistics. SPICE (needs a download) and METEOR are not co
 class CiderBenchmark(Benchmark):
     """CIDEr-D and BLEU-4 of one caption per image against COCO-style references."""
 
-    help = "Image captioning: CIDEr-D and BLEU-4 (x100, pycocoevalcap with the PTB tokenizer).\n" + _FORMATS
+    help = "Image captioning: CIDEr-D and BLEU-4 (x100, pycocoevalcap with the PTB tokenizer).\n" + FORMATS
     metrics = (
         Metric("cider", higher_is_better=True, help="CIDEr-D x100 (pycocoevalcap Cider)"),
         Metric("bleu4", higher_is_better=True, help="corpus BLEU-4 x100 (pycocoevalcap Bleu)"),
@@ -91,56 +88,3 @@ class CiderBenchmark(Benchmark):
             for i, c, b, t in zip(s.ids, s.cider_per_image, s.bleu4_per_image, s.tokenized_predictions)
         ]
         return ScoreResult(metrics=metrics, n=len(rows), rows=rows, ci95=ci95)
-
-
-@register("flickr30k")
-class Flickr30kBenchmark(CiderBenchmark):
-    """Flickr30K captioning (Karpathy test split by default); same scorer as ``cider``."""
-
-    help = (
-        "Flickr30K captioning: CIDEr-D and BLEU-4 (x100); the cider scorer on Flickr30K references "
-        "(dataset_flickr30k.json, --split test, or its COCO-format conversion).\n" + _FORMATS
-    )
-
-    headline = "cider"
-
-    @classmethod
-    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
-        """Karpathy ``dataset_flickr30k.json`` (annotations), ``flickr30k-images/`` (images), options.split (default
-        test)."""
-        from evaluation.tasks.base import configured
-        from evaluation.tasks.caption import CaptionTask
-
-        return CaptionTask(cls.name, annotations=configured(cls.name, cfg, "annotations"),
-                           images=configured(cls.name, cfg, "images", folder=True),
-                           split=cfg.options.get("split", "test"), limit=cfg.limit)
-
-    @classmethod
-    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
-        """COCO captions or a Karpathy split file; the first image of the scored split exists."""
-        expected = "a Karpathy split file {'images': [{'filename', 'split', 'sentences'}]} or COCO captions JSON"
-        path = lay.path(spec, "annotations")
-        data = lay.json(path, expected, dict)
-        lay.keys(path, data, ("images",), expected)
-        if "annotations" in data:
-            lay.records(path, data["images"], ("id", "file_name"), expected, "images")
-            lay.records(path, data["annotations"], ("image_id", "caption"), expected, "annotations")
-            files = [str(data["images"][0]["file_name"])]
-        else:
-            images = lay.records(path, data["images"], ("filename", "split", "sentences"), expected, "images")
-            split = spec.get("options", {}).get("split", "test")
-            files = [str(im["filename"]) for im in images if im["split"] == split][:1]
-            if not files:
-                raise lay.error(path, f"malformed (no image in split {split!r})", expected)
-        folder = lay.folder(lay.path(spec, "images"), f"the images of {path.name}")
-        lay.sample(folder / files[0], f"the images of {path.name}", folder)
-
-
-@register("coco_caption")
-class CocoCaptionBenchmark(CiderBenchmark):
-    """COCO Captions (e.g. captions_val2014.json or Karpathy test); same scorer as ``cider``."""
-
-    help = (
-        "COCO Captions: CIDEr-D and BLEU-4 (x100); the cider scorer on COCO references "
-        "(captions_val2014.json, or dataset_coco.json --split test).\n" + _FORMATS
-    )

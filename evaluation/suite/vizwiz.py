@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from evaluation.readers.vqa import read_vizwiz
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
-from evaluation.suite.vqav2 import VQA_FAMILY_METRICS, add_raw_predictions_flag, score_vqa_family
+from evaluation.suite._vqa import VQA_FAMILY_METRICS, add_raw_predictions_flag, score_vqa_family
 
 if TYPE_CHECKING:
     from evaluation.tasks.base import BenchmarkTask
