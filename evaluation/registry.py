@@ -146,20 +146,13 @@ class Benchmark(ABC):
 
     @abstractmethod
     def _score(
-        self,
-        predictions: Path,
-        annotations: Path | list[Path] | None = None,
-        *,
-        questions: Path | None = None,
-        n_bootstrap: int = 0,
-        seed: int = 0,
-        **opts: Any,
+        self, predictions: Path, annotations: Path | list[Path] | None, *, n_bootstrap: int, seed: int, **opts: Any
     ) -> ScoreResult:
         """The benchmark's own scoring, called by :meth:`score` with the shared checks done.
 
-        ``predictions``, ``annotations`` and ``questions`` arrive as paths (``annotations`` present when
-        :attr:`needs_annotations`), ``n_bootstrap`` resolved to a count (0: no ``ci95``); ``**opts`` are the
-        benchmark's :meth:`add_arguments` options.
+        ``predictions`` and ``annotations`` arrive as paths (``annotations`` present when :attr:`needs_annotations`),
+        ``n_bootstrap`` resolved to a count (0: no ``ci95``); ``**opts`` hold ``questions`` (a path or ``None``) and
+        the benchmark's :meth:`add_arguments` options, so a subclass names only those it reads.
         """
 
     @classmethod

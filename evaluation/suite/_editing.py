@@ -15,6 +15,8 @@ from evaluation.metrics.editing import cosine_similarities, l1_distance, l2_dist
 from evaluation.readers import preview
 from evaluation.readers.editing import EditPair, load_pair, read_captions, read_edit_pairs
 from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult
+from evaluation.tasks.base import configured
+from evaluation.tasks.editing import PairListTask
 from setok.io import DataError
 
 if TYPE_CHECKING:
@@ -140,16 +142,12 @@ class EditingBenchmark(Benchmark):
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """The ``targets/`` folder (annotations), the input list (inputs) and ``images/``: EVR ``test.json``, MA5K
         ``annotations/test_sess_1.json``, read with :attr:`pair_keys` and :meth:`instruction`."""
-        from evaluation.tasks.editing import PairListTask
-
         return PairListTask(cls.name, input_key=cls.pair_keys[0], output_key=cls.pair_keys[1],
                             instruction=cls.instruction, **cls.edit_paths(cfg))
 
     @classmethod
     def edit_paths(cls, cfg: BenchmarkConfig) -> dict[str, Any]:
         """The task's configured paths: ``targets`` (annotations), ``inputs``, ``images`` and the ``limit``."""
-        from evaluation.tasks.base import configured
-
         return {"targets": configured(cls.name, cfg, "annotations", folder=True),
                 "inputs": configured(cls.name, cfg, "inputs"),
                 "images": configured(cls.name, cfg, "images", folder=True), "limit": cfg.limit}
@@ -202,24 +200,11 @@ class EditingBenchmark(Benchmark):
         parser.add_argument("--batch-size", type=int, default=32, help="image pairs per forward pass")
 
     def _score(
-        self,
-        predictions: Path,
-        annotations: Path | None = None,
-        *,
-        questions: Path | None = None,
-        n_bootstrap: int = 0,
-        seed: int = 0,
-        metrics: str | list[str] | None = None,
-        captions: PathLike | None = None,
-        models: Any = None,
-        clip_model: str | None = None,
-        clip_pretrained: str | None = None,
-        dino_model: str | None = None,
-        dino_weights: str | None = None,
-        lpips_net: str | None = None,
-        device: str | None = None,
-        batch_size: int = 32,
-        **opts: Any,
+        self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int,
+        metrics: str | list[str] | None = None, captions: PathLike | None = None, models: Any = None,
+        clip_model: str | None = None, clip_pretrained: str | None = None, dino_model: str | None = None,
+        dino_weights: str | None = None, lpips_net: str | None = None, device: str | None = None, batch_size: int = 32,
+        **opts: Any
     ) -> ScoreResult:
         names = parse_metrics(metrics, captions is not None)
         if batch_size < 1:

@@ -18,6 +18,8 @@ from evaluation.readers.segmentation import (
     read_refer_release,
 )
 from evaluation.registry import Benchmark, Metric, ScoreResult
+from evaluation.tasks.base import configured
+from evaluation.tasks.segmentation import ReferTask
 
 if TYPE_CHECKING:
     from evaluation.tasks.base import BenchmarkTask
@@ -78,16 +80,8 @@ class ReferBenchmark(Benchmark):
         return read_reasonseg_folder(folder)
 
     def _score(
-        self,
-        predictions: Path,
-        annotations: Path | None = None,
-        *,
-        questions: Path | None = None,
-        n_bootstrap: int = 0,
-        seed: int = 0,
-        split: str | None = None,
-        split_by: str | None = None,
-        **opts: Any,
+        self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int, split: str | None = None,
+        split_by: str | None = None, **opts: Any
     ) -> ScoreResult:
         annotations = Path(annotations)
         rows = None
@@ -122,9 +116,6 @@ class PaperReferBenchmark(ReferBenchmark):
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """The REFER release folder (refs + instances: annotations), COCO ``train2014/`` (images), options.split,
         split_by."""
-        from evaluation.tasks.base import configured
-        from evaluation.tasks.segmentation import ReferTask
-
         return ReferTask(cls.name, annotations=configured(cls.name, cfg, "annotations", folder=True),
                          images=configured(cls.name, cfg, "images", folder=True), split=cfg.options.get("split"),
                          split_by=cfg.options.get("split_by"), limit=cfg.limit)

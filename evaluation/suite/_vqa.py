@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from evaluation.metrics.vqa import Rule, accuracy_by_type, vqa_accuracy
 from evaluation.readers.vqa import VqaData, read_vqa
 from evaluation.registry import Benchmark, Metric, ScoreResult
+from evaluation.tasks.base import configured
+from evaluation.tasks.vqa import VqaTask
 
 if TYPE_CHECKING:
     from evaluation.tasks.base import BenchmarkTask
@@ -96,9 +98,6 @@ class VqaBenchmark(Benchmark):
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """Questions and (optional) annotations JSON in the VQA format, COCO ``val2014/`` (images)."""
-        from evaluation.tasks.base import configured
-        from evaluation.tasks.vqa import VqaTask
-
         return VqaTask(cls.name, questions=configured(cls.name, cfg, "questions"),
                        annotations=None if cfg.annotations is None else configured(cls.name, cfg, "annotations"),
                        images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
@@ -126,15 +125,8 @@ class VqaBenchmark(Benchmark):
         add_raw_predictions_flag(parser)
 
     def _score(
-        self,
-        predictions: Path,
-        annotations: Path | None = None,
-        *,
-        questions: Path | None = None,
-        n_bootstrap: int = 0,
-        seed: int = 0,
-        raw_predictions: bool = False,
-        **opts: Any,
+        self, predictions: Path, annotations: Path, *, questions: Path | None = None, n_bootstrap: int, seed: int,
+        raw_predictions: bool = False, **opts: Any
     ) -> ScoreResult:
         data = read_vqa(predictions, annotations, questions)
         return score_vqa_family(

@@ -61,15 +61,7 @@ class CiderBenchmark(Benchmark):
         )
 
     def _score(
-        self,
-        predictions: Path,
-        annotations: Path | None = None,
-        *,
-        questions: Path | None = None,
-        n_bootstrap: int = 0,
-        seed: int = 0,
-        split: str = "test",
-        **opts: Any,
+        self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int, split: str = "test", **opts: Any
     ) -> ScoreResult:
         refs, preds = read_captions(predictions, annotations, split)
         try:

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from evaluation.features.images import list_images
 from evaluation.registry import Metric, PathLike, ScoreResult, register
 from evaluation.suite.fid import FidBenchmark
+from evaluation.tasks.base import configured
+from evaluation.tasks.generation import CocoGenerationTask
 from setok.io import DataError
 
 if TYPE_CHECKING:
@@ -66,9 +68,6 @@ Per-sample rows: {"index", "file", "feature_norm"} per generated image. ci95 onl
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """The reference image folder or ``.npz`` (annotations), ``captions_val2014.json`` (inputs: the prompts)."""
-        from evaluation.tasks.base import configured
-        from evaluation.tasks.generation import CocoGenerationTask
-
         return CocoGenerationTask(cls.name, captions=configured(cls.name, cfg, "inputs"),
                                   references=configured(cls.name, cfg, "annotations"), limit=cfg.limit)
 
@@ -107,18 +106,8 @@ Per-sample rows: {"index", "file", "feature_norm"} per generated image. ci95 onl
         return None if resize is None else center_crop_resize(resize)
 
     def _score(
-        self,
-        predictions: Path,
-        annotations: Path | None = None,
-        *,
-        questions: Path | None = None,
-        n_bootstrap: int = 0,
-        seed: int = 0,
-        device: str | None = None,
-        batch_size: int = 32,
-        resize: int | None = None,
-        expect_n: int | None = None,
-        **opts: Any,
+        self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int, device: str | None = None,
+        batch_size: int = 32, resize: int | None = None, expect_n: int | None = None, **opts: Any
     ) -> ScoreResult:
         if resize is not None and resize < 1:
             raise DataError(f"{predictions}: --resize must be >= 1, got {resize}")

@@ -140,16 +140,8 @@ recomputes FID N times -- slow (about a second per resample on CPU at 2048-d) an
         return None
 
     def _score(
-        self,
-        predictions: Path,
-        annotations: Path | None = None,
-        *,
-        questions: Path | None = None,
-        n_bootstrap: int = 0,
-        seed: int = 0,
-        device: str | None = None,
-        batch_size: int = 32,
-        **opts: Any,
+        self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int, device: str | None = None,
+        batch_size: int = 32, **opts: Any
     ) -> ScoreResult:
         cache: list[torch.nn.Module] = []
 

@@ -23,6 +23,8 @@ from evaluation.graders import (
 from evaluation.readers import preview
 from evaluation.readers.editing import IMAGE_EXTENSIONS
 from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
+from evaluation.tasks.base import configured
+from evaluation.tasks.text_to_image import GenAIBenchTask
 from setok.io import DataError, read_json
 
 if TYPE_CHECKING:
@@ -198,9 +200,6 @@ ci95: percentile bootstrap over prompts (default 1000 resamples), every group me
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """``genai_image.json`` (annotations, ``genai_skills.json`` beside it); options.grader, grader_file."""
-        from evaluation.tasks.base import configured
-        from evaluation.tasks.text_to_image import GenAIBenchTask
-
         return GenAIBenchTask(cls.name, annotations=configured(cls.name, cfg, "annotations"), limit=cfg.limit)
 
     @classmethod
@@ -222,20 +221,9 @@ ci95: percentile bootstrap over prompts (default 1000 resamples), every group me
         parser.add_argument("--batch-size", type=int, default=16, help="images per VQAScore forward pass")
 
     def _score(
-        self,
-        predictions: Path,
-        annotations: Path | None = None,
-        *,
-        questions: Path | None = None,
-        n_bootstrap: int = 0,
-        seed: int = 0,
-        skills: PathLike | None = None,
-        grader: Grader | str | None = None,
-        grader_model: str | None = DEFAULT_SCORER,
-        grader_file: str | None = None,
-        device: str | None = None,
-        batch_size: int = 16,
-        **opts: Any,
+        self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int, skills: PathLike | None = None,
+        grader: Grader | str | None = None, grader_model: str | None = DEFAULT_SCORER, grader_file: str | None = None,
+        device: str | None = None, batch_size: int = 16, **opts: Any
     ) -> ScoreResult:
         annotations = Path(annotations)
         prompts = read_prompts(annotations)

@@ -11,6 +11,8 @@ from evaluation.metrics.gqa import gqa_answer_kind, gqa_correct, llava_gqa_predi
 from evaluation.metrics.vqa import accuracy_by_type
 from evaluation.readers.gqa import read_gqa
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
+from evaluation.tasks.base import configured
+from evaluation.tasks.vqa import GqaTask
 from setok.io import DataError
 
 if TYPE_CHECKING:
@@ -62,9 +64,6 @@ types present. Per-sample rows: {"questionId", "prediction" (as compared), "answ
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """Questions ``testdev_balanced_questions.json``, ``images/``."""
-        from evaluation.tasks.base import configured
-        from evaluation.tasks.vqa import GqaTask
-
         return GqaTask(cls.name, questions=configured(cls.name, cfg, "questions"),
                        images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
 
@@ -87,15 +86,8 @@ types present. Per-sample rows: {"questionId", "prediction" (as compared), "answ
         )
 
     def _score(
-        self,
-        predictions: Path,
-        annotations: Path | None = None,
-        *,
-        questions: Path | None = None,
-        n_bootstrap: int = 0,
-        seed: int = 0,
-        no_convert: bool = False,
-        **opts: Any,
+        self, predictions: Path, annotations: Path | None, *, questions: Path | None = None, n_bootstrap: int,
+        seed: int, no_convert: bool = False, **opts: Any
     ) -> ScoreResult:
         if questions is not None and annotations is not None and Path(questions) != Path(annotations):
             raise DataError(f"{annotations}: gqa takes one reference file; give --questions only")

@@ -53,15 +53,8 @@ shortcut in the result's provenance (chance level and difficulty differ), and re
         )
 
     def _score(
-        self,
-        predictions: Path,
-        annotations: Path | None = None,
-        *,
-        questions: Path | None = None,
-        n_bootstrap: int = 0,
-        seed: int = 0,
-        num_classes: int | None = None,
-        **opts: Any,
+        self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int, num_classes: int | None = None,
+        **opts: Any
     ) -> ScoreResult:
         data = read_classification(predictions, annotations, num_classes)
         top1 = topk_correct(data.scores, data.labels, 1)

@@ -14,6 +14,8 @@ from evaluation.readers.fid import read_fid_npz, write_fid_npz
 from evaluation.readers.generation import MJHQ_CATEGORIES, read_mjhq
 from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
 from evaluation.suite.coco_fid import center_crop_resize
+from evaluation.tasks.base import configured
+from evaluation.tasks.text_to_image import MjhqTask
 from setok.io import DataError
 
 if TYPE_CHECKING:
@@ -71,9 +73,6 @@ resamples generated and reference features independently, per metric (slow: seco
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """``meta_data.json`` (annotations, the reference images beside it; also the prompts unless ``inputs`` is
         set)."""
-        from evaluation.tasks.base import configured
-        from evaluation.tasks.text_to_image import MjhqTask
-
         meta = configured(cls.name, cfg, "annotations")
         prompts = meta if cfg.inputs is None else configured(cls.name, cfg, "inputs")
         return MjhqTask(cls.name, prompts=prompts, meta=meta, limit=cfg.limit)
@@ -104,19 +103,9 @@ resamples generated and reference features independently, per metric (slow: seco
         parser.add_argument("--batch-size", type=int, default=32, help="images per Inception forward pass")
 
     def _score(
-        self,
-        predictions: Path,
-        annotations: Path | None = None,
-        *,
-        questions: Path | None = None,
-        n_bootstrap: int = 0,
-        seed: int = 0,
-        reference_images: PathLike | None = None,
-        reference_cache: PathLike | None = None,
-        resize: int | None = None,
-        device: str | None = None,
-        batch_size: int = 32,
-        **opts: Any,
+        self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int,
+        reference_images: PathLike | None = None, reference_cache: PathLike | None = None, resize: int | None = None,
+        device: str | None = None, batch_size: int = 32, **opts: Any
     ) -> ScoreResult:
         from evaluation.features.images import image_features
 

@@ -12,6 +12,8 @@ from evaluation.bootstrap import means_with_ci95
 from evaluation.metrics.multiple_choice import circular_correct, circular_group, grouped_accuracy, mmbench_infer, slug
 from evaluation.readers.multiple_choice import align, read_mmbench, read_predictions
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
+from evaluation.tasks.base import configured
+from evaluation.tasks.multiple_choice import MmbenchTask
 
 if TYPE_CHECKING:
     from evaluation.tasks.base import BenchmarkTask
@@ -70,9 +72,6 @@ Per-sample rows, one per question: {"id": index, "category", "l2_category", "ans
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """``MMBench_DEV_EN.tsv`` (annotations, base64 images)."""
-        from evaluation.tasks.base import configured
-        from evaluation.tasks.multiple_choice import MmbenchTask
-
         return MmbenchTask(cls.name, annotations=configured(cls.name, cfg, "annotations"), limit=cfg.limit)
 
     @classmethod
@@ -87,16 +86,7 @@ Per-sample rows, one per question: {"id": index, "category", "l2_category", "ans
         if missing:
             raise lay.error(path, f"malformed (no column {missing[0]!r})", expected)
 
-    def _score(
-        self,
-        predictions: Path,
-        annotations: Path | None = None,
-        *,
-        questions: Path | None = None,
-        n_bootstrap: int = 0,
-        seed: int = 0,
-        **opts: Any,
-    ) -> ScoreResult:
+    def _score(self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int, **opts: Any) -> ScoreResult:
         table = sorted(read_mmbench(annotations), key=lambda r: r.index)
         outputs = align(read_predictions(predictions), [str(r.index) for r in table], predictions, annotations)
         groups: dict[int, list[int]] = {}

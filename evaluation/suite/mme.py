@@ -14,6 +14,8 @@ from evaluation.metrics.mme import COGNITION, GROUPS, PERCEPTION, SUBTASKS, imag
 from evaluation.provenance import Provenance, Subset
 from evaluation.readers.mme import read_mme
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
+from evaluation.tasks.base import configured
+from evaluation.tasks.mme import MmeTask
 
 if TYPE_CHECKING:
     from evaluation.tasks.base import BenchmarkTask
@@ -66,9 +68,6 @@ reports mark its values."""
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """``Your_Results/`` templates (annotations), ``MME_Benchmark_release_version/`` (images), options.subtasks."""
-        from evaluation.tasks.base import configured
-        from evaluation.tasks.mme import MmeTask
-
         return MmeTask(cls.name, templates=configured(cls.name, cfg, "annotations", folder=True),
                        images=configured(cls.name, cfg, "images", folder=True), subtasks=cfg.options.get("subtasks"),
                        limit=cfg.limit)
@@ -103,15 +102,8 @@ reports mark its values."""
         )
 
     def _score(
-        self,
-        predictions: Path,
-        annotations: Path | None = None,
-        *,
-        questions: Path | None = None,
-        n_bootstrap: int = 0,
-        seed: int = 0,
-        subtasks: list[str] | None = None,
-        **opts: Any,
+        self, predictions: Path, annotations: Path | None, *, n_bootstrap: int, seed: int,
+        subtasks: list[str] | None = None, **opts: Any
     ) -> ScoreResult:
         chosen = [s for s in SUBTASKS if subtasks is None or s in subtasks]
         data = read_mme(predictions, chosen, annotations)

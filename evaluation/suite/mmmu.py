@@ -22,6 +22,8 @@ from evaluation.metrics.multiple_choice import (
 )
 from evaluation.readers.multiple_choice import align, read_mmmu, read_predictions
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
+from evaluation.tasks.base import configured
+from evaluation.tasks.multiple_choice import MmmuTask
 from setok.io import read_jsonl
 
 if TYPE_CHECKING:
@@ -80,9 +82,6 @@ letter (null if none) or the list of normalised open candidates. ci95: percentil
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """The JSON list export (annotations, no image columns), the ``MMMU/`` parquet snapshot (images)."""
-        from evaluation.tasks.base import configured
-        from evaluation.tasks.multiple_choice import MmmuTask
-
         return MmmuTask(cls.name, annotations=configured(cls.name, cfg, "annotations"),
                         images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
 
@@ -118,15 +117,8 @@ letter (null if none) or the list of normalised open candidates. ci95: percentil
         )
 
     def _score(
-        self,
-        predictions: Path,
-        annotations: Path | None = None,
-        *,
-        questions: Path | None = None,
-        n_bootstrap: int = 0,
-        seed: int = 0,
-        choice_rule: str = "official",
-        **opts: Any,
+        self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int, choice_rule: str = "official",
+        **opts: Any
     ) -> ScoreResult:
         refs = read_mmmu(annotations)
         outputs = align(read_predictions(predictions), [q.id for q in refs], predictions, annotations)

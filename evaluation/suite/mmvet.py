@@ -22,6 +22,8 @@ from evaluation.graders import (
 )
 from evaluation.readers import preview
 from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
+from evaluation.tasks.base import configured
+from evaluation.tasks.mmvet import MmvetTask
 from setok.io import DataError, read_json
 
 if TYPE_CHECKING:
@@ -147,9 +149,6 @@ ci95: percentile bootstrap over samples (default 1000 resamples), per-capability
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """``mm-vet.json`` (annotations), ``images/``."""
-        from evaluation.tasks.base import configured
-        from evaluation.tasks.mmvet import MmvetTask
-
         return MmvetTask(cls.name, annotations=configured(cls.name, cfg, "annotations"),
                          images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
 
@@ -174,21 +173,10 @@ ci95: percentile bootstrap over samples (default 1000 resamples), per-capability
         parser.add_argument("--runs", type=int, default=1, help="grading runs averaged per sample (official: 1)")
 
     def _score(
-        self,
-        predictions: Path,
-        annotations: Path | None = None,
-        *,
-        questions: Path | None = None,
-        n_bootstrap: int = 0,
-        seed: int = 0,
-        grader: Grader | str | None = None,
-        grader_model: str | None = DEFAULT_JUDGE,
-        grader_url: str | None = None,
-        grader_file: str | None = None,
-        judge_prompt: PathLike | None = None,
-        judge_retry_suffix: str = DEFAULT_RETRY_SUFFIX,
-        runs: int = 1,
-        **opts: Any,
+        self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int, grader: Grader | str | None = None,
+        grader_model: str | None = DEFAULT_JUDGE, grader_url: str | None = None, grader_file: str | None = None,
+        judge_prompt: PathLike | None = None, judge_retry_suffix: str = DEFAULT_RETRY_SUFFIX, runs: int = 1,
+        **opts: Any
     ) -> ScoreResult:
         if runs < 1:
             raise DataError(f"--runs must be >= 1, got {runs}")

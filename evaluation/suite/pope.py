@@ -13,6 +13,8 @@ from evaluation.bootstrap import bootstrap_statistic, percentile_interval
 from evaluation.metrics.pope import METRICS, parse_pope_answer, pope_metrics, pope_metrics_on
 from evaluation.readers.pope import OFFICIAL_SPLITS, QUESTION_FIELDS, is_split_file, read_pope
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
+from evaluation.tasks.base import configured
+from evaluation.tasks.pope import PopeTask
 from setok.io import read_jsonl
 
 if TYPE_CHECKING:
@@ -84,9 +86,6 @@ same replicates."""
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """A folder of ``coco_pope_<split>.json`` (annotations), COCO ``val2014/`` (images)."""
-        from evaluation.tasks.base import configured
-        from evaluation.tasks.pope import PopeTask
-
         return PopeTask(cls.name, annotations=configured(cls.name, cfg, "annotations"),
                         images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
 
@@ -126,14 +125,7 @@ same replicates."""
         )
 
     def _score(
-        self,
-        predictions: Path,
-        annotations: Path | list[Path] | None = None,
-        *,
-        questions: Path | None = None,
-        n_bootstrap: int = 0,
-        seed: int = 0,
-        **opts: Any,
+        self, predictions: Path, annotations: Path | list[Path] | None, *, n_bootstrap: int, seed: int, **opts: Any
     ) -> ScoreResult:
         splits = read_pope(predictions, annotations)
         n_boot = n_bootstrap

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from evaluation.readers.vqa import read_vizwiz
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
 from evaluation.suite._vqa import VQA_FAMILY_METRICS, add_raw_predictions_flag, score_vqa_family
+from evaluation.tasks.base import configured
+from evaluation.tasks.vqa import VizWizTask
 
 if TYPE_CHECKING:
     from evaluation.tasks.base import BenchmarkTask
@@ -56,9 +58,6 @@ ci95: percentile bootstrap over images (per type: over that type's images).
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """``val.json`` (annotations), ``val/`` (images)."""
-        from evaluation.tasks.base import configured
-        from evaluation.tasks.vqa import VizWizTask
-
         return VizWizTask(cls.name, annotations=configured(cls.name, cfg, "annotations"),
                           images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
 
@@ -77,15 +76,8 @@ ci95: percentile bootstrap over images (per type: over that type's images).
         add_raw_predictions_flag(parser)
 
     def _score(
-        self,
-        predictions: Path,
-        annotations: Path | None = None,
-        *,
-        questions: Path | None = None,
-        n_bootstrap: int = 0,
-        seed: int = 0,
-        raw_predictions: bool = False,
-        **opts: Any,
+        self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int, raw_predictions: bool = False,
+        **opts: Any
     ) -> ScoreResult:
         data = read_vizwiz(predictions, annotations)
         return score_vqa_family(
