@@ -1,6 +1,6 @@
-"""The benchmark registry: one :class:`Benchmark` subclass per file in :mod:`evaluation.suite`.
+"""The benchmark registry: one :class:`Benchmark` subclass per module of :mod:`evaluation.suite`, its one home.
 
-Adding a benchmark (vqav2, gqa, pope, ...) is one small file::
+Adding a benchmark (vqav2, gqa, pope, ...) is one module, plus its fixture, test and config entry::
 
     from evaluation.registry import Benchmark, Metric, ScoreResult, register
 
@@ -11,13 +11,25 @@ Adding a benchmark (vqav2, gqa, pope, ...) is one small file::
     references (--annotations): jsonl {"question_id", "answer"} ...
     predictions (--predictions): jsonl {"question_id", "text"} ...'''
         metrics = (Metric("accuracy", higher_is_better=True), Metric("f1", higher_is_better=True))
+        headline = "f1"                                  # the metric the paper's tables report
+        output = "text"                                  # what the model writes (image, mask: generative)
+        missing_annotations = "the official split files"  # named when --annotations is absent
 
-        def _score(self, predictions, annotations=None, *, questions=None, n_bootstrap=0, seed=0, **opts):
+        @classmethod
+        def task(cls, cfg):                              # the inference task from config.benchmarks[name]
+            return PopeTask(cls.name, annotations=configured(cls.name, cfg, "annotations"), ...)
+
+        @classmethod
+        def check_layout(cls, lay, spec):                # the official files in place, cheaply
+            ...
+
+        def _score(self, predictions, annotations, *, n_bootstrap, seed, **opts):
             ...  # read files with evaluation.readers, compute with evaluation.metrics
             return ScoreResult(metrics={...}, n=..., rows=[...], ci95={...})
 
 Every module in :mod:`evaluation.suite` is imported on first use of :func:`get` / :func:`names`, so nothing else
-has to be edited.
+has to be edited: ``build_task``, the MLLM tables, the workflow's benchmark lists and ``python -m
+evaluation.layout_check`` read the class.
 """
 
 from __future__ import annotations
