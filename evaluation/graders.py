@@ -7,15 +7,14 @@ a zero. Kinds: ``judge`` graders read ``request.prompt`` as a text prompt for a 
 score how well ``request.image`` shows ``request.prompt``.
 
 Registered graders: ``openai`` (any OpenAI-compatible chat-completions endpoint, judge), ``precomputed`` (scores read
-from a file, both kinds), ``fake`` (tests only) and, from :mod:`evaluation.benchmarks.genai_bench`, ``vqascore``
-(t2v_metrics VQAScore, image_text). Every result scored with a grader records it (:func:`grader_provenance`); the
-grades of ``precomputed`` and ``fake`` do not come from the predictions being scored, and reports mark them.
+from a file, both kinds) and, from :mod:`evaluation.suite.genai_bench`, ``vqascore`` (t2v_metrics VQAScore,
+image_text). Every result scored with a grader records it (:func:`grader_provenance`); the grades of ``precomputed``
+(and of the tests' fake grader) do not come from the predictions being scored, and reports mark them.
 No network call happens at import or in tests (the HTTP grader takes an injectable ``httpx`` transport).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import time
@@ -115,25 +114,23 @@ class GraderSettings:
 class _Entry:
     factory: Callable[[GraderSettings], Grader]
     kinds: frozenset[str]
-    test_only: bool
 
 
 _GRADERS: dict[str, _Entry] = {}
 
 
 def register_grader(
-    name: str, *, kinds: Sequence[str], test_only: bool = False
+    name: str, *, kinds: Sequence[str]
 ) -> Callable[[Callable[[GraderSettings], Grader]], Callable[[GraderSettings], Grader]]:
     """Decorator registering a grader factory ``settings -> Grader`` under ``name``.
 
     Args:
         name: ``--grader`` value.
         kinds: Request kinds it grades (:data:`JUDGE`, :data:`IMAGE_TEXT`).
-        test_only: Hidden from the CLI (``fake``): :func:`build_grader` refuses it unless ``allow_test``.
     """
 
     def decorate(factory: Callable[[GraderSettings], Grader]) -> Callable[[GraderSettings], Grader]:
-        _GRADERS[name] = _Entry(factory, frozenset(kinds), test_only)
+        _GRADERS[name] = _Entry(factory, frozenset(kinds))
         return factory
 
     return decorate
@@ -141,17 +138,17 @@ def register_grader(
 
 def grader_names(kind: str | None = None) -> list[str]:
     """Sorted names of the CLI-selectable graders (of ``kind`` when given)."""
-    return sorted(n for n, e in _GRADERS.items() if not e.test_only and (kind is None or kind in e.kinds))
+    return sorted(n for n, e in _GRADERS.items() if kind is None or kind in e.kinds)
 
 
-def build_grader(name: str, settings: GraderSettings, *, kind: str, allow_test: bool = False) -> Grader:
+def build_grader(name: str, settings: GraderSettings, *, kind: str) -> Grader:
     """Construct the grader registered as ``name`` for requests of ``kind``.
 
     Raises:
         DataError: Unknown name, a grader of another kind, or the grader's own configuration error.
     """
     entry = _GRADERS.get(name)
-    if entry is None or (entry.test_only and not allow_test):
+    if entry is None:
         raise DataError(f"--grader: unknown grader {name!r}; choose from {', '.join(grader_names(kind))}")
     if kind not in entry.kinds:
         raise DataError(f"--grader: {name!r} cannot grade {kind} requests; choose from {', '.join(grader_names(kind))}")
@@ -181,36 +178,6 @@ def resolve_grader(
     if not name:
         raise DataError(how_to)
     return build_grader(name, settings, kind=kind)
-
-
-class FakeGrader:
-    """Deterministic grader for tests: given scores by id, else a hash of the request mapped to 0.0, 0.1, ..., 1.0."""
-
-    name = "fake"
-    kinds = frozenset({JUDGE, IMAGE_TEXT})
-    judges_predictions = False
-
-    def __init__(self, scores: Mapping[str, float] | None = None) -> None:
-        """Args: scores: Id to score; ids not listed get the hash score."""
-        self.scores = dict(scores or {})
-        self.requests: list[GradeRequest] = []
-
-    def grade(self, requests: Sequence[GradeRequest]) -> list[float]:
-        """Scores of ``requests``; every request is appended to :attr:`requests`."""
-        self.requests.extend(requests)
-        out = []
-        for r in requests:
-            if r.id in self.scores:
-                out.append(float(self.scores[r.id]))
-            else:
-                digest = hashlib.sha256(f"{r.prompt}\0{r.image}".encode()).digest()
-                out.append(int.from_bytes(digest[:4], "big") % 11 / 10)
-        return out
-
-
-@register_grader("fake", kinds=(JUDGE, IMAGE_TEXT), test_only=True)
-def _fake(settings: GraderSettings) -> Grader:
-    return FakeGrader()
 
 
 def _mean_score(path: Path, key: str, value: Any) -> float:

@@ -1,6 +1,6 @@
-"""The benchmark registry: one :class:`Benchmark` subclass per file in :mod:`evaluation.benchmarks`.
+"""The benchmark registry: one :class:`Benchmark` subclass per module of :mod:`evaluation.suite`, its one home.
 
-Adding a benchmark (vqav2, gqa, pope, ...) is one small file::
+Adding a benchmark (vqav2, gqa, pope, ...) is one module, plus its fixture, test and config entry::
 
     from evaluation.registry import Benchmark, Metric, ScoreResult, register
 
@@ -11,13 +11,25 @@ Adding a benchmark (vqav2, gqa, pope, ...) is one small file::
     references (--annotations): jsonl {"question_id", "answer"} ...
     predictions (--predictions): jsonl {"question_id", "text"} ...'''
         metrics = (Metric("accuracy", higher_is_better=True), Metric("f1", higher_is_better=True))
+        headline = "f1"                                  # the metric the paper's tables report
+        output = "text"                                  # what the model writes (image, mask: generative)
+        missing_annotations = "the official split files"  # named when --annotations is absent
 
-        def score(self, predictions, annotations=None, *, questions=None, n_bootstrap=None, seed=0, **opts):
+        @classmethod
+        def task(cls, cfg):                              # the inference task from config.benchmarks[name]
+            return PopeTask(cls.name, annotations=configured(cls.name, cfg, "annotations"), ...)
+
+        @classmethod
+        def check_layout(cls, lay, spec):                # the official files in place, cheaply
+            ...
+
+        def _score(self, predictions, annotations, *, n_bootstrap, seed, **opts):
             ...  # read files with evaluation.readers, compute with evaluation.metrics
             return ScoreResult(metrics={...}, n=..., rows=[...], ci95={...})
 
-Every module in :mod:`evaluation.benchmarks` is imported on first use of :func:`get` / :func:`names`, so nothing else
-has to be edited.
+Every module in :mod:`evaluation.suite` is imported on first use of :func:`get` / :func:`names`, so nothing else
+has to be edited: ``build_task``, the MLLM tables, the workflow's benchmark lists and ``python -m
+evaluation.layout_check`` read the class.
 """
 
 from __future__ import annotations
@@ -26,12 +38,18 @@ import argparse
 import importlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from evaluation.provenance import Provenance
+from setok.io import DataError
+
+if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
+    from setok.data.layout import Layout
 
 PathLike = str | os.PathLike[str]
 
@@ -78,32 +96,41 @@ class Benchmark(ABC):
 
     Class attributes to set in a subclass: ``help`` (documents the reference and prediction formats; shown by
     ``python -m evaluation score <name> --help``), ``metrics`` and, when they differ from the defaults,
-    ``needs_annotations``, ``takes_questions`` and ``default_bootstrap``. ``name`` is set by :func:`register`.
+    ``headline`` (the metric the paper's tables report; empty: the first metric of a result), ``output`` (what the
+    model writes: ``text``, ``image``, ``mask`` or ``scores``; all but text and scores are generative),
+    ``needs_annotations`` (with ``missing_annotations``, what ``--annotations`` names in the error when it is
+    absent), ``takes_questions`` and ``default_bootstrap``. ``name`` is set by :func:`register`. A subclass implements
+    :meth:`_score`; :meth:`score` does the checks every benchmark shares first. :meth:`check_layout` checks the
+    benchmark's official files in place; :meth:`task`, on a benchmark the MLLM answers, builds its inference task
+    from its config entry.
     """
 
     name: ClassVar[str] = ""
     help: ClassVar[str] = ""
     metrics: ClassVar[tuple[Metric, ...]] = ()
+    headline: ClassVar[str] = ""
+    output: ClassVar[str] = "text"
     needs_annotations: ClassVar[bool] = True
+    missing_annotations: ClassVar[str] = "the reference files"
     takes_questions: ClassVar[bool] = False
     default_bootstrap: ClassVar[int] = 1000
 
-    @abstractmethod
     def score(
         self,
         predictions: PathLike,
-        annotations: PathLike | None = None,
+        annotations: PathLike | Sequence[PathLike] | None = None,
         *,
         questions: PathLike | None = None,
         n_bootstrap: int | None = None,
         seed: int = 0,
         **opts: Any,
     ) -> ScoreResult:
-        """Score a predictions file against references.
+        """Score a predictions file against references: the checks every benchmark shares, then :meth:`_score`.
 
         Args:
             predictions: Path of the model's outputs (format in :attr:`help`).
-            annotations: Path of the references (format in :attr:`help`).
+            annotations: Path of the references (format in :attr:`help`); a list of paths where the benchmark's
+                ``--annotations`` repeats (POPE's split files).
             questions: Path of the questions file, for benchmarks that take one.
             n_bootstrap: Bootstrap resamples for ``ci95``; ``None`` means :attr:`default_bootstrap`, 0 means none.
             seed: Seed of the bootstrap resampling.
@@ -113,8 +140,70 @@ class Benchmark(ABC):
             The metrics, sample count, per-sample rows and intervals.
 
         Raises:
-            setok.io.DataError: An input file is missing or malformed (one line naming the file).
+            setok.io.DataError: No ``annotations`` for a benchmark that :attr:`needs_annotations`
+                (``<predictions>: <name> needs --annotations (<missing_annotations>)``), or an input file is missing
+                or malformed (one line naming the file).
+            ValueError: ``n_bootstrap`` is negative.
         """
+        if self.needs_annotations and _absent(annotations):
+            raise DataError(f"{predictions}: {self.name} needs --annotations ({self.missing_annotations})")
+        return self._score(
+            Path(predictions),
+            _as_paths(annotations),
+            questions=None if questions is None else Path(questions),
+            n_bootstrap=self.resolve_bootstrap(n_bootstrap),
+            seed=seed,
+            **opts,
+        )
+
+    @abstractmethod
+    def _score(
+        self, predictions: Path, annotations: Path | list[Path] | None, *, n_bootstrap: int, seed: int, **opts: Any
+    ) -> ScoreResult:
+        """The benchmark's own scoring, called by :meth:`score` with the shared checks done.
+
+        ``predictions`` and ``annotations`` arrive as paths (``annotations`` present when :attr:`needs_annotations`),
+        ``n_bootstrap`` resolved to a count (0: no ``ci95``); ``**opts`` hold ``questions`` (a path or ``None``) and
+        the benchmark's :meth:`add_arguments` options, so a subclass names only those it reads.
+        """
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """Check that the official files of the config entry ``spec`` are in place (``python -m
+        evaluation.layout_check --benchmark NAME``): cheaply, the named files parse with their official keys and a
+        sample of the images exists. A benchmark without a check of its own only needs its configured paths to exist.
+
+        Args:
+            lay: Collects what the check looked at and words its one-line errors.
+            spec: The ``benchmarks.<name>`` entry (``annotations``, ``questions``, ``images``, ``inputs``, ``options``).
+
+        Raises:
+            setok.config.ConfigError: A path the check needs is not set.
+            setok.io.DataError: A file or folder is missing or malformed (``benchmark <name>: <path> ...``).
+        """
+        from setok.data.layout import check_configured_paths  # setok.data imports torch: only when checking
+
+        check_configured_paths(lay, spec)
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """The inference task of this benchmark from its config entry (``config.benchmarks[name]``): its docstring
+        names the config fields it reads (paths relative to the working directory, ``options`` as the scorer's flags).
+
+        Raises:
+            DataError: The benchmark has no inference task, or a needed path is unset or missing (named).
+        """
+        raise DataError(f"benchmark {cls.name!r} has no inference task")
+
+    @classmethod
+    def declares(cls, method: str) -> bool:
+        """Whether this benchmark defines ``method`` (``"task"``, ``"check_layout"``) instead of the base's."""
+        return getattr(cls, method).__func__ is not getattr(Benchmark, method).__func__
+
+    @property
+    def generative(self) -> bool:
+        """Whether the model's outputs are images or masks (connector baselines that read images skip these)."""
+        return self.output not in ("text", "scores")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add benchmark-specific CLI options; their values reach :meth:`score` as keyword arguments.
@@ -134,6 +223,18 @@ class Benchmark(ABC):
         if n < 0:
             raise ValueError(f"n_bootstrap must be >= 0, got {n}")
         return n
+
+
+def _absent(annotations: PathLike | Sequence[PathLike] | None) -> bool:
+    """No reference path given: ``None`` or an empty list of paths."""
+    return annotations is None or (not isinstance(annotations, (str, os.PathLike)) and not list(annotations))
+
+
+def _as_paths(annotations: PathLike | Sequence[PathLike] | None) -> Path | list[Path] | None:
+    """``annotations`` as a :class:`~pathlib.Path`, or a list of them when several were given."""
+    if annotations is None or isinstance(annotations, (str, os.PathLike)):
+        return None if annotations is None else Path(annotations)
+    return [Path(a) for a in annotations]
 
 
 _REGISTRY: dict[str, type[Benchmark]] = {}
@@ -173,10 +274,10 @@ def register(name: str) -> Callable[[B], B]:
 
 
 def _load_builtin() -> None:
-    """Import :mod:`evaluation.benchmarks` once, which imports (and so registers) every benchmark module."""
+    """Import :mod:`evaluation.suite` once, which imports (and so registers) every benchmark module."""
     global _LOADED
     if not _LOADED:
-        importlib.import_module("evaluation.benchmarks")
+        importlib.import_module("evaluation.suite")
         _LOADED = True
 
 

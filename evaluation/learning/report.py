@@ -67,7 +67,7 @@ def smooth(values: list[float]) -> list[float]:
 
 def loss_figure(root: Path, stages: list[str], out: Path) -> None:
     """One panel per stage that ran: its learning losses over the run (log y when they span two decades)."""
-    from evaluation.report.figures import save_figure
+    from evaluation.report.tokenizer_figures import save_figure
     from evaluation.report.training_figures import panel_grid, read_log, wants_log_scale
 
     fig, axes = panel_grid(len(stages))

@@ -24,6 +24,7 @@ from setok.io import DataError, read_jsonl
 PathLike = str | os.PathLike[str]
 QuestionId = str | int
 OFFICIAL_SPLITS = ("adversarial", "popular", "random")
+QUESTION_FIELDS = ("question_id", "image", "text")  # what the model is asked; the references add "label"
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,11 @@ def split_name(path: Path) -> str:
     return path.stem.rsplit("_", 1)[-1]
 
 
+def is_split_file(path: Path) -> bool:
+    """Whether ``path`` is named as an official split file: ``*_pope_<split>.json`` (or ``.jsonl``)."""
+    return "_pope_" in path.name and path.suffix in (".json", ".jsonl")
+
+
 def resolve_annotations(annotations: PathLike | Sequence[PathLike]) -> dict[str, Path]:
     """Split name to reference file, from one file, several files, or a folder of ``*_pope_<split>.json`` files.
 
@@ -83,8 +89,7 @@ def resolve_annotations(annotations: PathLike | Sequence[PathLike]) -> dict[str,
     files: list[Path] = []
     for entry in map(Path, given):
         if entry.is_dir():
-            found = sorted(p for p in entry.iterdir() if p.is_file() and "_pope_" in p.name
-                           and p.suffix in (".json", ".jsonl"))
+            found = sorted(p for p in entry.iterdir() if p.is_file() and is_split_file(p))
             if not found:
                 raise DataError(f"{entry}: folder holds no POPE file named *_pope_<split>.json")
             files.extend(found)

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.provenance import Legend, Mark, read_marks
-from evaluation.report.figures import legend_footer, plt, save_figure
 from evaluation.report.table_specs import load_paper_numbers
+from evaluation.report.tokenizer_figures import legend_footer, plt, save_figure
 from evaluation.report.training_figures import panel_grid, variant_colours
 from setok.cli import run
 from setok.io import DataError, read_json

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from evaluation.provenance import Legend, read_marks, tex_marks
-from evaluation.report.mllm_table import HEADLINE, headline
+from evaluation.report.mllm_table import declared_headline, headline
 from evaluation.report.tokenizer_table import DASH, fmt
 from setok.cli import run
 from setok.io import DataError, read_json, write_text
@@ -67,7 +67,7 @@ def build_rows(
     rows.append(["Tokenizer rFID", "fid", *(cell(read_json(f)["metrics"].get("fid"), 2, "fid", f) if f.is_file()
                                             else DASH for f in rfid)])
     for b in benchmarks if benchmarks is not None else shared_benchmarks(results, variants):
-        metric, cells = HEADLINE.get(b), []
+        metric, cells = declared_headline(b), []
         for v in variants:
             f = results / v / "eval" / f"{b}.json"
             m = read_json(f)["metrics"] if f.is_file() else {}

@@ -12,24 +12,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from evaluation import registry
 from evaluation.provenance import Legend, read_marks, tex_marks
 from evaluation.report.tokenizer_table import DASH, fmt, paper_lookup
 from setok.cli import run
 from setok.io import read_json, write_text
 
-# The headline metric of each benchmark (the one the paper's Tables 1, 2 and 4 report).
-HEADLINE = {
-    "flickr30k": "cider", "vqav2": "accuracy", "gqa": "accuracy", "okvqa": "accuracy", "vizwiz": "accuracy",
-    "pope": "f1", "mme": "perception", "mmvet": "score", "coco_fid": "fid", "magicbrush": "l1", "evr": "l1",
-    "ma5k": "l1", "refcoco+": "ciou", "refcocog": "ciou", "reasonseg": "giou",
-    # SemHiTok Tables 4, 5, 8
-    "seed": "accuracy", "mmbench": "accuracy", "mmmu": "accuracy", "mjhq_fid": "fid", "genai_bench": "vqascore",
-}
+
+def declared_headline(benchmark: str) -> str | None:
+    """The metric the paper's tables report for ``benchmark`` (its class's ``headline``), or ``None``."""
+    if benchmark not in registry.names():
+        return None
+    return registry.get(benchmark).headline or None
 
 
 def headline(benchmark: str, metrics: dict[str, float]) -> str:
-    """The metric shown for ``benchmark`` (its entry in :data:`HEADLINE`, else the first metric)."""
-    return HEADLINE.get(benchmark, next(iter(metrics), ""))
+    """The metric shown for ``benchmark`` (its declared headline, else the first metric)."""
+    return declared_headline(benchmark) or next(iter(metrics), "")
 
 
 def build_rows(results: Path, variants: list[str], benchmarks: list[str], paper: dict[tuple[str, str], float],
@@ -39,7 +38,7 @@ def build_rows(results: Path, variants: list[str], benchmarks: list[str], paper:
     legend = Legend() if legend is None else legend
     rows = []
     for b in benchmarks:
-        metric = HEADLINE.get(b)
+        metric = declared_headline(b)
         cells, values, first_marks = [], [], ""
         for i, v in enumerate(variants):
             f = results / v / "eval" / f"{b}.json"

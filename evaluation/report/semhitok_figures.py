@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from evaluation.provenance import Legend, read_marks
-from evaluation.report.figures import legend_footer, load_rgb, overlay, plt, reconstructions, save_figure
+from evaluation.report.tokenizer_figures import legend_footer, load_rgb, overlay, plt, reconstructions, save_figure
 from setok.cli import run
 from setok.io import DataError
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from matplotlib.ticker import MaxNLocator
 
-from evaluation.report.figures import plt, save_figure
+from evaluation.report.tokenizer_figures import plt, save_figure
 from setok.cli import run
 from setok.io import DataError
 

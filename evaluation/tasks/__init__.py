@@ -32,6 +32,6 @@ text_to_i.  genai_bench                   generate  the genai_image.json prompt 
 """
 
 from evaluation.tasks.base import BenchmarkTask, Query, Task, subset_dir
-from evaluation.tasks.build import BUILDERS, build_task
+from evaluation.tasks.build import build_task, task_names
 
-__all__ = ["BUILDERS", "BenchmarkTask", "Query", "Task", "build_task", "subset_dir"]
+__all__ = ["BenchmarkTask", "Query", "Task", "build_task", "subset_dir", "task_names"]

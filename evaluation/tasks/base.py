@@ -20,10 +20,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from evaluation.provenance import Provenance, Subset
 from setok.io import DataError, write_json
+
+if TYPE_CHECKING:
+    from setok.config import BenchmarkConfig
 
 QueryKind = Literal["answer", "caption", "generate", "edit", "segment"]
 SUBSET_SUFFIX = ".references"
@@ -90,6 +93,11 @@ def require(path: str | Path | None, key: str, *, folder: bool = False) -> Path:
     if not p.exists():
         raise DataError(f"{p}: file not found ({key})")
     return p
+
+
+def configured(name: str, cfg: BenchmarkConfig, field: str, *, folder: bool = False) -> Path:
+    """The configured path ``cfg.<field>`` of benchmark ``name``, which must exist (see :func:`require`)."""
+    return require(getattr(cfg, field), f"benchmarks.{name}.{field}", folder=folder)
 
 
 def check_images(queries: Sequence[Query]) -> None:

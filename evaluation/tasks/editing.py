@@ -135,14 +135,3 @@ class PairListTask(EditingTask):
             out.setdefault(r[self.output_key], source)
             out.setdefault(_stem(r[self.output_key]), source)
         return out
-
-
-def evr_instruction(record: dict[str, Any]) -> Any:
-    """EVR: the first of the record's ``sents`` (``None`` when there is none)."""
-    sents = record.get("sents")
-    return sents[0] if isinstance(sents, list) and sents else None
-
-
-def ma5k_instruction(record: dict[str, Any]) -> Any:
-    """MA5K: the record's ``request``."""
-    return record.get("request")

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from evaluation.readers.pope import resolve_annotations
+from evaluation.readers.pope import QUESTION_FIELDS, resolve_annotations
 from evaluation.tasks.base import BenchmarkTask, Query
 from evaluation.tasks.vqa import SHORT_ANSWER
 from evaluation.writers import write_pope
@@ -34,7 +34,7 @@ class PopeTask(BenchmarkTask):
         queries = []
         for split, path in self._files.items():
             for i, row in enumerate(read_jsonl(path), 1):
-                if not isinstance(row, dict) or any(k not in row for k in ("question_id", "image", "text")):
+                if not isinstance(row, dict) or any(k not in row for k in QUESTION_FIELDS):
                     raise DataError(f"{path}: row {i} lacks 'question_id', 'image' or 'text'")
                 key = (split, row["question_id"])
                 self._rows[key] = row

@@ -123,7 +123,7 @@ def write_edited_images(
 
 def genai_bench_ids(annotations: PathLike) -> list[str]:
     """Prompt ids (``"00000"``, ...) of the official ``genai_image.json``, the names GenAI-Bench images need."""
-    from evaluation.benchmarks.genai_bench import read_prompts
+    from evaluation.suite.genai_bench import read_prompts
 
     return list(read_prompts(Path(annotations)))
 

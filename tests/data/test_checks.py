@@ -1,6 +1,6 @@
-"""Layout checks of `python -m setok.data.checks`: tiny official layouts built in tmp_path (ImageNet,
-COCO captions, LLaVA, webdataset, VQAv2), one-line errors naming the dataset and the path, SHA256SUMS verification
-and --write-checksums."""
+"""Layout checks of `python -m setok.data.checks` (datasets) and `python -m evaluation.layout_check` (benchmarks):
+tiny official layouts built in tmp_path (ImageNet, COCO captions, LLaVA, webdataset, VQAv2), one-line errors naming
+the dataset and the path, SHA256SUMS verification and --write-checksums."""
 from __future__ import annotations
 
 import hashlib
@@ -18,15 +18,11 @@ import yaml
 import zstandard
 from PIL import Image
 
-from setok.data.checks import (
-    BENCHMARK_CHECKS,
-    DATASET_CHECKS,
-    SUMS,
-    check_dataset,
-    main,
-    read_sums,
-    sources,
-)
+from evaluation.layout_check import main  # the layout-check CLI with --benchmark (setok.data.checks: datasets)
+from evaluation.registry import Benchmark, get
+from setok.data.checksums import SUMS, read_sums
+from setok.data.dataset_checks import DATASET_CHECKS, check_dataset
+from setok.data.layout import sources
 from setok.io import DataError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -427,7 +423,8 @@ def test_every_configured_dataset_and_benchmark_has_a_check_and_a_download_sourc
         assert spec["kind"] in DATASET_CHECKS, name
         assert name in table["datasets"], name
     for name in raw["benchmarks"]:
-        assert name in BENCHMARK_CHECKS and name in table["benchmarks"], name
+        own_check = type(get(name)).check_layout.__func__ is not Benchmark.check_layout.__func__
+        assert own_check and name in table["benchmarks"], name
 
 
 def test_layout_check_needs_exactly_one_of_dataset_and_benchmark(tmp_path, capsys):

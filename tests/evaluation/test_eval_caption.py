@@ -155,7 +155,7 @@ def test_karpathy_layout_scores_the_split_with_ids_from_file_names(tmp_path: Pat
 
 
 def test_aliases_share_the_scorer() -> None:
-    from evaluation.benchmarks.cider import CiderBenchmark
+    from evaluation.suite.cider import CiderBenchmark
 
     assert all(isinstance(get(n), CiderBenchmark) for n in ("cider", "flickr30k", "coco_caption"))
     assert type(get("flickr30k")).score is CiderBenchmark.score

@@ -16,10 +16,10 @@ import pytest
 import torch
 from PIL import Image
 
-from evaluation.benchmarks.coco_fid import center_crop_resize
 from evaluation.metrics.fid import fid_from_features
 from evaluation.readers.fid import write_fid_npz
 from evaluation.registry import score
+from evaluation.suite.coco_fid import center_crop_resize
 from setok.io import DataError
 
 

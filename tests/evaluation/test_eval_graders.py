@@ -10,13 +10,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from fakes import FakeGrader  # tests/evaluation is on sys.path (pytest rootdir import)
 
-from evaluation.benchmarks import genai_bench  # noqa: F401  (registers the vqascore grader)
-from evaluation.benchmarks.mmvet import MMVetSample, judge_query
 from evaluation.bootstrap import means_with_ci95
 from evaluation.graders import (
     JUDGE,
-    FakeGrader,
     GradeRequest,
     GraderSettings,
     OpenAIChatGrader,
@@ -26,6 +24,8 @@ from evaluation.graders import (
     parse_judge_score,
 )
 from evaluation.registry import score
+from evaluation.suite import genai_bench  # noqa: F401  (registers the vqascore grader)
+from evaluation.suite.mmvet import MMVetSample, judge_query
 from setok.io import DataError
 
 MMVET = {

@@ -117,7 +117,7 @@ def test_fid_of_an_image_folder_against_saved_features_has_the_closed_form_value
 
 
 def test_an_unreadable_image_is_named(tmp_path: Path, inception_weights: Path) -> None:
-    from evaluation.benchmarks.fid import compute_fid
+    from evaluation.suite.fid import compute_fid
 
     (tmp_path / "a.png").write_bytes(b"not a png")
     (tmp_path / "b.png").write_bytes(b"not a png")

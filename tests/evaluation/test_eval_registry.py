@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from evaluation import registry
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
+from setok.io import DataError
 
 
 @pytest.fixture
 def clean_registry() -> Iterator[None]:
+    registry.names()  # load the suite first, so what is restored includes it (the file also runs alone)
     saved = dict(registry._REGISTRY)
     yield
     registry._REGISTRY.clear()
@@ -22,10 +25,9 @@ def _toy(help_text: str = "Toy benchmark.\n\nreferences: none") -> type[Benchmar
     class Toy(Benchmark):
         help = help_text
         metrics = (Metric("m", higher_is_better=False),)
+        needs_annotations = False
 
-        def score(
-            self, predictions: object, annotations: object = None, **opts: object
-        ) -> ScoreResult:  # type: ignore[override]
+        def _score(self, predictions: object, annotations: object = None, **opts: object) -> ScoreResult:
             return ScoreResult(metrics={"m": 1.0}, n=1, rows=[{"m": 1.0}])
 
     return Toy
@@ -69,3 +71,30 @@ def test_builtin_benchmarks_declare_metric_directions() -> None:
         registry.get("fid").default_bootstrap == 0
         and registry.get("imagenet").default_bootstrap == 1000
     )
+
+
+def test_score_checks_annotations_resolves_bootstrap_and_passes_paths(clean_registry: None) -> None:
+    seen: dict[str, object] = {}
+
+    class Refs(Benchmark):
+        help = "Needs references.\n\nreferences: a file"
+        metrics = (Metric("m", higher_is_better=True),)
+        missing_annotations = "the reference file"
+        default_bootstrap = 7
+
+        def _score(self, predictions: object, annotations: object = None, **opts: object) -> ScoreResult:
+            seen.update(predictions=predictions, annotations=annotations, **opts)
+            return ScoreResult(metrics={"m": 1.0}, n=1, rows=[])
+
+    register("refs")(Refs)
+    with pytest.raises(DataError, match=r"^p: refs needs --annotations \(the reference file\)$"):
+        registry.get("refs").score("p")
+    with pytest.raises(DataError, match="refs needs --annotations"):
+        registry.get("refs").score("p", [])
+    registry.get("refs").score("p", "a", questions="q", seed=3)
+    assert seen == {"predictions": Path("p"), "annotations": Path("a"), "questions": Path("q"), "n_bootstrap": 7,
+                    "seed": 3}
+    registry.get("refs").score("p", ["a", "b"], n_bootstrap=0)
+    assert seen["annotations"] == [Path("a"), Path("b")] and seen["n_bootstrap"] == 0
+    with pytest.raises(ValueError, match="n_bootstrap must be >= 0"):
+        registry.get("refs").score("p", "a", n_bootstrap=-1)

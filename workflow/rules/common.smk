@@ -5,6 +5,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from evaluation import registry
 from setok.config import ConfigError, config_sha, dump, resolve, validate_all
 
 # Fail before any job is planned: first the generated JSON schema, then the typed loader (every variant).
@@ -25,9 +26,9 @@ MLLM_BENCHMARKS = list(dict.fromkeys([*BASE.mllm_benchmarks,
 PREDICTION_BENCHMARK = {BASE.benchmarks[b].predictions: b for b in MLLM_BENCHMARKS}
 PREDICTION_FILES = [p for p in PREDICTION_BENCHMARK if "." in p]
 PREDICTION_FOLDERS = [p for p in PREDICTION_BENCHMARK if "." not in p]
-# Benchmarks whose answers are images or masks: the Table 13 connector baselines read images only and skip them.
-GENERATIVE_BENCHMARKS = {"coco_fid", "magicbrush", "evr", "ma5k", "refcoco+", "refcocog", "reasonseg", "mjhq_fid",
-                         "genai_bench"}
+# Benchmarks whose answers are images or masks (each benchmark's class declares its output): the Table 13 connector
+# baselines read images only and skip them.
+GENERATIVE_BENCHMARKS = {b for b in MLLM_BENCHMARKS if b in registry.names() and registry.get(b).generative}
 BASELINES = {v for v in VARIANTS if resolve(config, v).mllm.connector.kind != "setok"}
 # The tokenizer axis: SemHiTok variants train through semhitok.smk, the others through train_tokenizer (SeTok).
 SEMHITOK_VARIANTS = [v for v in VARIANTS if resolve(config, v).tokenizer.kind == "semhitok"]

@@ -33,7 +33,7 @@ rule tokenizer_figures:
     conda:
         ENV
     shell:
-        "python -m evaluation.report.figures --results results --images {input.images} --variants {params.variants} "
+        "python -m evaluation.report.tokenizer_figures --results results --images {input.images} --variants {params.variants} "
         "--out reports/figures/tokenizer > {log} 2>&1"
 
 

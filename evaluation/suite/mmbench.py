@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from evaluation.bootstrap import means_with_ci95
 from evaluation.metrics.multiple_choice import circular_correct, circular_group, grouped_accuracy, mmbench_infer, slug
 from evaluation.readers.multiple_choice import align, read_mmbench, read_predictions
-from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
-from setok.io import DataError
+from evaluation.registry import Benchmark, Metric, ScoreResult, register
+from evaluation.tasks.base import configured
+from evaluation.tasks.multiple_choice import MmbenchTask
+
+if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
+    from setok.data.layout import Layout
 
 L2_CATEGORIES = (  # VLMEvalKit MMB_abbrs keys
     "coarse_perception",
@@ -57,31 +65,28 @@ Per-sample rows, one per question: {"id": index, "category", "l2_category", "ans
         for c in L2_CATEGORIES
     )
 
-    def score(
-        self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
-        *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
-        seed: int = 0,
-        **opts: Any,
-    ) -> ScoreResult:
-        """Score MMBench predictions with circular evaluation (formats in :attr:`help`).
+    missing_annotations = "the MMBench TSV"
 
-        Args:
-            predictions: Predictions JSONL.
-            annotations: The MMBench TSV (required).
-            questions: Not used.
-            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            **opts: Unused.
+    headline = "accuracy"
 
-        Returns:
-            Circular accuracies in percent, one row per main question.
-        """
-        if annotations is None:
-            raise DataError(f"{predictions}: mmbench needs --annotations (the MMBench TSV)")
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """``MMBench_DEV_EN.tsv`` (annotations, base64 images)."""
+        return MmbenchTask(cls.name, annotations=configured(cls.name, cfg, "annotations"), limit=cfg.limit)
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """The MMBench TSV header names the question, option, answer and image columns."""
+        from setok.data.layout import first_line
+
+        expected = "MMBench TSV with columns index, question, A, B, ..., answer, image (base64)"
+        path = lay.file(lay.path(spec, "annotations"), expected)
+        header = [c if len(c) == 1 and c.isupper() else c.lower() for c in first_line(lay, path, expected).split("\t")]
+        missing = [c for c in ("index", "question", "A", "B", "answer", "image") if c not in header]
+        if missing:
+            raise lay.error(path, f"malformed (no column {missing[0]!r})", expected)
+
+    def _score(self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int, **opts: Any) -> ScoreResult:
         table = sorted(read_mmbench(annotations), key=lambda r: r.index)
         outputs = align(read_predictions(predictions), [str(r.index) for r in table], predictions, annotations)
         groups: dict[int, list[int]] = {}
@@ -105,7 +110,7 @@ Per-sample rows, one per question: {"id": index, "category", "l2_category", "ans
             )
         rows.sort(key=lambda r: r["id"])
         correct = np.array([r["correct"] for r in rows], dtype=float)
-        n_boot = self.resolve_bootstrap(n_bootstrap)
+        n_boot = n_bootstrap
         metrics, ci95 = means_with_ci95({"accuracy": correct}, scale=100.0, n_boot=n_boot, seed=seed)
         masks: dict[str, np.ndarray] = {}
         for field, prefix in (("l2_category", "accuracy_l2_"), ("category", "accuracy_")):

@@ -1,17 +1,29 @@
-"""VQAv2: the official VQA accuracy (GT-Vision-Lab vqaEval.py) after LLaVA's EvalAI answer processing, in percent.
+"""The VQA family: the official VQA accuracy (GT-Vision-Lab vqaEval.py) after LLaVA's EvalAI answer processing.
 
-:func:`score_vqa_family` is shared with :mod:`evaluation.benchmarks.okvqa` and :mod:`evaluation.benchmarks.vizwiz`.
+:class:`VqaBenchmark` is the base of :mod:`evaluation.suite.vqav2` and :mod:`evaluation.suite.okvqa`;
+:func:`score_vqa_family` is shared with :mod:`evaluation.suite.vizwiz`.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from evaluation.metrics.vqa import Rule, accuracy_by_type, vqa_accuracy
 from evaluation.readers.vqa import VqaData, read_vqa
-from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
-from setok.io import DataError
+from evaluation.registry import Benchmark, Metric, ScoreResult
+from evaluation.tasks.base import configured
+from evaluation.tasks.vqa import VqaTask
+
+if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
+    from setok.data.layout import Layout
+
+VQA_QUESTIONS = "VQA questions JSON {'questions': [{'question_id', 'image_id', 'question'}]}"
+VQA_ANNOTATIONS = "VQA annotations JSON {'annotations': [{'question_id', 'answers', 'answer_type'}]}"
 
 VQA_RULES = """\
 Scoring (GT-Vision-Lab/VQA PythonEvaluationTools/vqaEvaluation/vqaEval.py, current version): each prediction first
@@ -73,66 +85,51 @@ VQA_FAMILY_METRICS = (
 )
 
 
-@register("vqav2")
-class VQAv2(Benchmark):
-    """VQAv2 val (or any split with public annotations) scored as the official evaluator does."""
+class VqaBenchmark(Benchmark):
+    """The VQA format and scorer that VQAv2 and OK-VQA share (official annotations and questions JSON, EvalAI upload
+    predictions, vqaEval.py's accuracy); a subclass registers a dataset with its ``help`` and ``metrics``."""
 
-    help = f"""VQAv2 open-ended accuracy (percent), overall and per answer type, as the official vqaEval.py.
-
-references (--annotations): the official annotations JSON, e.g. v2_mscoco_val2014_annotations.json:
-    {{"annotations": [{{"question_id": 262148000, "image_id": 262148, "question_type": "what",
-                      "answer_type": "other", "multiple_choice_answer": "down",
-                      "answers": [{{"answer": "down", "answer_confidence": "yes", "answer_id": 1}}, ...10]}}, ...]}}
-questions (--questions, optional): the official questions JSON, e.g. v2_OpenEnded_mscoco_val2014_questions.json:
-    {{"questions": [{{"question_id": 262148000, "image_id": 262148, "question": "..."}}, ...]}}
-  when given, its question ids must be exactly the annotations'.
-predictions (--predictions): the EvalAI upload format, a JSON array:
-    [{{"question_id": 262148000, "answer": "Down."}}, ...]
-  one per annotated question: missing, extra and duplicate question ids are errors.
-
-{VQA_RULES}
-
-Metrics: accuracy, and accuracy_<answer_type> for every answer_type present, the official strings with ' ' and '/'
-replaced by '_': accuracy_yes_no, accuracy_number, accuracy_other. Unrounded (vqaEval.py rounds to 2 decimals).
-Per-sample rows: {{"question_id", "answer_type", "prediction" (as compared), "matches" (humans equal to it),
-"accuracy" (0..1)}}. ci95: percentile bootstrap over questions (per type: over that type's questions).
---raw-predictions skips the EvalAI processor (for predictions already processed, or to score as vqaEval.py alone)."""
-    metrics = VQA_FAMILY_METRICS
     takes_questions = True
+
+    missing_annotations = "the official annotations JSON"
+
+    headline = "accuracy"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """Questions and (optional) annotations JSON in the VQA format, COCO ``val2014/`` (images)."""
+        return VqaTask(cls.name, questions=configured(cls.name, cfg, "questions"),
+                       annotations=None if cfg.annotations is None else configured(cls.name, cfg, "annotations"),
+                       images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """Questions (+ annotations) in the VQA layout; the first question's ``COCO_<subtype>_<id>.jpg`` exists."""
+        qpath = lay.path(spec, "questions")
+        questions = lay.json(qpath, VQA_QUESTIONS, dict)
+        lay.keys(qpath, questions, ("questions",), VQA_QUESTIONS)
+        records = lay.records(qpath, questions["questions"], ("question_id", "image_id", "question"), VQA_QUESTIONS,
+                              "questions")
+        apath = lay.optional(spec, "annotations")
+        if apath is not None:
+            ann = lay.json(apath, VQA_ANNOTATIONS, dict)
+            lay.keys(apath, ann, ("annotations",), VQA_ANNOTATIONS)
+            lay.records(apath, ann["annotations"], ("question_id", "answers", "answer_type"), VQA_ANNOTATIONS,
+                        "annotations")
+        images = lay.folder(lay.path(spec, "images"), "COCO val2014 images")
+        subtype = questions.get("data_subtype", "val2014")
+        lay.sample(images / f"COCO_{subtype}_{int(records[0]['image_id']):012d}.jpg", "COCO val2014 images", images)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--raw-predictions``."""
         add_raw_predictions_flag(parser)
 
-    def score(
-        self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
-        *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
-        seed: int = 0,
-        raw_predictions: bool = False,
-        **opts: Any,
+    def _score(
+        self, predictions: Path, annotations: Path, *, questions: Path | None = None, n_bootstrap: int, seed: int,
+        raw_predictions: bool = False, **opts: Any
     ) -> ScoreResult:
-        """Score EvalAI-format predictions against the official annotations (formats in :attr:`help`).
-
-        Args:
-            predictions: ``[{"question_id", "answer"}]`` JSON.
-            annotations: Official annotations JSON (required).
-            questions: Official questions JSON (optional cross-check of the ids).
-            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            raw_predictions: Skip LLaVA's EvalAI answer processor.
-            **opts: Unused.
-
-        Returns:
-            Accuracies in percent, one row per question in annotation order.
-        """
-        if annotations is None:
-            raise DataError(f"{predictions}: {self.name} needs --annotations (the official annotations JSON)")
         data = read_vqa(predictions, annotations, questions)
         return score_vqa_family(
             data, rule="vqa", evalai=not raw_predictions, id_key="question_id",
-            n_bootstrap=self.resolve_bootstrap(n_bootstrap), seed=seed,
+            n_bootstrap=n_bootstrap, seed=seed,
         )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -11,7 +13,14 @@ from evaluation.bootstrap import bootstrap_statistic, percentile_interval
 from evaluation.metrics.mme import COGNITION, GROUPS, PERCEPTION, SUBTASKS, image_points, parse_mme_answer
 from evaluation.provenance import Provenance, Subset
 from evaluation.readers.mme import read_mme
-from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
+from evaluation.registry import Benchmark, Metric, ScoreResult, register
+from evaluation.tasks.base import configured
+from evaluation.tasks.mme import MmeTask
+
+if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
+    from setok.data.layout import Layout
 
 
 def subtask_seed(seed: int, k: int) -> int:
@@ -54,6 +63,33 @@ reports mark its values."""
     ) + tuple(Metric(s, higher_is_better=True, help=f"{s}: acc + acc+, points (max 200)") for s in SUBTASKS)
     needs_annotations = False
 
+    headline = "perception"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """``Your_Results/`` templates (annotations), ``MME_Benchmark_release_version/`` (images), options.subtasks."""
+        return MmeTask(cls.name, templates=configured(cls.name, cfg, "annotations", folder=True),
+                       images=configured(cls.name, cfg, "images", folder=True), subtasks=cfg.options.get("subtasks"),
+                       limit=cfg.limit)
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """Every subtask template ``<subtask>.txt`` of ``Your_Results`` is there; its first image is in the release."""
+        from setok.data.layout import first_line
+
+        expected = "eval_tool/Your_Results with <subtask>.txt lines 'image<TAB>question<TAB>gt'"
+        folder = lay.folder(lay.path(spec, "annotations"), expected)
+        images = lay.folder(lay.path(spec, "images"), "MME_Benchmark_release_version/<subtask>/")
+        chosen = spec.get("options", {}).get("subtasks") or SUBTASKS
+        for subtask in chosen.split(",") if isinstance(chosen, str) else chosen:
+            path = lay.file(folder / f"{subtask}.txt", expected, place=folder)
+            fields = first_line(lay, path, expected).split("\t")
+            if len(fields) not in (3, 4):
+                raise lay.error(path, f"malformed (line 1 has {len(fields)} tab-separated fields, not 3)", expected)
+            found = [p for p in (images / subtask / "images" / fields[0], images / subtask / fields[0],
+                                 images / fields[0]) if p.is_file()]
+            lay.sample(found[0] if found else images / subtask / fields[0], "MME release images", images)
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--subtasks``."""
         parser.add_argument(
@@ -65,34 +101,13 @@ reports mark its values."""
             help="score only these subtasks (default: all 14)",
         )
 
-    def score(
-        self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
-        *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
-        seed: int = 0,
-        subtasks: list[str] | None = None,
-        **opts: Any,
+    def _score(
+        self, predictions: Path, annotations: Path | None, *, n_bootstrap: int, seed: int,
+        subtasks: list[str] | None = None, **opts: Any
     ) -> ScoreResult:
-        """Score an MME results folder (formats in :attr:`help`).
-
-        Args:
-            predictions: Folder of ``<subtask>.txt`` result files.
-            annotations: Optional folder of template files to check coverage against.
-            questions: Not used.
-            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            subtasks: Subtasks to score (default: all 14, in the official order).
-            **opts: Unused.
-
-        Returns:
-            Subtask scores and perception/cognition sums in points, one row per image.
-        """
         chosen = [s for s in SUBTASKS if subtasks is None or s in subtasks]
         data = read_mme(predictions, chosen, annotations)
-        n_boot = self.resolve_bootstrap(n_bootstrap)
+        n_boot = n_bootstrap
         metrics: dict[str, float] = {}
         ci95: dict[str, tuple[float, float]] = {}
         reps: dict[str, np.ndarray] = {}

@@ -1,9 +1,12 @@
-"""Instruction-based image editing: MagicBrush, EVR and MA5K, scored like MagicBrush's ``evaluation/image_eval.py``."""
+"""Instruction-based image editing, scored like MagicBrush's ``evaluation/image_eval.py``: the base of
+:mod:`evaluation.suite.magicbrush`, :mod:`evaluation.suite.evr` and :mod:`evaluation.suite.ma5k`."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -11,13 +14,20 @@ from evaluation.bootstrap import means_with_ci95
 from evaluation.metrics.editing import cosine_similarities, l1_distance, l2_distance, to_unit_float
 from evaluation.readers import preview
 from evaluation.readers.editing import EditPair, load_pair, read_captions, read_edit_pairs
-from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
+from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult
+from evaluation.tasks.base import configured
+from evaluation.tasks.editing import PairListTask
 from setok.io import DataError
+
+if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
+    from setok.data.layout import Layout
 
 ALL_METRICS = ("l1", "l2", "clip_i", "dino", "clip_t", "lpips")
 DEFAULT_METRICS = ("l1", "l2", "clip_i", "dino", "lpips")  # + clip_t when --captions is given
 
-_FORMATS = """
+FORMATS = """
 references (--annotations): a folder of target images (.png .jpg .jpeg .bmp .webp; sub-folders allowed).
 predictions (--predictions): a folder of generated images with the same relative paths, e.g.
     targets/139/139-output1.png  <->  generated/139/139-output1.png   (or flat: targets/0001.png <-> generated/0001.png)
@@ -108,7 +118,7 @@ def _score_chunk(
 
 
 class EditingBenchmark(Benchmark):
-    """Shared scorer of the editing benchmarks (registered below under each dataset's name)."""
+    """Shared scorer, layout check and task of the editing benchmarks (each registered in its own module)."""
 
     metrics = (
         Metric("l1", higher_is_better=False, help="mean absolute pixel difference, [0, 1] scale"),
@@ -118,6 +128,57 @@ class EditingBenchmark(Benchmark):
         Metric("clip_t", higher_is_better=True, help="CLIP image-caption cosine (raw)"),
         Metric("lpips", higher_is_better=False, help="LPIPS distance (raw)"),
     )
+
+    missing_annotations = "the folder of target images"
+
+    # the official input list of a pair-list benchmark: (input image, output image, instruction) keys and the file
+    pair_keys: ClassVar[tuple[str, str, str]] = ("input", "output", "instruction")
+    pair_file: ClassVar[str] = ""
+
+    headline = "l1"
+    output = "image"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """The ``targets/`` folder (annotations), the input list (inputs) and ``images/``: EVR ``test.json``, MA5K
+        ``annotations/test_sess_1.json``, read with :attr:`pair_keys` and :meth:`instruction`."""
+        return PairListTask(cls.name, input_key=cls.pair_keys[0], output_key=cls.pair_keys[1],
+                            instruction=cls.instruction, **cls.edit_paths(cfg))
+
+    @classmethod
+    def edit_paths(cls, cfg: BenchmarkConfig) -> dict[str, Any]:
+        """The task's configured paths: ``targets`` (annotations), ``inputs``, ``images`` and the ``limit``."""
+        return {"targets": configured(cls.name, cfg, "annotations", folder=True),
+                "inputs": configured(cls.name, cfg, "inputs"),
+                "images": configured(cls.name, cfg, "images", folder=True), "limit": cfg.limit}
+
+    @staticmethod
+    def instruction(record: dict[str, Any]) -> Any:
+        """The edit instruction of one record of the input list (``None`` when there is none)."""
+        return record.get("instruction")
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """The folder of target images holds an image; then the benchmark's inputs (:meth:`check_inputs`)."""
+        from setok.data.layout import first_image_below
+
+        expected = "a folder of target images (<session>/<file> or flat)"
+        folder = lay.folder(lay.path(spec, "annotations"), expected)
+        image = first_image_below(folder)
+        if image is None:
+            raise lay.error(folder, "has no images", expected)
+        lay.seen(image)
+        cls.check_inputs(lay, spec)
+
+    @classmethod
+    def check_inputs(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """EVR / MA5K: ``pair_file``, a JSON list of :attr:`pair_keys` records; the first input image exists."""
+        keys, what = cls.pair_keys, cls.pair_file
+        expected = f"{what} [{{{', '.join(repr(k) for k in keys)}}}]"
+        path = lay.path(spec, "inputs")
+        records = lay.records(path, lay.json(path, expected, list), keys, expected, "records")
+        images = lay.folder(lay.path(spec, "images"), f"the {what} images")
+        lay.sample(images / str(records[0][keys[0]]), f"the {what} images", images)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--metrics``, ``--captions`` and the model options."""
@@ -138,52 +199,13 @@ class EditingBenchmark(Benchmark):
         parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
         parser.add_argument("--batch-size", type=int, default=32, help="image pairs per forward pass")
 
-    def score(
-        self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
-        *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
-        seed: int = 0,
-        metrics: str | list[str] | None = None,
-        captions: PathLike | None = None,
-        models: Any = None,
-        clip_model: str | None = None,
-        clip_pretrained: str | None = None,
-        dino_model: str | None = None,
-        dino_weights: str | None = None,
-        lpips_net: str | None = None,
-        device: str | None = None,
-        batch_size: int = 32,
-        **opts: Any,
+    def _score(
+        self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int,
+        metrics: str | list[str] | None = None, captions: PathLike | None = None, models: Any = None,
+        clip_model: str | None = None, clip_pretrained: str | None = None, dino_model: str | None = None,
+        dino_weights: str | None = None, lpips_net: str | None = None, device: str | None = None, batch_size: int = 32,
+        **opts: Any
     ) -> ScoreResult:
-        """Score a folder of generated images against a folder of targets (see :attr:`help`).
-
-        Args:
-            predictions: Folder of generated images.
-            annotations: Folder of target images (required).
-            questions: Not used.
-            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            metrics: Subset of :data:`ALL_METRICS` (comma-separated string or list); default see :attr:`help`.
-            captions: Target captions JSON (needed for ``clip_t``).
-            models: An :class:`evaluation.features.embedders.EditingModels` to use instead of building the
-                paper-scale models (tests inject tiny random ones).
-            clip_model: open_clip architecture (default ViT-B-32-quickgelu).
-            clip_pretrained: open_clip weight tag or file (default ``openai``).
-            dino_model: timm DINO model name.
-            dino_weights: Local DINO checkpoint.
-            lpips_net: LPIPS backbone.
-            device: Torch device.
-            batch_size: Pairs per forward pass.
-            **opts: Unused.
-
-        Returns:
-            Requested metrics (raw), one row per pair.
-        """
-        if annotations is None:
-            raise DataError(f"{predictions}: {self.name} needs --annotations (the folder of target images)")
         names = parse_metrics(metrics, captions is not None)
         if batch_size < 1:
             raise DataError(f"--batch-size must be >= 1, got {batch_size}")
@@ -214,28 +236,7 @@ class EditingBenchmark(Benchmark):
             rows.extend(_score_chunk(pairs[start : start + batch_size], names, models, caps))
         values, ci95 = means_with_ci95(
             {m: np.array([r[m] for r in rows]) for m in names},
-            n_boot=self.resolve_bootstrap(n_bootstrap),
+            n_boot=n_bootstrap,
             seed=seed,
         )
         return ScoreResult(metrics=values, n=len(rows), rows=rows, ci95=ci95)
-
-
-@register("magicbrush")
-class MagicBrush(EditingBenchmark):
-    """MagicBrush test set (Zhang et al., NeurIPS 2023)."""
-
-    help = "MagicBrush image editing: L1, L2, CLIP-I, DINO, CLIP-T, LPIPS (as MagicBrush image_eval.py).\n" + _FORMATS
-
-
-@register("evr")
-class Evr(EditingBenchmark):
-    """EVR (Tan et al., 2019), scored with the MagicBrush rules."""
-
-    help = "EVR image editing: L1, L2, CLIP-I, DINO, CLIP-T, LPIPS (same scorer as magicbrush).\n" + _FORMATS
-
-
-@register("ma5k")
-class Ma5k(EditingBenchmark):
-    """MA5K (Shi et al., 2021), scored with the MagicBrush rules."""
-
-    help = "MA5K image editing: L1, L2, CLIP-I, DINO, CLIP-T, LPIPS (same scorer as magicbrush).\n" + _FORMATS

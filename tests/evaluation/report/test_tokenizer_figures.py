@@ -1,7 +1,7 @@
 """Token-mask overlay (Figure 6): regions coloured per token, boundaries between tokens drawn black."""
 import numpy as np
 
-from evaluation.report.figures import overlay
+from evaluation.report.tokenizer_figures import overlay
 
 
 def test_overlay_marks_token_boundaries_and_keeps_one_colour_per_token():
@@ -73,7 +73,7 @@ def footer(fig):
 
 
 def test_token_counts_of_a_stand_in_evaluation_set_are_marked(tmp_path, monkeypatch):
-    from evaluation.report import figures
+    from evaluation.report import tokenizer_figures as figures
     from setok.io import write_json
 
     write_json(tmp_path / "a/tokenizer/tokens.json", {"per_image": {"x": 3, "y": 5}, "provenance": BUNDLED})

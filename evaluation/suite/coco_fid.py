@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evaluation.benchmarks.fid import FidBenchmark
 from evaluation.features.images import list_images
 from evaluation.registry import Metric, PathLike, ScoreResult, register
+from evaluation.suite.fid import FidBenchmark
+from evaluation.tasks.base import configured
+from evaluation.tasks.generation import CocoGenerationTask
 from setok.io import DataError
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from evaluation.features.images import Preprocess
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
+    from setok.data.layout import Layout
 
 
 def center_crop_resize(size: int) -> Preprocess:
@@ -57,6 +63,34 @@ protocol; record the one used. --expect-n N makes a generated-image count other 
 Per-sample rows: {"index", "file", "feature_norm"} per generated image. ci95 only with --bootstrap N (slow)."""
     metrics = (Metric("fid", higher_is_better=False, help="FID of generated vs COCO reference images (raw)"),)
 
+    headline = "fid"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """The reference image folder or ``.npz`` (annotations), ``captions_val2014.json`` (inputs: the prompts)."""
+        return CocoGenerationTask(cls.name, captions=configured(cls.name, cfg, "inputs"),
+                                  references=configured(cls.name, cfg, "annotations"), limit=cfg.limit)
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """A folder of reference images (or a features .npz) and the COCO captions that prompt the generator."""
+        from setok.data.dataset_checks import COCO_CAPTIONS
+        from setok.data.layout import first_image
+
+        expected = "the 30K COCO val2014 reference images (or their .npz features)"
+        refs = lay.path(spec, "annotations")
+        if refs.suffix == ".npz":
+            lay.file(refs, expected)
+        else:
+            image = first_image(lay.folder(refs, expected))
+            if image is None:
+                raise lay.error(refs, "has no images", expected)
+            lay.seen(image)
+        path = lay.path(spec, "inputs")
+        data = lay.json(path, COCO_CAPTIONS, dict)
+        lay.keys(path, data, ("images", "annotations"), COCO_CAPTIONS)
+        lay.records(path, data["annotations"], ("image_id", "caption"), COCO_CAPTIONS, "annotations")
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add the fid options plus ``--resize`` and ``--expect-n``."""
         super().add_arguments(parser)
@@ -71,42 +105,15 @@ Per-sample rows: {"index", "file", "feature_norm"} per generated image. ci95 onl
         """Center crop + resize when ``resize`` is given."""
         return None if resize is None else center_crop_resize(resize)
 
-    def score(
-        self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
-        *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
-        seed: int = 0,
-        device: str | None = None,
-        batch_size: int = 32,
-        resize: int | None = None,
-        expect_n: int | None = None,
-        **opts: Any,
+    def _score(
+        self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int, device: str | None = None,
+        batch_size: int = 32, resize: int | None = None, expect_n: int | None = None, **opts: Any
     ) -> ScoreResult:
-        """FID of the generated images against the COCO references (see :attr:`help`).
-
-        Args:
-            predictions: Folder or ``.npz`` of generated images.
-            annotations: Folder or ``.npz`` of reference images (required).
-            questions: Not used.
-            n_bootstrap: FID bootstrap resamples (``None``/0: none; slow).
-            seed: Bootstrap seed.
-            device: Inception device.
-            batch_size: Images per forward pass.
-            resize: Center-crop + resize side, or ``None``.
-            expect_n: Required number of generated samples, or ``None``.
-            **opts: Unused.
-
-        Returns:
-            ``{"fid": value}`` with the fid benchmark's rows and optional ``ci95``.
-        """
         if resize is not None and resize < 1:
             raise DataError(f"{predictions}: --resize must be >= 1, got {resize}")
         if expect_n is not None and Path(predictions).is_dir():  # check before the slow feature extraction
             _check_count(predictions, len(list_images(predictions)), expect_n)
-        result = super().score(
+        result = super()._score(
             predictions,
             annotations,
             n_bootstrap=n_bootstrap,

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evaluation.metrics.gqa import gqa_answer_kind, gqa_correct, llava_gqa_prediction
 from evaluation.metrics.vqa import accuracy_by_type
 from evaluation.readers.gqa import read_gqa
-from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
+from evaluation.registry import Benchmark, Metric, ScoreResult, register
+from evaluation.tasks.base import configured
+from evaluation.tasks.vqa import GqaTask
 from setok.io import DataError
+
+if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
+    from setok.data.layout import Layout
 
 STRUCTURAL = ("verify", "query", "choose", "logical", "compare")
 SEMANTIC = ("attr", "cat", "global", "obj", "rel")
@@ -51,6 +59,24 @@ types present. Per-sample rows: {"questionId", "prediction" (as compared), "answ
     needs_annotations = False
     takes_questions = True
 
+    headline = "accuracy"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """Questions ``testdev_balanced_questions.json``, ``images/``."""
+        return GqaTask(cls.name, questions=configured(cls.name, cfg, "questions"),
+                       images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """The balanced questions JSON; the first question's ``<imageId>.jpg`` exists."""
+        expected = "GQA questions {'<question id>': {'imageId', 'question', 'answer', 'isBalanced', 'types'}}"
+        path = lay.path(spec, "questions")
+        questions = lay.json(path, expected, dict)
+        lay.records(path, list(questions.values()), ("imageId", "isBalanced"), expected, "questions")
+        images = lay.folder(lay.path(spec, "images"), "the GQA images <imageId>.jpg")
+        lay.sample(images / f"{next(iter(questions.values()))['imageId']}.jpg", "the GQA images", images)
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--no-convert``."""
         parser.add_argument(
@@ -59,31 +85,10 @@ types present. Per-sample rows: {"questionId", "prediction" (as compared), "answ
             help="compare predictions as stored (skip LLaVA's rstrip('.').lower() conversion)",
         )
 
-    def score(
-        self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
-        *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
-        seed: int = 0,
-        no_convert: bool = False,
-        **opts: Any,
+    def _score(
+        self, predictions: Path, annotations: Path | None, *, questions: Path | None = None, n_bootstrap: int,
+        seed: int, no_convert: bool = False, **opts: Any
     ) -> ScoreResult:
-        """Score GQA predictions against the official balanced questions (formats in :attr:`help`).
-
-        Args:
-            predictions: ``[{"questionId", "prediction"}]`` JSON.
-            annotations: Synonym of ``questions``.
-            questions: Official ``*_balanced_questions.json`` (or ``*_all_questions.json``).
-            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            no_convert: Skip LLaVA's prediction conversion.
-            **opts: Unused.
-
-        Returns:
-            Accuracies in percent, one row per balanced question in file order.
-        """
         if questions is not None and annotations is not None and Path(questions) != Path(annotations):
             raise DataError(f"{annotations}: gqa takes one reference file; give --questions only")
         reference = questions if questions is not None else annotations
@@ -95,7 +100,7 @@ types present. Per-sample rows: {"questionId", "prediction" (as compared), "answ
         kinds = [gqa_answer_kind(s) for s in data.structural]
         metrics, ci95 = accuracy_by_type(
             correct, kinds, data.structural, data.semantic,
-            n_boot=self.resolve_bootstrap(n_bootstrap), seed=seed,
+            n_boot=n_bootstrap, seed=seed,
         )
         rows = [
             {"questionId": q, "prediction": p, "answer": a, "structural": st, "semantic": se, "correct": int(c)}

@@ -1,6 +1,6 @@
 """Tokenizer figures, generated from result files only (never edited by hand).
 
-``python -m evaluation.report.figures --images results/data/<dataset>/images --variants V... --out DIR``
+``python -m evaluation.report.tokenizer_figures --images results/data/<dataset>/images --variants V... --out DIR``
 
 * ``token_masks.png``: each image with its token assignment as a coloured overlay and token boundaries
   (the paper's Figure 6), one row per variant;
@@ -113,7 +113,7 @@ def token_counts(results: Path, variants: list[str], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m evaluation.report.figures", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m evaluation.report.tokenizer_figures", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", type=Path, default=Path("results"))
     ap.add_argument("--images", type=Path, required=True, help="results/data/<dataset>/images (originals)")

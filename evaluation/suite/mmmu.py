@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Any
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,8 +21,15 @@ from evaluation.metrics.multiple_choice import (
     slug,
 )
 from evaluation.readers.multiple_choice import align, read_mmmu, read_predictions
-from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
-from setok.io import DataError
+from evaluation.registry import Benchmark, Metric, ScoreResult, register
+from evaluation.tasks.base import configured
+from evaluation.tasks.multiple_choice import MmmuTask
+from setok.io import read_jsonl
+
+if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
+    from setok.data.layout import Layout
 
 
 def _json_safe(parsed: Any) -> Any:
@@ -66,6 +75,38 @@ letter (null if none) or the list of normalised open candidates. ci95: percentil
         for d in MMMU_DOMAINS
     )
 
+    missing_annotations = "the MMMU questions"
+
+    headline = "accuracy"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """The JSON list export (annotations, no image columns), the ``MMMU/`` parquet snapshot (images)."""
+        return MmmuTask(cls.name, annotations=configured(cls.name, cfg, "annotations"),
+                        images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """The JSON list export; the first question's ``<Subject>/<split>-*.parquet`` is in the snapshot folder."""
+        expected = "a JSON list of MMMU questions [{'id': '<split>_<Subject>_<n>', 'question_type', 'answer'}]"
+        path = lay.path(spec, "annotations")
+        if path.suffix == ".jsonl":
+            lay.file(path, expected)
+            with lay.reading(path, expected):
+                data = read_jsonl(path)
+        else:
+            data = lay.json(path, expected, list)
+        records = lay.records(path, data, ("id", "question_type", "answer"), expected, "records")
+        qid = str(records[0]["id"])
+        if qid.count("_") < 2:
+            raise lay.error(path, f"malformed (id {qid!r} is not <split>_<Subject>_<n>)", expected)
+        split, subject = qid.split("_", 1)[0], qid.split("_", 1)[1].rsplit("_", 1)[0]
+        snapshot = lay.folder(lay.path(spec, "images"), "the MMMU/MMMU snapshot: <Subject>/<split>-*.parquet")
+        parquet = sorted((snapshot / subject).glob(f"{split}-*.parquet"))
+        if not parquet:
+            raise lay.error(snapshot / subject / f"{split}-*.parquet", "missing", "the MMMU/MMMU snapshot", snapshot)
+        lay.seen(parquet[0])
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--choice-rule``."""
         parser.add_argument(
@@ -75,33 +116,10 @@ letter (null if none) or the list of normalised open candidates. ci95: percentil
             help="multiple-choice letter parsing: official MMMU eval_utils (default) or lmms-eval's variant",
         )
 
-    def score(
-        self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
-        *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
-        seed: int = 0,
-        choice_rule: str = "official",
-        **opts: Any,
+    def _score(
+        self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int, choice_rule: str = "official",
+        **opts: Any
     ) -> ScoreResult:
-        """Score MMMU predictions (formats in :attr:`help`).
-
-        Args:
-            predictions: Predictions JSONL.
-            annotations: MMMU questions JSON / JSONL (required).
-            questions: Not used.
-            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            choice_rule: ``"official"`` or ``"lmms-eval"`` multiple-choice parsing.
-            **opts: Unused.
-
-        Returns:
-            Accuracies in percent, one row per question.
-        """
-        if annotations is None:
-            raise DataError(f"{predictions}: mmmu needs --annotations (the MMMU questions)")
         refs = read_mmmu(annotations)
         outputs = align(read_predictions(predictions), [q.id for q in refs], predictions, annotations)
         rows: list[dict[str, Any]] = []
@@ -124,7 +142,7 @@ letter (null if none) or the list of normalised open candidates. ci95: percentil
                 }
             )
         correct = np.array([r["correct"] for r in rows], dtype=float)
-        n_boot = self.resolve_bootstrap(n_bootstrap)
+        n_boot = n_bootstrap
         metrics, ci95 = means_with_ci95({"accuracy": correct}, scale=100.0, n_boot=n_boot, seed=seed)
         subjects = np.array([q.subject for q in refs])
         masks = {f"accuracy_domain_{slug(d)}": np.isin(subjects, members) for d, members in MMMU_DOMAINS.items()}

@@ -16,7 +16,7 @@ from evaluation.metrics.fid import (
     frechet_distance,
 )
 from evaluation.readers.fid import FidInput, from_features, read_fid_npz
-from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
+from evaluation.registry import Benchmark, Metric, ScoreResult, register
 from setok.io import DataError
 
 if TYPE_CHECKING:
@@ -117,6 +117,10 @@ recomputes FID N times -- slow (about a second per resample on CPU at 2048-d) an
     )
     default_bootstrap = 0
 
+    missing_annotations = "the reference images or statistics"
+
+    output = "image"
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--device`` and ``--batch-size``."""
         parser.add_argument(
@@ -135,37 +139,10 @@ recomputes FID N times -- slow (about a second per resample on CPU at 2048-d) an
         """Transform applied to folder images before the Inception; none here (subclasses add protocols)."""
         return None
 
-    def score(
-        self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
-        *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
-        seed: int = 0,
-        device: str | None = None,
-        batch_size: int = 32,
-        **opts: Any,
+    def _score(
+        self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int, device: str | None = None,
+        batch_size: int = 32, **opts: Any
     ) -> ScoreResult:
-        """FID of ``predictions`` against ``annotations`` (see :attr:`help` for the accepted inputs).
-
-        Args:
-            predictions: Folder or ``.npz`` of the generated images.
-            annotations: Folder or ``.npz`` of the reference images (required).
-            questions: Not used.
-            n_bootstrap: FID bootstrap resamples (``None``/0: no ``ci95``; slow).
-            seed: Bootstrap seed.
-            device: Inception device (default CUDA when available).
-            batch_size: Images per forward pass.
-            **opts: Passed to :meth:`preprocess` (unused here).
-
-        Returns:
-            ``{"fid": value}``, per-prediction rows, optional ``ci95``.
-        """
-        if annotations is None:
-            raise DataError(
-                f"{predictions}: {self.name} needs --annotations (the reference images or statistics)"
-            )
         cache: list[torch.nn.Module] = []
 
         def extractor() -> torch.nn.Module:
@@ -183,7 +160,7 @@ recomputes FID N times -- slow (about a second per resample on CPU at 2048-d) an
                 f"{predictions}: feature dimension {pred.stats['mu'].shape[0]} differs from "
                 f"{ref.stats['mu'].shape[0]} in {annotations}"
             )
-        n_boot = self.resolve_bootstrap(n_bootstrap)
+        n_boot = n_bootstrap
         lacking = [str(x.source) for x in (pred, ref) if x.features is None]
         if n_boot > 0 and lacking:
             raise DataError(

@@ -1,10 +1,12 @@
-"""Referring segmentation (RefCOCO, RefCOCO+, RefCOCOg, ReasonSeg): cIoU and gIoU in percent, LISA's definitions."""
+"""Referring segmentation, cIoU and gIoU in percent (LISA's definitions): the base of :mod:`evaluation.suite.refcoco`,
+:mod:`evaluation.suite.refcoco_plus`, :mod:`evaluation.suite.refcocog` and :mod:`evaluation.suite.reasonseg`."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -15,10 +17,16 @@ from evaluation.readers.segmentation import (
     read_reasonseg_folder,
     read_refer_release,
 )
-from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
-from setok.io import DataError
+from evaluation.registry import Benchmark, Metric, ScoreResult
+from evaluation.tasks.base import configured
+from evaluation.tasks.segmentation import ReferTask
 
-_FORMATS = """
+if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
+    from setok.data.layout import Layout
+
+FORMATS = """
 predictions (--predictions): JSON list (or .jsonl), one binary mask per sample, COCO RLE at the reference's size:
     [{"id": 12345, "segmentation": {"size": [h, w], "counts": "<compressed RLE>" or [run, lengths, ...]}}, ...]
 references (--annotations), one of:
@@ -40,17 +48,19 @@ Per-sample rows: {"id", "intersection", "union", "iou": 100 * IoU}. ci95 (defaul
 percentile bootstrap; ciou as the ratio of the resampled sums, giou as the resampled IoU sum / (N + 1e-5)."""
 
 
-@register("refcoco")
-class RefCocoBenchmark(Benchmark):
-    """cIoU / gIoU of predicted binary masks against referring-expression targets."""
-
-    help = "RefCOCO referring segmentation: cIoU and gIoU (percent, LISA's definitions).\n" + _FORMATS
+class ReferBenchmark(Benchmark):
+    """cIoU / gIoU of predicted binary masks against referring-expression targets; a subclass registers a dataset
+    with its ``help``."""
     metrics = (
         Metric("ciou", higher_is_better=True, help="cumulative IoU, sum(I) / sum(U), percent"),
         Metric("giou", higher_is_better=True, help="mean per-sample IoU (empty/empty = 1), percent"),
     )
     default_split_by: ClassVar[str] = "unc"
     default_split: ClassVar[str] = "val"
+
+    missing_annotations = "the reference masks"
+
+    output = "mask"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--split`` and ``--split-by`` (release folders only)."""
@@ -69,35 +79,10 @@ class RefCocoBenchmark(Benchmark):
             return read_refer_release(folder, split, split_by)
         return read_reasonseg_folder(folder)
 
-    def score(
-        self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
-        *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
-        seed: int = 0,
-        split: str | None = None,
-        split_by: str | None = None,
-        **opts: Any,
+    def _score(
+        self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int, split: str | None = None,
+        split_by: str | None = None, **opts: Any
     ) -> ScoreResult:
-        """Score predicted masks (see :attr:`help` for the formats and definitions).
-
-        Args:
-            predictions: ``[{"id", "segmentation"}]`` JSON.
-            annotations: Reference mask list, RefCOCO release folder or ReasonSeg folder (required).
-            questions: Not used.
-            n_bootstrap: Resamples over samples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            split: Split of a release folder (default :attr:`default_split`).
-            split_by: ``refs(<split_by>).p`` of a release folder (default :attr:`default_split_by`).
-            **opts: Unused.
-
-        Returns:
-            ``ciou`` and ``giou`` in percent, one row per reference sample.
-        """
-        if annotations is None:
-            raise DataError(f"{predictions}: {self.name} needs --annotations (the reference masks)")
         annotations = Path(annotations)
         rows = None
         if annotations.is_dir():
@@ -110,7 +95,7 @@ class RefCocoBenchmark(Benchmark):
             inter[k], union[k] = intersection_union(decode(pair.prediction), decode(pair.reference), ignore)
         ious = sample_iou(inter, union)
         metrics = {"ciou": 100.0 * ciou(inter, union), "giou": 100.0 * giou(ious)}
-        n_boot = self.resolve_bootstrap(n_bootstrap)
+        n_boot = n_bootstrap
         ci95: dict[str, tuple[float, float]] = {}
         if n_boot > 0:
             for name, (lo, hi) in ciou_giou_ci95(inter, union, n_boot=n_boot, seed=seed).items():
@@ -122,27 +107,24 @@ class RefCocoBenchmark(Benchmark):
         return ScoreResult(metrics=metrics, n=len(out_rows), rows=out_rows, ci95=ci95)
 
 
-@register("refcoco+")
-class RefCocoPlusBenchmark(RefCocoBenchmark):
-    """RefCOCO+ (refs(unc).p); same scorer as ``refcoco``."""
+class PaperReferBenchmark(ReferBenchmark):
+    """The referring-segmentation benchmarks the MLLM answers (SeTok Table 4): RefCOCO+, RefCOCOg and ReasonSeg."""
 
-    help = "RefCOCO+ referring segmentation: cIoU and gIoU (percent, LISA's definitions).\n" + _FORMATS
+    headline = "ciou"
 
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """The REFER release folder (refs + instances: annotations), COCO ``train2014/`` (images), options.split,
+        split_by."""
+        return ReferTask(cls.name, annotations=configured(cls.name, cfg, "annotations", folder=True),
+                         images=configured(cls.name, cfg, "images", folder=True), split=cfg.options.get("split"),
+                         split_by=cfg.options.get("split_by"), limit=cfg.limit)
 
-@register("refcocog")
-class RefCocogBenchmark(RefCocoBenchmark):
-    """RefCOCOg (UMD split, refs(umd).p, by default); same scorer as ``refcoco``."""
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """The REFER release: ``refs(<split_by>).p`` has refs of the split; the first ref's COCO image exists."""
+        from setok.data.dataset_checks import refer_release
 
-    help = "RefCOCOg referring segmentation: cIoU and gIoU (percent, LISA's definitions; --split-by umd).\n" + _FORMATS
-    default_split_by = "umd"
-
-
-@register("reasonseg")
-class ReasonSegBenchmark(RefCocoBenchmark):
-    """ReasonSeg (LISA): a split folder of images + labelme JSON, or a mask list; same scorer as ``refcoco``."""
-
-    help = "ReasonSeg reasoning segmentation: cIoU and gIoU (percent, LISA's definitions).\n" + _FORMATS
-
-    def reference_rows(self, folder: Path, split: str, split_by: str) -> list[dict[str, Any]]:
-        """A ReasonSeg split folder (``--split`` and ``--split-by`` do not apply)."""
-        return read_reasonseg_folder(folder)
+        options = spec.get("options", {})
+        refer_release(lay, lay.path(spec, "annotations"), lay.path(spec, "images"),
+                      str(options.get("split", cls.default_split)), str(options.get("split_by", cls.default_split_by)))

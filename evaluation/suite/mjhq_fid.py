@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from evaluation.benchmarks.coco_fid import center_crop_resize
 from evaluation.metrics.fid import fid_bootstrap_ci95, fid_from_features
 from evaluation.readers.fid import read_fid_npz, write_fid_npz
 from evaluation.readers.generation import MJHQ_CATEGORIES, read_mjhq
 from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
+from evaluation.suite.coco_fid import center_crop_resize
+from evaluation.tasks.base import configured
+from evaluation.tasks.text_to_image import MjhqTask
 from setok.io import DataError
 
 if TYPE_CHECKING:
     import torch
+
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
+    from setok.data.layout import Layout
 
 
 def _cached_reference_features(path: Path, ids: list[str]) -> np.ndarray:
@@ -57,6 +64,36 @@ resamples generated and reference features independently, per metric (slow: seco
     )
     default_bootstrap = 0
 
+    missing_annotations = "MJHQ-30K meta_data.json"
+
+    headline = "fid"
+    output = "image"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """``meta_data.json`` (annotations, the reference images beside it; also the prompts unless ``inputs`` is
+        set)."""
+        meta = configured(cls.name, cfg, "annotations")
+        prompts = meta if cfg.inputs is None else configured(cls.name, cfg, "inputs")
+        return MjhqTask(cls.name, prompts=prompts, meta=meta, limit=cfg.limit)
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """``meta_data.json``; the first id's reference ``<category>/<id>.jpg`` beside it (or in ``mjhq30k_imgs/``)."""
+        expected = "MJHQ-30K meta_data.json {'<image id>': {'category', 'prompt'}}"
+        path = lay.path(spec, "annotations")
+        meta = lay.json(path, expected, dict)
+        lay.records(path, list(meta.values()), ("category", "prompt"), expected, "entries")
+        inputs = lay.optional(spec, "inputs")
+        if inputs is not None and inputs != path:
+            lay.records(inputs, list(lay.json(inputs, expected, dict).values()), ("prompt",), expected, "entries")
+        image_id, entry = next(iter(meta.items()))
+        given = lay.optional(spec, "reference_images")
+        roots = [given] if given is not None else [path.parent, path.parent / "mjhq30k_imgs"]
+        found = [r / entry["category"] / f"{image_id}.jpg" for r in roots if (r / entry["category"]).is_dir()]
+        lay.sample(found[0] if found else roots[-1] / entry["category"] / f"{image_id}.jpg",
+                   "the reference images <category>/<image id>.jpg (mjhq30k_imgs.zip)", roots[-1])
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--reference-images``, ``--reference-cache``, ``--resize``, ``--device`` and ``--batch-size``."""
         parser.add_argument("--reference-images", type=Path, default=None, help="<category>/<image_id>.jpg folder")
@@ -65,43 +102,13 @@ resamples generated and reference features independently, per metric (slow: seco
         parser.add_argument("--device", default=None, help="Inception device (default: cuda if available, else cpu)")
         parser.add_argument("--batch-size", type=int, default=32, help="images per Inception forward pass")
 
-    def score(
-        self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
-        *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
-        seed: int = 0,
-        reference_images: PathLike | None = None,
-        reference_cache: PathLike | None = None,
-        resize: int | None = None,
-        device: str | None = None,
-        batch_size: int = 32,
-        **opts: Any,
+    def _score(
+        self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int,
+        reference_images: PathLike | None = None, reference_cache: PathLike | None = None, resize: int | None = None,
+        device: str | None = None, batch_size: int = 32, **opts: Any
     ) -> ScoreResult:
-        """Overall and per-category FID of generated MJHQ-30K images (see :attr:`help`).
-
-        Args:
-            predictions: Folder of ``<image_id>.png|jpg``.
-            annotations: ``meta_data.json`` or its folder (required).
-            questions: Not used.
-            n_bootstrap: FID bootstrap resamples per metric (``None``/0: none; slow).
-            seed: Bootstrap seed.
-            reference_images: Folder of ``<category>/<image_id>.jpg``.
-            reference_cache: ``.npz`` of reference features to read, or to write when absent.
-            resize: Center-crop + resize side, or ``None``.
-            device: Inception device (default CUDA when available).
-            batch_size: Images per forward pass.
-            **opts: Unused.
-
-        Returns:
-            ``fid`` and ``fid_<category>``, one row per generated image.
-        """
         from evaluation.features.images import image_features
 
-        if annotations is None:
-            raise DataError(f"{predictions}: mjhq_fid needs --annotations (MJHQ-30K meta_data.json)")
         if resize is not None and resize < 1:
             raise DataError(f"{predictions}: --resize must be >= 1, got {resize}")
         cache = None if reference_cache is None else Path(reference_cache)
@@ -134,7 +141,7 @@ resamples generated and reference features independently, per metric (slow: seco
         bad = [k for k, v in metrics.items() if not np.isfinite(v)]
         if bad:
             raise DataError(f"{predictions}: {bad[0]} is not finite ({metrics[bad[0]]})")
-        n_boot = self.resolve_bootstrap(n_bootstrap)
+        n_boot = n_bootstrap
         ci95 = {}
         if n_boot > 0:
             ci95 = {k: fid_bootstrap_ci95(gen[m], ref[m], n_boot=n_boot, seed=seed) for k, m in groups.items()}

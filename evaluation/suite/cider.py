@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from evaluation.bootstrap import bootstrap_statistic, means_with_ci95, percentile_interval
 from evaluation.metrics.caption import caption_scores, corpus_bleu
 from evaluation.readers.caption import read_captions
-from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
+from evaluation.registry import Benchmark, Metric, ScoreResult, register
 from setok.io import DataError
 
-_FORMATS = """
+if TYPE_CHECKING:
+    pass
+
+FORMATS = """
 references (--annotations): either
   * COCO captions annotations JSON (captions_val2014.json; Flickr30K converted to it):
       {"images": [{"id": 391895, ...}], "annotations": [{"image_id": 391895, "caption": "A man ..."}, ...]}
@@ -42,11 +46,13 @@ images' pooled n-gram statistics. SPICE (needs a download) and METEOR are not co
 class CiderBenchmark(Benchmark):
     """CIDEr-D and BLEU-4 of one caption per image against COCO-style references."""
 
-    help = "Image captioning: CIDEr-D and BLEU-4 (x100, pycocoevalcap with the PTB tokenizer).\n" + _FORMATS
+    help = "Image captioning: CIDEr-D and BLEU-4 (x100, pycocoevalcap with the PTB tokenizer).\n" + FORMATS
     metrics = (
         Metric("cider", higher_is_better=True, help="CIDEr-D x100 (pycocoevalcap Cider)"),
         Metric("bleu4", higher_is_better=True, help="corpus BLEU-4 x100 (pycocoevalcap Bleu)"),
     )
+
+    missing_annotations = "the reference captions"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--split`` (Karpathy layout only)."""
@@ -54,39 +60,15 @@ class CiderBenchmark(Benchmark):
             "--split", default="test", help="Karpathy split to score when the references are a Karpathy file"
         )
 
-    def score(
-        self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
-        *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
-        seed: int = 0,
-        split: str = "test",
-        **opts: Any,
+    def _score(
+        self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int, split: str = "test", **opts: Any
     ) -> ScoreResult:
-        """Score captions against references (see :attr:`help` for the formats).
-
-        Args:
-            predictions: ``[{"image_id", "caption"}]`` JSON.
-            annotations: COCO captions or Karpathy JSON (required).
-            questions: Not used.
-            n_bootstrap: Resamples over images (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            split: Karpathy split to score.
-            **opts: Unused.
-
-        Returns:
-            ``cider`` and ``bleu4`` (x100), one row per image in reference order.
-        """
-        if annotations is None:
-            raise DataError(f"{predictions}: {self.name} needs --annotations (the reference captions)")
         refs, preds = read_captions(predictions, annotations, split)
         try:
             s = caption_scores(refs, preds)
         except ValueError as e:  # e.g. CIDEr's document frequencies are empty when every reference is blank
             raise DataError(f"{annotations}: cannot score captions ({e})") from None
-        n_boot = self.resolve_bootstrap(n_bootstrap)
+        n_boot = n_bootstrap
         metrics, ci95 = means_with_ci95({"cider": s.cider_per_image}, scale=100.0, n_boot=n_boot, seed=seed)
         metrics = {"cider": 100.0 * s.cider, "bleu4": 100.0 * s.bleu4}  # the library's corpus values, not re-derived
         if n_boot > 0:
@@ -98,23 +80,3 @@ class CiderBenchmark(Benchmark):
             for i, c, b, t in zip(s.ids, s.cider_per_image, s.bleu4_per_image, s.tokenized_predictions)
         ]
         return ScoreResult(metrics=metrics, n=len(rows), rows=rows, ci95=ci95)
-
-
-@register("flickr30k")
-class Flickr30kBenchmark(CiderBenchmark):
-    """Flickr30K captioning (Karpathy test split by default); same scorer as ``cider``."""
-
-    help = (
-        "Flickr30K captioning: CIDEr-D and BLEU-4 (x100); the cider scorer on Flickr30K references "
-        "(dataset_flickr30k.json, --split test, or its COCO-format conversion).\n" + _FORMATS
-    )
-
-
-@register("coco_caption")
-class CocoCaptionBenchmark(CiderBenchmark):
-    """COCO Captions (e.g. captions_val2014.json or Karpathy test); same scorer as ``cider``."""
-
-    help = (
-        "COCO Captions: CIDEr-D and BLEU-4 (x100); the cider scorer on COCO references "
-        "(captions_val2014.json, or dataset_coco.json --split test).\n" + _FORMATS
-    )

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from evaluation.benchmarks.vqav2 import VQA_FAMILY_METRICS, add_raw_predictions_flag, score_vqa_family
 from evaluation.readers.vqa import read_vizwiz
-from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
-from setok.io import DataError
+from evaluation.registry import Benchmark, Metric, ScoreResult, register
+from evaluation.suite._vqa import VQA_FAMILY_METRICS, add_raw_predictions_flag, score_vqa_family
+from evaluation.tasks.base import configured
+from evaluation.tasks.vqa import VizWizTask
+
+if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
+    from setok.data.layout import Layout
 
 
 @register("vizwiz")
@@ -43,39 +51,36 @@ ci95: percentile bootstrap over images (per type: over that type's images).
         Metric("accuracy_unanswerable", higher_is_better=True, help="accuracy, answer_type 'unanswerable', percent"),
     )
 
+    missing_annotations = "the official val.json"
+
+    headline = "accuracy"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """``val.json`` (annotations), ``val/`` (images)."""
+        return VizWizTask(cls.name, annotations=configured(cls.name, cfg, "annotations"),
+                          images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """``val.json`` records; the first record's image exists."""
+        expected = "VizWiz val.json [{'image', 'question', 'answers', 'answer_type'}]"
+        path = lay.path(spec, "annotations")
+        records = lay.records(path, lay.json(path, expected, list), ("image", "question", "answers", "answer_type"),
+                              expected, "records")
+        images = lay.folder(lay.path(spec, "images"), "the VizWiz val images")
+        lay.sample(images / str(records[0]["image"]), "the VizWiz val images", images)
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--raw-predictions``."""
         add_raw_predictions_flag(parser)
 
-    def score(
-        self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
-        *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
-        seed: int = 0,
-        raw_predictions: bool = False,
-        **opts: Any,
+    def _score(
+        self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int, raw_predictions: bool = False,
+        **opts: Any
     ) -> ScoreResult:
-        """Score ``[{"image", "answer"}]`` predictions against VizWiz annotations (formats in :attr:`help`).
-
-        Args:
-            predictions: Predictions JSON.
-            annotations: Official annotations JSON (required).
-            questions: Not used.
-            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            raw_predictions: Skip LLaVA's EvalAI answer processor.
-            **opts: Unused.
-
-        Returns:
-            Accuracies in percent, one row per image in annotation order.
-        """
-        if annotations is None:
-            raise DataError(f"{predictions}: vizwiz needs --annotations (the official val.json)")
         data = read_vizwiz(predictions, annotations)
         return score_vqa_family(
             data, rule="vizwiz", evalai=not raw_predictions, id_key="image",
-            n_bootstrap=self.resolve_bootstrap(n_bootstrap), seed=seed,
+            n_bootstrap=n_bootstrap, seed=seed,
         )

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import os
-from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from evaluation.bootstrap import bootstrap_statistic, percentile_interval
 from evaluation.metrics.pope import METRICS, parse_pope_answer, pope_metrics, pope_metrics_on
-from evaluation.readers.pope import OFFICIAL_SPLITS, read_pope
-from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
-from setok.io import DataError
+from evaluation.readers.pope import OFFICIAL_SPLITS, QUESTION_FIELDS, is_split_file, read_pope
+from evaluation.registry import Benchmark, Metric, ScoreResult, register
+from evaluation.tasks.base import configured
+from evaluation.tasks.pope import PopeTask
+from setok.io import read_jsonl
+
+if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
+    from setok.data.layout import Layout
 
 _UNITS = {
     "accuracy": "accuracy",
@@ -73,6 +79,35 @@ same replicates."""
         for m in METRICS
     )
 
+    missing_annotations = "the official split files"
+
+    headline = "f1"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """A folder of ``coco_pope_<split>.json`` (annotations), COCO ``val2014/`` (images)."""
+        return PopeTask(cls.name, annotations=configured(cls.name, cfg, "annotations"),
+                        images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """Each ``*_pope_<split>.json`` has question rows; each split's first image exists."""
+        expected = "a folder of coco_pope_<split>.json JSON lines {'question_id', 'image', 'text', 'label'}"
+        given = lay.path(spec, "annotations")
+        if given.is_dir():
+            files = sorted(p for p in lay.folder(given, expected).iterdir() if is_split_file(p))
+            if not files:
+                raise lay.error(given, "has no *_pope_<split>.json files", expected)
+        else:
+            files = [lay.file(given, expected)]
+        images = lay.folder(lay.path(spec, "images"), "COCO val2014 images")
+        for path in files:
+            lay.file(path, expected)
+            with lay.reading(path, expected):
+                rows = read_jsonl(path)
+            lay.records(path, rows, (*QUESTION_FIELDS, "label"), expected, "rows")
+            lay.sample(images / str(rows[0]["image"]), "COCO val2014 images", images)
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Let ``--annotations`` be given several times (one reference file per split).
 
@@ -89,33 +124,11 @@ same replicates."""
             help="a folder of *_pope_<split>.json files, or one split file (repeat once per split file)",
         )
 
-    def score(
-        self,
-        predictions: PathLike,
-        annotations: PathLike | Sequence[PathLike] | None = None,
-        *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
-        seed: int = 0,
-        **opts: Any,
+    def _score(
+        self, predictions: Path, annotations: Path | list[Path] | None, *, n_bootstrap: int, seed: int, **opts: Any
     ) -> ScoreResult:
-        """Score POPE answers per split (formats in :attr:`help`).
-
-        Args:
-            predictions: Predictions JSONL, or a folder of ``<split>.jsonl``.
-            annotations: Reference file(s) or a folder of official split files (required).
-            questions: Not used.
-            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            **opts: Unused.
-
-        Returns:
-            Per-split and mean-over-splits metrics in percent, one row per question.
-        """
-        if annotations is None or (not isinstance(annotations, (str, os.PathLike)) and not list(annotations)):
-            raise DataError(f"{predictions}: pope needs --annotations (the official split files)")
         splits = read_pope(predictions, annotations)
-        n_boot = self.resolve_bootstrap(n_bootstrap)
+        n_boot = n_bootstrap
         metrics: dict[str, float] = {}
         ci95: dict[str, tuple[float, float]] = {}
         rows: list[dict[str, Any]] = []

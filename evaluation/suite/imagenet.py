@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from evaluation.bootstrap import means_with_ci95
 from evaluation.metrics.classification import topk_correct
 from evaluation.provenance import Provenance
 from evaluation.readers.classification import read_classification
-from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
-from setok.io import DataError
+from evaluation.registry import Benchmark, Metric, ScoreResult, register
 
 IMAGENET_CLASSES = 1000
 
@@ -39,6 +39,10 @@ shortcut in the result's provenance (chance level and difficulty differ), and re
         Metric("top5", higher_is_better=True, help="top-5 accuracy, percent"),
     )
 
+    missing_annotations = "the reference labels"
+
+    output = "scores"
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--num-classes``."""
         parser.add_argument(
@@ -48,42 +52,17 @@ shortcut in the result's provenance (chance level and difficulty differ), and re
             help="required length of every scores vector (default: first row's)",
         )
 
-    def score(
-        self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
-        *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
-        seed: int = 0,
-        num_classes: int | None = None,
-        **opts: Any,
+    def _score(
+        self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int, num_classes: int | None = None,
+        **opts: Any
     ) -> ScoreResult:
-        """Score class-score predictions against labels (see :attr:`help` for the formats).
-
-        Args:
-            predictions: Predictions JSONL.
-            annotations: References JSONL (required).
-            questions: Not used; must be ``None``.
-            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            num_classes: Required score-vector length (default: the first prediction's length).
-            **opts: Unused.
-
-        Returns:
-            ``top1``/``top5`` in percent, one row per reference id.
-        """
-        if annotations is None:
-            raise DataError(
-                f"{predictions}: imagenet needs --annotations (the reference labels)"
-            )
         data = read_classification(predictions, annotations, num_classes)
         top1 = topk_correct(data.scores, data.labels, 1)
         top5 = topk_correct(data.scores, data.labels, 5)
         metrics, ci95 = means_with_ci95(
             {"top1": top1, "top5": top5},
             scale=100.0,
-            n_boot=self.resolve_bootstrap(n_bootstrap),
+            n_boot=n_bootstrap,
             seed=seed,
         )
         rows = [

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from evaluation.benchmarks.vqav2 import VQA_FAMILY_METRICS, VQA_RULES, VQAv2
 from evaluation.registry import register
+from evaluation.suite._vqa import VQA_FAMILY_METRICS, VQA_RULES, VqaBenchmark
 
 
 @register("okvqa")
-class OKVQA(VQAv2):
-    """OK-VQA val: same files, rules and metrics as :class:`~evaluation.benchmarks.vqav2.VQAv2`."""
+class OKVQA(VqaBenchmark):
+    """OK-VQA val: the VQA files, rules and metrics (:class:`~evaluation.suite._vqa.VqaBenchmark`), on its own
+    annotations."""
 
     help = f"""OK-VQA open-ended accuracy (percent) with the official VQA evaluator (vqaEval.py).
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,7 +22,14 @@ from evaluation.graders import (
 )
 from evaluation.readers import preview
 from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
+from evaluation.tasks.base import configured
+from evaluation.tasks.mmvet import MmvetTask
 from setok.io import DataError, read_json
+
+if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
+    from setok.data.layout import Layout
 
 CAPABILITIES = ("rec", "ocr", "know", "gen", "spat", "math")
 DEFAULT_JUDGE = "gpt-4-0613"  # mm-vet_evaluator.py's --gpt_model default
@@ -134,6 +142,26 @@ ci95: percentile bootstrap over samples (default 1000 resamples), per-capability
         Metric(c, higher_is_better=True, help=f"MM-Vet {c} capability, 0-100") for c in CAPABILITIES
     )
 
+    missing_annotations = "mm-vet.json"
+
+    headline = "score"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """``mm-vet.json`` (annotations), ``images/``."""
+        return MmvetTask(cls.name, annotations=configured(cls.name, cfg, "annotations"),
+                         images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """``mm-vet.json`` entries; the first entry's image exists."""
+        expected = "mm-vet.json {'v1_0': {'imagename', 'question', 'answer', 'capability'}}"
+        path = lay.path(spec, "annotations")
+        data = lay.json(path, expected, dict)
+        lay.records(path, list(data.values()), ("imagename", "question", "answer"), expected, "entries")
+        images = lay.folder(lay.path(spec, "images"), "the MM-Vet images")
+        lay.sample(images / str(next(iter(data.values()))["imagename"]), "the MM-Vet images", images)
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add the grader options, ``--judge-prompt``, ``--judge-retry-suffix`` and ``--runs``."""
         parser.add_argument("--grader", default=None, help=f"openai or precomputed (default: ${GRADER_ENV})")
@@ -144,48 +172,12 @@ ci95: percentile bootstrap over samples (default 1000 resamples), per-capability
         parser.add_argument("--judge-retry-suffix", default=DEFAULT_RETRY_SUFFIX, help="appended on re-asks")
         parser.add_argument("--runs", type=int, default=1, help="grading runs averaged per sample (official: 1)")
 
-    def score(
-        self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
-        *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
-        seed: int = 0,
-        grader: Grader | str | None = None,
-        grader_model: str | None = DEFAULT_JUDGE,
-        grader_url: str | None = None,
-        grader_file: str | None = None,
-        judge_prompt: PathLike | None = None,
-        judge_retry_suffix: str = DEFAULT_RETRY_SUFFIX,
-        runs: int = 1,
-        **opts: Any,
+    def _score(
+        self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int, grader: Grader | str | None = None,
+        grader_model: str | None = DEFAULT_JUDGE, grader_url: str | None = None, grader_file: str | None = None,
+        judge_prompt: PathLike | None = None, judge_retry_suffix: str = DEFAULT_RETRY_SUFFIX, runs: int = 1,
+        **opts: Any
     ) -> ScoreResult:
-        """Grade MM-Vet answers and average them (see :attr:`help`).
-
-        Args:
-            predictions: Results JSON ``{id: answer}``.
-            annotations: ``mm-vet.json`` (required).
-            questions: Not used.
-            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            grader: A :class:`evaluation.graders.Grader` or a registered name (default ``$SETOK_MMVET_GRADER``).
-            grader_model: Judge model for ``openai``.
-            grader_url: API base URL for ``openai``.
-            grader_file: Scores file for ``precomputed``.
-            judge_prompt: File holding the few-shot judge prompt (required by judge graders that read prompts).
-            judge_retry_suffix: Appended to the query for re-asks after an unparsable reply.
-            runs: Grading runs per sample, averaged.
-            **opts: Unused.
-
-        Returns:
-            ``score`` and per-capability scores (0-100), one row per sample.
-
-        Raises:
-            DataError: Missing grader or judge prompt, malformed inputs, or bad grader scores.
-        """
-        if annotations is None:
-            raise DataError(f"{predictions}: mmvet needs --annotations (mm-vet.json)")
         if runs < 1:
             raise DataError(f"--runs must be >= 1, got {runs}")
         samples = read_mmvet(Path(predictions), Path(annotations))
@@ -218,7 +210,7 @@ ci95: percentile bootstrap over samples (default 1000 resamples), per-capability
         groups = {"score": np.ones(len(samples), dtype=bool)}
         groups.update({c: np.array([c in s.capabilities for s in samples]) for c in caps})
         values, ci95 = group_means_with_ci95(
-            scores, groups, scale=100.0, n_boot=self.resolve_bootstrap(n_bootstrap), seed=seed
+            scores, groups, scale=100.0, n_boot=n_bootstrap, seed=seed
         )
         rows = [
             {

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from evaluation.bootstrap import means_with_ci95
 from evaluation.metrics.multiple_choice import grouped_accuracy, seed_correct, slug
 from evaluation.readers.multiple_choice import align, read_predictions, read_seed
-from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
+from evaluation.registry import Benchmark, Metric, ScoreResult, register
+from evaluation.tasks.base import configured
+from evaluation.tasks.multiple_choice import SeedTask
 from setok.io import DataError
+
+if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
+    from setok.data.layout import Layout
 
 DIMENSIONS = (  # SEED-Bench-1 question_type names (DATASET.md), ids 1..12
     "Scene Understanding",
@@ -64,6 +73,35 @@ ci95: percentile bootstrap over questions (default 1000 resamples), within the g
         Metric(f"accuracy_{slug(d)}", higher_is_better=True, help=f"{d} accuracy, percent") for d in DIMENSIONS
     )
 
+    missing_annotations = "SEED-Bench.json"
+
+    headline = "accuracy"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """``SEED-Bench.json`` (annotations), ``SEED-Bench-image/`` (images); options.data_type must be ``image``."""
+        if cfg.options.get("data_type") != "image":  # only image questions are asked: the scorer must skip the videos
+            raise DataError(f"benchmarks.{cls.name}.options.data_type: must be 'image' (the scorer's --data-type; only "
+                            f"SEED-Bench-1 image questions are asked), got {cfg.options.get('data_type')!r}")
+        return SeedTask(cls.name, annotations=configured(cls.name, cfg, "annotations"),
+                        images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """``SEED-Bench.json`` questions; the first image question's image exists."""
+        expected = ("SEED-Bench.json {'questions': [{'question_id', 'answer', 'question_type_id', 'data_id', "
+                    "'data_type'}]}")
+        path = lay.path(spec, "annotations")
+        data = lay.json(path, expected, dict)
+        lay.keys(path, data, ("questions",), expected)
+        fields = ("question_id", "answer", "question_type_id", "data_id", "data_type")
+        questions = lay.records(path, data["questions"], fields, expected, "questions")
+        images = lay.folder(lay.path(spec, "images"), "SEED-Bench-image/<data_id>")
+        first = next((q for q in questions if q["data_type"] == "image"), None)
+        if first is None:
+            raise lay.error(path, "malformed (no question of data_type 'image')", expected)
+        lay.sample(images / str(first["data_id"]), "SEED-Bench-image/<data_id>", images)
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--data-type`` and ``--letter-rule``."""
         parser.add_argument(
@@ -79,35 +117,10 @@ ci95: percentile bootstrap over questions (default 1000 resamples), within the g
             help="first-char: lmms-eval (default); exact: LLaVA convert_seed_for_submission.py",
         )
 
-    def score(
-        self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
-        *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
-        seed: int = 0,
-        data_type: str = "all",
-        letter_rule: str = "first-char",
-        **opts: Any,
+    def _score(
+        self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int, data_type: str = "all",
+        letter_rule: str = "first-char", **opts: Any
     ) -> ScoreResult:
-        """Score SEED-Bench predictions (formats in :attr:`help`).
-
-        Args:
-            predictions: Predictions JSONL.
-            annotations: ``SEED-Bench.json`` (required).
-            questions: Not used.
-            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            data_type: ``"all"``, ``"image"`` or ``"video"``.
-            letter_rule: ``"first-char"`` or ``"exact"``.
-            **opts: Unused.
-
-        Returns:
-            Accuracies in percent, one row per scored question.
-        """
-        if annotations is None:
-            raise DataError(f"{predictions}: seed needs --annotations (SEED-Bench.json)")
         every = read_seed(annotations)
         chosen = [q for q in every if data_type == "all" or q.data_type == data_type]
         if not chosen:
@@ -115,7 +128,7 @@ ci95: percentile bootstrap over questions (default 1000 resamples), within the g
         ids = [q.id for q in chosen]
         outputs = align(read_predictions(predictions), ids, predictions, annotations, {q.id for q in every})
         correct = np.array([seed_correct(p, q.answer, letter_rule) for p, q in zip(outputs, chosen)], dtype=float)
-        n_boot = self.resolve_bootstrap(n_bootstrap)
+        n_boot = n_bootstrap
         metrics, ci95 = means_with_ci95({"accuracy": correct}, scale=100.0, n_boot=n_boot, seed=seed)
         groups: dict[str, np.ndarray] = {}
         for dtype in ("image", "video"):

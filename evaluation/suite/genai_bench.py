@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,7 +23,14 @@ from evaluation.graders import (
 from evaluation.readers import preview
 from evaluation.readers.editing import IMAGE_EXTENSIONS
 from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
+from evaluation.tasks.base import configured
+from evaluation.tasks.text_to_image import GenAIBenchTask
 from setok.io import DataError, read_json
+
+if TYPE_CHECKING:
+    from evaluation.tasks.base import BenchmarkTask
+    from setok.config import BenchmarkConfig
+    from setok.data.layout import Layout
 
 SKILLS = (
     "attribute",
@@ -185,6 +192,25 @@ ci95: percentile bootstrap over prompts (default 1000 resamples), every group me
         Metric("advanced", higher_is_better=True, help="advanced-skill prompts, VQAScore 0-1"),
     ) + tuple(Metric(metric_name(s), higher_is_better=True, help=f"{s} prompts, VQAScore 0-1") for s in SKILLS)
 
+    missing_annotations = "genai_image.json"
+
+    headline = "vqascore"
+    output = "image"
+
+    @classmethod
+    def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
+        """``genai_image.json`` (annotations, ``genai_skills.json`` beside it); options.grader, grader_file."""
+        return GenAIBenchTask(cls.name, annotations=configured(cls.name, cfg, "annotations"), limit=cfg.limit)
+
+    @classmethod
+    def check_layout(cls, lay: Layout, spec: Mapping[str, Any]) -> None:
+        """``genai_image.json`` prompts and ``genai_skills.json`` beside it."""
+        expected = "genai_image.json {'00000': {'prompt', ...}} with genai_skills.json beside it"
+        path = lay.path(spec, "annotations")
+        lay.records(path, list(lay.json(path, expected, dict).values()), ("prompt",), expected, "entries")
+        skills = lay.optional(spec, "skills") or path.parent / "genai_skills.json"
+        lay.json(skills, expected, dict)
+
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--skills`` and the grader options."""
         parser.add_argument("--skills", default=None, help="genai_skills.json (default: beside --annotations)")
@@ -194,43 +220,11 @@ ci95: percentile bootstrap over prompts (default 1000 resamples), every group me
         parser.add_argument("--device", default=None, help="torch device of the VQAScore model")
         parser.add_argument("--batch-size", type=int, default=16, help="images per VQAScore forward pass")
 
-    def score(
-        self,
-        predictions: PathLike,
-        annotations: PathLike | None = None,
-        *,
-        questions: PathLike | None = None,
-        n_bootstrap: int | None = None,
-        seed: int = 0,
-        skills: PathLike | None = None,
-        grader: Grader | str | None = None,
-        grader_model: str | None = DEFAULT_SCORER,
-        grader_file: str | None = None,
-        device: str | None = None,
-        batch_size: int = 16,
-        **opts: Any,
+    def _score(
+        self, predictions: Path, annotations: Path, *, n_bootstrap: int, seed: int, skills: PathLike | None = None,
+        grader: Grader | str | None = None, grader_model: str | None = DEFAULT_SCORER, grader_file: str | None = None,
+        device: str | None = None, batch_size: int = 16, **opts: Any
     ) -> ScoreResult:
-        """Grade one generated image per prompt and average per skill (see :attr:`help`).
-
-        Args:
-            predictions: Folder of generated images ``<id>.<ext>``.
-            annotations: ``genai_image.json`` (required).
-            questions: Not used.
-            n_bootstrap: Bootstrap resamples (``None``: 1000; 0: no ``ci95``).
-            seed: Bootstrap seed.
-            skills: ``genai_skills.json`` (default: beside ``annotations``).
-            grader: A :class:`evaluation.graders.Grader` or a registered name (default ``$SETOK_GENAI_BENCH_GRADER``).
-            grader_model: VQAScore model for ``vqascore``.
-            grader_file: Scores file for ``precomputed``.
-            device: Torch device for ``vqascore``.
-            batch_size: Images per forward pass for ``vqascore``.
-            **opts: Unused.
-
-        Returns:
-            ``vqascore``, ``basic``, ``advanced`` and per-skill means (raw), one row per prompt.
-        """
-        if annotations is None:
-            raise DataError(f"{predictions}: genai_bench needs --annotations (genai_image.json)")
         annotations = Path(annotations)
         prompts = read_prompts(annotations)
         ids = list(prompts)
@@ -253,7 +247,7 @@ ci95: percentile bootstrap over prompts (default 1000 resamples), every group me
         ordered = [t for t in order if t in member] + sorted(t for t in member if t not in order)
         groups = {"vqascore": overall, **{metric_name(t): member[t] for t in ordered}}
         values, ci95 = group_means_with_ci95(
-            scores, groups, n_boot=self.resolve_bootstrap(n_bootstrap), seed=seed
+            scores, groups, n_boot=n_bootstrap, seed=seed
         )
         rows = [
             {
