@@ -48,6 +48,7 @@ from setok.modeling.build import (
 )
 from setok.modeling.llm import special_ids
 from setok.modeling.mask_losses import mask_loss
+from setok.stages import MLLM_STAGES, STAGES
 from setok.train.distributed import device, init_distributed
 from setok.train.engine import build_engine, gathered
 from setok.train.loop import StepLoop, resume
@@ -57,7 +58,6 @@ from setok.train.mllm_batch import SpecialIds, build_sequences, image_token_list
 log = logging.getLogger("setok.train.mllm")
 
 Stage = Literal["stage1", "mask_decoder", "stage2"]
-STAGE_CONFIG = {"stage1": "train_stage1", "mask_decoder": "train_mask_decoder", "stage2": "train_stage2"}
 CONDITIONED = ("generation", "edit")  # tasks whose text condition is dropped for classifier-free guidance
 
 
@@ -140,7 +140,7 @@ def train(
         raise DataError(f"--init: stage {stage} starts from the previous stage's model.pt")
     rank, world = init_distributed()
     dev = device()
-    sc: StageConfig = getattr(cfg, STAGE_CONFIG[stage])
+    sc: StageConfig = getattr(cfg, STAGES[stage].config_key)
     out.mkdir(parents=True, exist_ok=True)
     if rank == 0:
         write_text(out / "config.yaml", dump(cfg))
@@ -283,7 +283,7 @@ def _train_unified(
     if tokenizer_model is None:
         raise DataError("--tokenizer: the unified MLLM reads images through the trained SemHiTok "
                         "(results/<variant>/tokenizer/model.pt)")
-    sc: StageConfig = getattr(cfg, STAGE_CONFIG[stage])
+    sc: StageConfig = getattr(cfg, STAGES[stage].config_key)
     semhitok, trained = load_semhitok(tokenizer_model)
     model, tokenizer = build_semhitokim(cfg, semhitok=semhitok)  # copies the float32 codebooks into the adapter
     tok_dtype = frozen_tokenizer_dtype(cfg.mllm.tokenizer_precision, trained)
@@ -394,7 +394,7 @@ def _mask_decoder_loss(
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m setok.train.mllm", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stage", required=True, choices=sorted(STAGE_CONFIG))
+    ap.add_argument("--stage", required=True, choices=MLLM_STAGES)
     ap.add_argument("--config", action="append", required=True, help="config file(s), merged in order")
     ap.add_argument("--variant", help="variant to apply (omit for an already resolved config)")
     ap.add_argument("--tokenizer", type=Path,

@@ -43,7 +43,8 @@ from setok.modeling.build import (
     read_model_file,
     semhitok_state,
 )
-from setok.modeling.semhitok import STAGES, SemHiTok
+from setok.modeling.semhitok import SemHiTok
+from setok.stages import SEMHITOK_STAGES, STAGES
 from setok.train.distributed import device, init_distributed
 from setok.train.engine import build_engine, gathered
 from setok.train.loop import StepLoop, resume
@@ -96,7 +97,7 @@ def passes_through(cfg: Config, stage: str) -> bool:
     """Whether the stage only forwards its input model (``steps: 0``, or no enhanced decoder to train)."""
     if stage == "pixel_decoder" and cfg.tokenizer.semhitok.pixel.enhanced_decoder is None:
         return True
-    return getattr(cfg, f"train_{stage}").steps == 0
+    return getattr(cfg, STAGES[stage].config_key).steps == 0
 
 
 def train(
@@ -106,11 +107,11 @@ def train(
     ``stop_after``."""
     if cfg.tokenizer.kind != "semhitok":
         raise DataError(f"tokenizer.kind: {cfg.tokenizer.kind!r}; SemHiTok stages need 'semhitok'")
-    if stage not in STAGES:
-        raise DataError(f"--stage: unknown stage {stage!r} ({', '.join(STAGES)})")
+    if stage not in SEMHITOK_STAGES:
+        raise DataError(f"--stage: unknown stage {stage!r} ({', '.join(SEMHITOK_STAGES)})")
     rank, world = init_distributed()
     dev = device()
-    tc = getattr(cfg, f"train_{stage}")
+    tc = getattr(cfg, STAGES[stage].config_key)
     out.mkdir(parents=True, exist_ok=True)
     final = out / "model.pt"
     if rank == 0:
@@ -186,7 +187,7 @@ def train(
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m setok.train.semhitok", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stage", required=True, choices=STAGES)
+    ap.add_argument("--stage", required=True, choices=SEMHITOK_STAGES)
     ap.add_argument("--config", action="append", required=True, help="config file(s), merged in order")
     ap.add_argument("--variant", help="variant to apply (omit for an already resolved config)")
     ap.add_argument("--init", type=Path, help="model.pt of the previous stage")

@@ -20,7 +20,7 @@ FAKE_SLURM = Path(__file__).resolve().parent / "fake_slurm"
 PROFILE = ROOT / "profiles" / "slurm"
 CONFIGS = [str(ROOT / "config" / "paper.yaml"), str(ROOT / "config" / "ci.yaml")]
 TRAINING = ["train_tokenizer", "train_semantic_codebook", "train_pixel_codebook", "train_pixel_finetune",
-            "train_pixel_decoder", "train_stage1", "train_mask_decoder", "train_stage2"]
+            "train_pixel_decoder", "train_stage1", "train_mask_decoder", "train_stage2"]  # train_<stage> of setok.stages
 SITE = {"SBATCH_ACCOUNT": "fakeacct", "SBATCH_PARTITION": "cpu", "SETOK_GPU_PARTITION": "gpu"}
 
 
