@@ -20,7 +20,7 @@ FAKE_SLURM = Path(__file__).resolve().parent / "fake_slurm"
 PROFILE = ROOT / "profiles" / "slurm"
 CONFIGS = [str(ROOT / "config" / "paper.yaml"), str(ROOT / "config" / "ci.yaml")]
 TRAINING = ["train_tokenizer", "train_semantic_codebook", "train_pixel_codebook", "train_pixel_finetune",
-            "train_pixel_decoder", "train_stage1", "train_mask_decoder", "train_stage2"]  # train_<stage> of setok.stages
+            "train_pixel_decoder", "train_stage1", "train_mask_decoder", "train_stage2"]
 SITE = {"SBATCH_ACCOUNT": "fakeacct", "SBATCH_PARTITION": "cpu", "SETOK_GPU_PARTITION": "gpu"}
 
 
@@ -157,6 +157,17 @@ def test_training_rules_are_one_job_per_stage_without_a_task_per_gpu():
     for rule in ("score_benchmark", "score_tokenizer", "predict_file", "predict_folder", "tokenizer_predictions",
                  "semhitok_predictions", "model_cost"):
         assert rules[rule]["gpu"] == 1 and rules[rule]["nodes"] == 1 and "mpi" not in rules[rule], rule
+
+
+def test_the_profile_sizes_every_training_stage_from_the_stage_table():
+    from setok.stages import STAGES
+
+    assert set(TRAINING) == {f"train_{s}" for s in STAGES}
+    rules = profile(clean_env(**SITE))["set-resources"]
+    for stage in STAGES.values():
+        r, c = rules[f"train_{stage.name}"], stage.cluster
+        assert (r["nodes"], r["gpu"], r["mem_mb"], r["runtime"], r["cpus_per_task"], r["slurm_partition"]) == \
+            (c.nodes, c.gpu, c.mem_mb, c.runtime, c.cpus_per_task, "gpu"), stage.name
 
 
 def test_paper_dry_run_plans_every_gpu_rule_with_the_profiles_resources(tmp_path):
