@@ -37,8 +37,11 @@ class Stage:
         init: the stage whose ``model.pt`` it starts from (None: from scratch).
         folder: its output folder under ``results/<variant>`` (``model.pt``, checkpoints, logs).
         reads_tokenizer: whether it reads the trained tokenizer (``--tokenizer``).
-        path_dependent: whether its micro-batches can run different modules on different ranks, so ZeRO-2/3 are
-            wrong for it (see ``setok.config``).
+        path_dependent: whether its micro-batches can run different modules on different ranks (SeTokIM / the
+            unified MLLM: text-only micro-batches skip the image heads; SeTok: a micro-batch without labelled images
+            skips the contrastive branch). ZeRO-2 then lays its gradient buckets out differently per rank and reduces
+            a wrong gradient (tests/train/test_two_ranks.py), ZeRO-3 waits for a gather the idle rank never enters;
+            such a stage needs ZeRO-0/1 (the config checks say so).
         cluster: the job's allocation under profiles/slurm (the paper's 64 x H100, App. D.3).
         local: the job's allocation without a profile (the rule's own resources; the CI plan).
     """

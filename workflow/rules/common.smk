@@ -65,12 +65,13 @@ def dataset_checks(variant, stage):
     return [f"results/data/checked/{d}.json" for d in sources]
 
 
-def training_variants(stage):
-    """The variants that train ``stage`` (a wildcard constraint): a tokenizer stage those of its tokenizer kind, an
-    MLLM stage every variant (the workflow's own constraint)."""
-    if stage.family == "setok":
+def training_variants(name):
+    """The variants that train stage ``name`` (a wildcard constraint): a tokenizer stage those of its tokenizer kind,
+    an MLLM stage every variant (the workflow's own constraint)."""
+    family = STAGES[name].family
+    if family == "setok":
         return variant_regex(SETOK_VARIANTS)
-    if stage.family == "semhitok":
+    if family == "semhitok":
         return variant_regex(SEMHITOK_VARIANTS)
     return "|".join(re.escape(v) for v in VARIANTS)
 

@@ -23,7 +23,7 @@ for stage in STAGES.values():
         name:
             f"train_{stage.name}"
         wildcard_constraints:
-            variant=training_variants(stage),
+            variant=training_variants(stage.name),
         input:
             unpack(training_inputs(stage.name)),
         output:
