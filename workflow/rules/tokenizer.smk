@@ -30,6 +30,7 @@ for stage in STAGES.values():
             f"results/{{variant}}/{stage.folder}/model.pt",
         params:
             command=training_command(stage.name),
+            out=f"results/{{variant}}/{stage.folder}",
         log:
             f"logs/{{variant}}/train_{stage.name}.log",
         threads: stage.local.threads
@@ -40,9 +41,10 @@ for stage in STAGES.values():
             runtime=stage.local.runtime,
         conda:
             ENV
+        # No f-string in the command: Snakemake formats it when the job runs, when `stage` is the loop's last.
         shell:
             "python -m setok.launch --gpus $(( {resources.gpu} / {resources.nodes} )) --nodes {resources.nodes} -- "
-            f"python -m {{params.command}} --out results/{{wildcards.variant}}/{stage.folder} > {{log}} 2>&1"
+            "python -m {params.command} --out {params.out} > {log} 2>&1"
 
 
 rule tokenizer_predictions:
