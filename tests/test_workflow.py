@@ -189,3 +189,16 @@ def test_limited_benchmark_is_scored_against_the_subset_its_prediction_job_write
     assert "--provenance-from" not in score["vqav2"]
     # a tokenizer benchmark reads what its evaluation set is (bundled photos in CI) from its prediction job
     assert "--provenance-from results/hard_cluster/tokenizer/tokens.json" in score["fid"]
+
+
+def test_every_stage_of_the_stage_table_is_a_training_rule(ci_plan):
+    from setok.stages import STAGES
+
+    jobs = planned(ci_plan)
+    for stage in STAGES.values():
+        assert jobs[f"train_{stage.name}"] >= 1, stage.name
+        block = re.search(rf"rule train_{stage.name}:\n(.*?resources: [^\n]*\n)", ci_plan, re.S).group(1)
+        assert re.search(rf"output: results/\w+/{re.escape(stage.folder)}/model\.pt\n", block), block
+        assert re.search(rf"log: logs/\w+/train_{stage.name}\.log\n", block), block
+        assert f"nodes={stage.local.nodes}, gpu={stage.local.gpu}, runtime={stage.local.runtime}, " \
+               f"mem_mb={stage.local.mem_mb}" in block, block

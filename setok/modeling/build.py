@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from setok.config import BackboneConfig, Config, LLMConfig, LoRAConfig, SemHiTokConfig, TokenizerConfig, from_dict
 from setok.io import DataError
+from setok.model_file import MLLM_FAMILY, read_model
 from setok.modeling.backbone import TextEncoder, VisionEncoder, build_open_clip_backbone
 from setok.modeling.connectors import build_connector
 from setok.modeling.detokenizer import Detokenizer
@@ -62,12 +63,10 @@ def build_setok(cfg: TokenizerConfig) -> tuple[SeTok, TextEncoder]:
 
 def load_setok(path: str | Path) -> tuple[SeTok, TextEncoder, Config]:
     """Rebuild a trained SeTok from the ``model.pt`` written by ``setok.train.tokenizer`` (eval mode, CPU)."""
-    ckpt = read_model_file(path, family="setok")
-    if "config" not in ckpt or "state_dict" not in ckpt:
-        raise DataError(f"{path}: not a SeTok model file (no config / state_dict)")
-    cfg = from_dict(Config, ckpt["config"])
+    m = read_model(path, family="setok")
+    cfg = from_dict(Config, m.config)
     model, text = build_setok(cfg.tokenizer)
-    model.load_state_dict(ckpt["state_dict"])
+    model.load_state_dict(m.weights)
     return model.eval(), text, cfg
 
 
@@ -136,38 +135,13 @@ def load_semhitok_state(model: SemHiTok, state: dict[str, torch.Tensor], *, skip
                         f"unexpected {unexpected[:3]})")
 
 
-def load_model_file(path: str | Path, *, mmap: bool = False) -> dict[str, Any]:
-    """``torch.load`` a ``model.pt`` on the CPU (weights only); a missing or unreadable file is a one-line
-    DataError. ``mmap`` maps the tensors from the file instead of reading them (pages shared by every process on the
-    node; for weights that are only passed on)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: model file not found (train the previous stage first)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except (RuntimeError, EOFError) as e:
-        raise DataError(f"{path}: not a model file ({e.__class__.__name__}: {e})") from None
-    if not isinstance(ckpt, dict):
-        raise DataError(f"{path}: not a model file (holds a {type(ckpt).__name__}, not a mapping)")
-    return ckpt
-
-
-def read_model_file(path: str | Path, *, family: str) -> dict[str, Any]:
-    """:func:`load_model_file` and check it is a ``family`` tokenizer (one-line DataError otherwise)."""
-    ckpt = load_model_file(path)
-    found = ckpt.get("family", "setok")
-    if found != family:
-        raise DataError(f"{path}: a {found} model file, expected {family}")
-    return ckpt
-
-
 def load_semhitok(path: str | Path) -> tuple[SemHiTok, Config]:
     """Rebuild a trained SemHiTok from a stage's ``model.pt`` (eval mode, CPU)."""
-    ckpt = read_model_file(path, family="semhitok")
-    cfg = from_dict(Config, ckpt["config"])
-    model = build_semhitok(cfg.tokenizer.semhitok, enhanced=ckpt["enhanced"])
+    m = read_model(path, family="semhitok")
+    cfg = from_dict(Config, m.config)
+    model = build_semhitok(cfg.tokenizer.semhitok, enhanced=m["enhanced"])
     try:
-        load_semhitok_state(model, ckpt["state_dict"])
+        load_semhitok_state(model, m.weights)
     except DataError as e:
         raise DataError(f"{path}: {e}") from None
     return model.eval(), cfg
@@ -284,22 +258,13 @@ def build_semhitokim(
     return model, tokenizer
 
 
-def read_mllm_file(path: str | Path, *, mmap: bool = False) -> dict[str, Any]:
-    """:func:`load_model_file` of a multimodal LLM stage (SeTokIM or the unified MLLM), its keys checked."""
-    ckpt = load_model_file(path, mmap=mmap)
-    missing = [k for k in ("setokim", "mask_decoder", "config", "lora", "token_dim", "image_dim") if k not in ckpt]
-    if missing:
-        raise DataError(f"{path}: not a SeTokIM model file (missing {', '.join(missing)})")
-    return ckpt
-
-
 def load_setokim_state(path: str | Path, model: SeTokIM, mask_decoder: MaskDecoder) -> None:
     """Load the weights of a previous stage's ``model.pt`` (without LoRA) into freshly built modules."""
-    ckpt = read_mllm_file(path)
-    if ckpt["lora"]:
+    m = read_model(path, family="setokim")
+    if m["lora"]:
         raise DataError(f"{path}: holds LoRA weights (a Stage-II model); initialise from a Stage-I model.pt")
-    model.load_state_dict(ckpt["setokim"])
-    mask_decoder.load_state_dict(ckpt["mask_decoder"])
+    model.load_state_dict(m.weights)
+    mask_decoder.load_state_dict(m["mask_decoder"])
 
 
 def load_setokim(path: str | Path) -> tuple[SeTokIM, PreTrainedTokenizerBase, MaskDecoder, Config]:
@@ -324,18 +289,18 @@ class LoadedMLLM:
 
 def load_mllm(path: str | Path) -> LoadedMLLM:
     """Rebuild the MLLM a stage's ``model.pt`` holds, whichever tokenizer family it reads (eval mode, CPU)."""
-    ckpt = read_mllm_file(path)
-    cfg = from_dict(Config, ckpt["config"])
-    family = ckpt.get("family", "setok")
+    m = read_model(path, family=tuple(MLLM_FAMILY.values()))
+    cfg = from_dict(Config, m.config)
+    family = next(kind for kind, f in MLLM_FAMILY.items() if f == m.family)  # the tokenizer it reads
     mask_decoder = None
     if family == "semhitok":
         model, tokenizer = build_semhitokim(cfg)
     else:
-        model, tokenizer, mask_decoder = build_setokim(cfg, token_dim=ckpt["token_dim"], image_dim=ckpt["image_dim"])
-    if ckpt["lora"]:
+        model, tokenizer, mask_decoder = build_setokim(cfg, token_dim=m["token_dim"], image_dim=m["image_dim"])
+    if m["lora"]:
         model.lm = apply_lora(model.lm, cfg.mllm.lora, tokenizer=tokenizer)
-    model.load_state_dict(ckpt["setokim"])
+    model.load_state_dict(m.weights)
     if mask_decoder is not None:
-        mask_decoder.load_state_dict(ckpt["mask_decoder"])
+        mask_decoder.load_state_dict(m["mask_decoder"])
         mask_decoder.eval()
     return LoadedMLLM(family=family, model=model.eval(), tokenizer=tokenizer, mask_decoder=mask_decoder, config=cfg)

@@ -21,7 +21,7 @@ def deepspeed_config(cfg: TrainConfig, *, world: int) -> dict[str, Any]:
         "gradient_accumulation_steps": cfg.batch_size // (cfg.micro_batch_size * world),
         "gradient_clipping": cfg.grad_clip,
         # overlap_comm off (DeepSpeed's default below ZeRO-3, pinned here): ZeRO-1 then reduces after the backward, in
-        # parameter order, which is what makes it safe when ranks run different modules (config.PATH_DEPENDENT_STAGES).
+        # parameter order, which is what makes it safe when ranks run different modules (setok.stages: path_dependent).
         "zero_optimization": {"stage": cfg.zero_stage, **({"overlap_comm": False} if cfg.zero_stage < 3 else {})},
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,

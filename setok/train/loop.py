@@ -1,21 +1,118 @@
-"""What every trainer does after a micro-batch: count optimizer steps, log, checkpoint, stop early when asked."""
+"""The training loop every stage shares: set-up (process group, folder, seed), engine and resume, the micro-batch
+loop (count optimizer steps, log, checkpoint, stop early when asked) and the final ``model.pt``.
+
+    run = start_run(cfg, "stage1", out)              # every rank: process group, config.yaml, the stage's seed
+    engine, start = run.engine(module)                # DeepSpeed engine, resumed from out/checkpoints
+    loop = run.step_loop(engine, start, accumulation=sampler.accumulation, desc="stage1")
+    if not run_steps(engine, loop, loader, step):    # step(batch) -> (loss, logs); False: stopped early
+        return None
+    return save_model(engine, run, family=..., step=loop.step, weights=lambda: engine.module.state_dict())
+"""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
-from setok.config import TrainConfig
-from setok.io import DataError
+from setok.config import Config, TrainConfig, config_sha, dump, to_dict
+from setok.io import DataError, write_text
+from setok.model_file import write_model
+from setok.stages import STAGES
 from setok.train.checkpoint import CheckpointManager
+from setok.train.distributed import device, init_distributed
+from setok.train.engine import build_engine, gathered
 
 log = logging.getLogger("setok.train")
+
+
+@dataclasses.dataclass
+class Run:
+    """One training stage's run on this process: its config, schedule (``train``), output folder and place in the
+    process group."""
+
+    cfg: Config
+    stage: str
+    out: Path
+    train: TrainConfig
+    rank: int
+    world: int
+    device: torch.device
+    stop_after: int | None = None
+
+    @property
+    def config_sha(self) -> str:
+        return config_sha(self.cfg)
+
+    def engine(self, module: torch.nn.Module) -> tuple[Any, int]:
+        """``module`` in a DeepSpeed engine with the stage's optimizer and schedule, resumed from the newest
+        checkpoint of this config; returns ``(engine, the step to start at)``."""
+        engine = build_engine(module, self.train, world=self.world)
+        return engine, resume(engine, self.out, config_sha=self.config_sha)
+
+    def step_loop(self, engine: Any, start: int, *, accumulation: int, desc: str) -> StepLoop:
+        """The :class:`StepLoop` of this run (progress bar ``<desc>[<variant>]``)."""
+        return StepLoop(engine=engine, cfg=self.train, out=self.out, start=start, accumulation=accumulation,
+                        rank=self.rank, desc=f"{desc}[{self.cfg.name}]", stop_after=self.stop_after,
+                        config_sha=self.config_sha)
+
+
+def start_run(cfg: Config, stage: str, out: Path, *, stop_after: int | None = None) -> Run:
+    """What every stage does first, on every rank: join the process group, create ``out`` and write its
+    ``config.yaml`` (rank 0), and seed torch with the stage's ``seed`` (so model construction draws the same
+    weights on every rank and every rerun)."""
+    rank, world = init_distributed()
+    dev = device()
+    train = getattr(cfg, STAGES[stage].config_key)
+    out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        write_text(out / "config.yaml", dump(cfg))
+    torch.manual_seed(train.seed)
+    return Run(cfg=cfg, stage=stage, out=out, train=train, rank=rank, world=world, device=dev,
+               stop_after=stop_after)
+
+
+def run_steps(
+    engine: Any, loop: StepLoop, batches: Iterable[Any],
+    step: Callable[[Any], tuple[torch.Tensor, dict[str, float]]],
+    postfix: Callable[[dict[str, float]], dict[str, str]] | None = None,
+) -> bool:
+    """Train on every micro-batch of ``batches``: ``step(batch)`` gives ``(loss, logs)``, then the backward pass,
+    the optimizer step and :meth:`StepLoop.advance` (``postfix(logs)``: extra progress-bar fields). Returns False
+    when the run stopped early (``--stop-after``), True when every step is done."""
+    for batch in batches:
+        loss, logs = step(batch)
+        engine.backward(loss)
+        engine.step()
+        if loop.advance(logs, **(postfix(logs) if postfix else {})):
+            return False
+    loop.close()
+    return True
+
+
+def save_model(
+    engine: Any, run: Run, *, family: str, step: int, weights: Callable[[], dict[str, torch.Tensor]],
+    extras: Callable[[], dict[str, Any]] | None = None,
+) -> Path:
+    """Write the run's ``out/model.pt`` (rank 0, atomically, last: its presence means the stage is done).
+
+    Every rank calls this: under ZeRO-3 the engine's weights are gathered first (:func:`gathered`), and
+    ``weights`` and ``extras`` (state dicts to store beside them) are called inside that gather, on rank 0 only.
+    """
+    final = run.out / "model.pt"
+    with gathered(engine):  # every rank enters (ZeRO-3 gathers the partitioned weights)
+        if run.rank == 0:
+            write_model(final, family=family, stage=run.stage, weights=weights(), config=to_dict(run.cfg),
+                        config_sha=run.config_sha, step=step, **(extras() if extras else {}))
+            log.info("wrote %s after %d steps", final, step)
+    return final
 
 
 def resume(engine: Any, out: Path, *, config_sha: str | None = None) -> int:

@@ -33,8 +33,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from setok.cli import run
-from setok.config import Config, StageConfig, config_sha, dump, load_config, to_dict
-from setok.io import DataError, torch_save, write_text
+from setok.config import Config, StageConfig, load_config
+from setok.io import DataError
+from setok.model_file import MLLM_FAMILY, read_model
 from setok.modeling.build import (
     apply_lora,
     build_mask_decoder,
@@ -44,20 +45,17 @@ from setok.modeling.build import (
     load_semhitok,
     load_setok,
     load_setokim_state,
-    read_mllm_file,
 )
 from setok.modeling.llm import special_ids
 from setok.modeling.mask_losses import mask_loss
-from setok.train.distributed import device, init_distributed
-from setok.train.engine import build_engine, gathered
-from setok.train.loop import StepLoop, resume
+from setok.stages import MLLM_STAGES
+from setok.train.loop import Run, StepLoop, run_steps, save_model, start_run
 from setok.train.mixture import MixtureSampler, mixture_probs
 from setok.train.mllm_batch import SpecialIds, build_sequences, image_token_lists, pooled_coverage, region_tokens
 
 log = logging.getLogger("setok.train.mllm")
 
 Stage = Literal["stage1", "mask_decoder", "stage2"]
-STAGE_CONFIG = {"stage1": "train_stage1", "mask_decoder": "train_mask_decoder", "stage2": "train_stage2"}
 CONDITIONED = ("generation", "edit")  # tasks whose text condition is dropped for classifier-free guidance
 
 
@@ -101,19 +99,19 @@ def cfg_drop(batch: Any, *, p: float, seed: int, step: int, micro: int, rank: in
 
 
 def _stage_pipeline(
-    cfg: Config, sc: StageConfig, stage: Stage, out: Path, *, engine: Any, tokenizer: Any, start: int, rank: int,
-    world: int, image_size: int, reads_only: bool, stop_after: int | None,
+    run: Run, *, engine: Any, tokenizer: Any, start: int, image_size: int, reads_only: bool,
 ) -> tuple[DataLoader, StepLoop, SpecialIds | None, Any]:
     """What every MLLM stage shares after its model is built: the mixture loader (resumed at ``start``), the step
     loop, the special ids and the text tokenizer function (both None without a text ``tokenizer``: the mask-decoder
     stage reads no text)."""
     from setok.data.multimodal_loader import MultimodalDataset, collate_multimodal
 
-    sources, probs = stage_data(cfg, sc, reads_only=reads_only)
+    sc = run.train
+    sources, probs = stage_data(run.cfg, sc, reads_only=reads_only)
     dataset = MultimodalDataset(sources, image_size=image_size)
     sampler = MixtureSampler(
         sizes=[len(s) for s in sources], probs=probs, batch_size=sc.batch_size, micro_batch_size=sc.micro_batch_size,
-        steps=sc.steps, start_step=start, seed=sc.seed, rank=rank, world=world,
+        steps=sc.steps, start_step=start, seed=sc.seed, rank=run.rank, world=run.world,
     )
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_multimodal, num_workers=sc.num_workers)
     special = tokenize = None
@@ -125,8 +123,7 @@ def _stage_pipeline(
         def tokenize(text: str) -> list[int]:
             return tokenizer(text, add_special_tokens=False)["input_ids"]
 
-    loop = StepLoop(engine=engine, cfg=sc, out=out, start=start, accumulation=sampler.accumulation, rank=rank,
-                    desc=f"{stage}[{cfg.name}]", stop_after=stop_after, config_sha=config_sha(cfg))
+    loop = run.step_loop(engine, start, accumulation=sampler.accumulation, desc=run.stage)
     return loader, loop, special, tokenize
 
 
@@ -138,17 +135,12 @@ def train(
 
     if stage != "stage1" and init is None:
         raise DataError(f"--init: stage {stage} starts from the previous stage's model.pt")
-    rank, world = init_distributed()
-    dev = device()
-    sc: StageConfig = getattr(cfg, STAGE_CONFIG[stage])
-    out.mkdir(parents=True, exist_ok=True)
-    if rank == 0:
-        write_text(out / "config.yaml", dump(cfg))
-    torch.manual_seed(sc.seed)
+    run = start_run(cfg, stage, out, stop_after=stop_after)  # seeds torch with the stage's seed
+    sc: StageConfig = run.train
+    dev = run.device
 
     if cfg.tokenizer.kind == "semhitok":
-        return _train_unified(cfg, stage, out, tokenizer_model=tokenizer_model, init=init, stop_after=stop_after,
-                              rank=rank, world=world, dev=dev)
+        return _train_unified(run, tokenizer_model=tokenizer_model, init=init)
     connector = cfg.mllm.connector.kind != "setok"
     if connector:  # Table 13 baseline: the frozen SigLIP patch features through a trained connector
         if stage == "mask_decoder":
@@ -159,8 +151,7 @@ def train(
         setok = _frozen_setok(cfg, tokenizer_model, dev)
         token_dim, image_dim = setok.merger.proj.out_features, setok.encoder.width
     if stage == "mask_decoder":
-        return _train_mask_decoder(cfg, out, setok=setok, tokenizer_model=tokenizer_model, init=init,
-                                   stop_after=stop_after, rank=rank, world=world, dev=dev)
+        return _train_mask_decoder(run, setok=setok, tokenizer_model=tokenizer_model, init=init)
     model, tokenizer, mask_decoder = build_setokim(cfg, token_dim=token_dim, image_dim=image_dim)
     if init is not None:
         load_setokim_state(init, model, mask_decoder)
@@ -172,35 +163,31 @@ def train(
     if stage == "stage2":
         model.lm = apply_lora(model.lm, cfg.mllm.lora, tokenizer=tokenizer)
     mask_decoder.requires_grad_(False)  # trained in its own stage only; kept on the CPU, carried into model.pt
-    engine = build_engine(training_mode(model), sc, world=world)
+    engine, start = run.engine(training_mode(model))
     dtype = next(engine.module.parameters()).dtype
-    start = resume(engine, out, config_sha=config_sha(cfg))
 
     loader, loop, special, tokenize = _stage_pipeline(
-        cfg, sc, stage, out, engine=engine, tokenizer=tokenizer, start=start, rank=rank, world=world,
-        image_size=cfg.tokenizer.backbone.image_size, reads_only=connector, stop_after=stop_after,
+        run, engine=engine, tokenizer=tokenizer, start=start, image_size=cfg.tokenizer.backbone.image_size,
+        reads_only=connector,
     )
-    for raw in loader:
+
+    def step(raw: Any) -> tuple[torch.Tensor, dict[str, float]]:
         if connector:
-            loss, logs = _connector_step(engine, raw, vision, sc, special, tokenize, token_dim=token_dim,
-                                         q=cfg.mllm.connector.num_tokens, max_length=cfg.mllm.max_length, dtype=dtype,
-                                         dev=dev)
-        else:
-            tok, selected = _tokenize(setok, raw, overlap=cfg.mllm.segment_overlap, dev=dev)
-            lists = [] if tok is None else image_token_lists(tok.tokens, tok.valid, selected,
-                                                              limit=sc.max_image_tokens)
-            drop = cfg_drop(raw, p=cfg.mllm.cfg_dropout, seed=sc.seed, step=loop.step,
-                            micro=loop.micro % loop.accumulation, rank=rank)
-            batch = build_sequences(raw, lists, template=sc.template, drop=drop, tokenize=tokenize, ids=special,
-                                    token_dim=token_dim, max_length=cfg.mllm.max_length).to(dev)
-            batch.visual_tokens = batch.visual_tokens.to(dtype)
-            loss, logs = engine(batch)
-        engine.backward(loss)
-        engine.step()
-        if loop.advance(logs):
-            return None
-    loop.close()
-    return _write_model(out, cfg, stage, engine=engine, rank=rank, step=loop.step, setokim=lambda: model.state_dict(),
+            return _connector_step(engine, raw, vision, sc, special, tokenize, token_dim=token_dim,
+                                   q=cfg.mllm.connector.num_tokens, max_length=cfg.mllm.max_length, dtype=dtype,
+                                   dev=dev)
+        tok, selected = _tokenize(setok, raw, overlap=cfg.mllm.segment_overlap, dev=dev)
+        lists = [] if tok is None else image_token_lists(tok.tokens, tok.valid, selected, limit=sc.max_image_tokens)
+        drop = cfg_drop(raw, p=cfg.mllm.cfg_dropout, seed=sc.seed, step=loop.step,
+                        micro=loop.micro % loop.accumulation, rank=run.rank)
+        batch = build_sequences(raw, lists, template=sc.template, drop=drop, tokenize=tokenize, ids=special,
+                                token_dim=token_dim, max_length=cfg.mllm.max_length).to(dev)
+        batch.visual_tokens = batch.visual_tokens.to(dtype)
+        return engine(batch)
+
+    if not run_steps(engine, loop, loader, step):
+        return None
+    return _write_model(engine, run, step=loop.step, setokim=lambda: model.state_dict(),
                         mask_decoder=lambda: mask_decoder.state_dict(), token_dim=token_dim, image_dim=image_dim,
                         tokenizer_model=tokenizer_model)
 
@@ -229,18 +216,15 @@ def _frozen_setok(cfg: Config, tokenizer_model: Path | None, dev: torch.device) 
     return setok.requires_grad_(False).to(dev, dtype)
 
 
-def _train_mask_decoder(
-    cfg: Config, out: Path, *, setok: Any, tokenizer_model: Path | None, init: Path, stop_after: int | None,
-    rank: int, world: int, dev: torch.device,
-) -> Path | None:
+def _train_mask_decoder(run: Run, *, setok: Any, tokenizer_model: Path | None, init: Path) -> Path | None:
     """The end of Stage I: the mask decoder alone, on the SeTok tokens of each object (BCE + Dice, teacher forcing).
 
     This stage never runs the LLM, so it holds none: the device holds the frozen SeTok and the mask decoder only, and
     the Stage-I weights are passed on to ``model.pt`` unchanged (mapped from ``init`` by rank 0 at the end).
     """
-    sc = cfg.train_mask_decoder
+    cfg = run.cfg
     token_dim, image_dim = setok.merger.proj.out_features, setok.encoder.width
-    ckpt = read_mllm_file(init, mmap=True)
+    ckpt = read_model(init, family="setokim", mmap=True)
     if ckpt["lora"]:
         raise DataError(f"{init}: holds LoRA weights (a Stage-II model); initialise from a Stage-I model.pt")
     if (ckpt["token_dim"], ckpt["image_dim"]) != (token_dim, image_dim):
@@ -249,62 +233,57 @@ def _train_mask_decoder(
     mask_decoder = build_mask_decoder(cfg, token_dim=token_dim, image_dim=image_dim)
     mask_decoder.load_state_dict(ckpt["mask_decoder"])
     del ckpt  # the Stage-I weights are mapped again, by rank 0 only, when model.pt is written
-    engine = build_engine(mask_decoder, sc, world=world)
+    engine, start = run.engine(mask_decoder)
     dtype = next(engine.module.parameters()).dtype
-    start = resume(engine, out, config_sha=config_sha(cfg))
     loader, loop, _, _ = _stage_pipeline(
-        cfg, sc, "mask_decoder", out, engine=engine, tokenizer=None, start=start, rank=rank, world=world,
-        image_size=cfg.tokenizer.backbone.image_size, reads_only=False, stop_after=stop_after,
+        run, engine=engine, tokenizer=None, start=start, image_size=cfg.tokenizer.backbone.image_size,
+        reads_only=False,
     )
-    for raw in loader:
-        tok, selected = _tokenize(setok, raw, overlap=cfg.mllm.segment_overlap, dev=dev)
-        loss, logs = _mask_decoder_loss(engine, raw, tok, selected, dtype=dtype)
-        engine.backward(loss)
-        engine.step()
-        if loop.advance(logs):
-            return None
-    loop.close()
-    return _write_model(out, cfg, "mask_decoder", engine=engine, rank=rank, step=loop.step,
-                        setokim=lambda: read_mllm_file(init, mmap=True)["setokim"],
+
+    def step(raw: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        tok, selected = _tokenize(setok, raw, overlap=cfg.mllm.segment_overlap, dev=run.device)
+        return _mask_decoder_loss(engine, raw, tok, selected, dtype=dtype)
+
+    if not run_steps(engine, loop, loader, step):
+        return None
+    return _write_model(engine, run, step=loop.step,
+                        setokim=lambda: read_model(init, family="setokim", mmap=True).weights,
                         mask_decoder=lambda: engine.module.state_dict(), token_dim=token_dim, image_dim=image_dim,
                         tokenizer_model=tokenizer_model)
 
 
-def _train_unified(
-    cfg: Config, stage: Stage, out: Path, *, tokenizer_model: Path | None, init: Path | None, stop_after: int | None,
-    rank: int, world: int, dev: torch.device,
-) -> Path | None:
+def _train_unified(run: Run, *, tokenizer_model: Path | None, init: Path | None) -> Path | None:
     """Stage I / II of the unified MLLM on SemHiTok codes (SemHiTok Sec. 3.3, 4.1): the same data mixture, template,
     CFG dropout, packing, engine, loop and checkpoints as SeTokIM; images become the frozen tokenizer's flattened
     codes, and the loss is next-token cross-entropy over text + image codes. SemHiTok has no mask decoder."""
 
+    cfg, stage, sc, dev = run.cfg, run.stage, run.train, run.device
     if stage == "mask_decoder":
         raise DataError(f"{cfg.name}: the unified MLLM on SemHiTok has no mask decoder (train stage1, then stage2)")
     if tokenizer_model is None:
         raise DataError("--tokenizer: the unified MLLM reads images through the trained SemHiTok "
                         "(results/<variant>/tokenizer/model.pt)")
-    sc: StageConfig = getattr(cfg, STAGE_CONFIG[stage])
     semhitok, trained = load_semhitok(tokenizer_model)
     model, tokenizer = build_semhitokim(cfg, semhitok=semhitok)  # copies the float32 codebooks into the adapter
     tok_dtype = frozen_tokenizer_dtype(cfg.mllm.tokenizer_precision, trained)
     semhitok.requires_grad_(False).to(dev, tok_dtype)
     if init is not None:
-        ckpt = read_mllm_file(init)
+        ckpt = read_model(init, family="semhitokim")
         if ckpt["lora"]:
             raise DataError(f"{init}: holds LoRA weights (a Stage-II model); initialise from a Stage-I model.pt")
-        model.load_state_dict(ckpt["setokim"])
+        model.load_state_dict(ckpt.weights)
     if sc.activation_checkpointing:
         model.lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if stage == "stage2":
         model.lm = apply_lora(model.lm, cfg.mllm.lora, tokenizer=tokenizer)
-    engine = build_engine(training_mode(model), sc, world=world)
-    start = resume(engine, out, config_sha=config_sha(cfg))
+    engine, start = run.engine(training_mode(model))
 
     loader, loop, special, tokenize = _stage_pipeline(
-        cfg, sc, stage, out, engine=engine, tokenizer=tokenizer, start=start, rank=rank, world=world,
-        image_size=cfg.tokenizer.semhitok.semantic.backbone.image_size, reads_only=False, stop_after=stop_after,
+        run, engine=engine, tokenizer=tokenizer, start=start,
+        image_size=cfg.tokenizer.semhitok.semantic.backbone.image_size, reads_only=False,
     )
-    for raw in loader:
+
+    def step(raw: Any) -> tuple[torch.Tensor, dict[str, float]]:
         if bool(raw.has_region.any()):
             raise DataError(f"{cfg.name}: a referring-segmentation sample reached the unified MLLM, which has no mask "
                             f"decoder; leave segmentation sources out of train_{stage}.sources")
@@ -312,39 +291,32 @@ def _train_unified(
             codes = semhitok.flat(semhitok.encode(raw.images.to(dev, tok_dtype))) if raw.images.shape[0] else None
         lists = [] if codes is None else list(codes.cpu())
         drop = cfg_drop(raw, p=cfg.mllm.cfg_dropout, seed=sc.seed, step=loop.step,
-                        micro=loop.micro % loop.accumulation, rank=rank)
+                        micro=loop.micro % loop.accumulation, rank=run.rank)
         batch = build_sequences(raw, lists, template=sc.template, drop=drop, tokenize=tokenize, ids=special,
                                 token_dim=0, max_length=cfg.mllm.max_length).to(dev)
-        loss, logs = engine(batch)
-        engine.backward(loss)
-        engine.step()
-        if loop.advance(logs):
-            return None
-    loop.close()
-    return _write_model(out, cfg, stage, engine=engine, rank=rank, step=loop.step, setokim=lambda: model.state_dict(),
-                        mask_decoder=None, token_dim=0, image_dim=0, tokenizer_model=tokenizer_model)
+        return engine(batch)
+
+    if not run_steps(engine, loop, loader, step):
+        return None
+    return _write_model(engine, run, step=loop.step, setokim=lambda: model.state_dict(), mask_decoder=None,
+                        token_dim=0, image_dim=0, tokenizer_model=tokenizer_model)
 
 
 def _write_model(
-    out: Path, cfg: Config, stage: Stage, *, engine: Any, rank: int, step: int,
-    setokim: Callable[[], dict[str, torch.Tensor]], mask_decoder: Callable[[], dict[str, torch.Tensor]] | None,
-    token_dim: int, image_dim: int, tokenizer_model: Path | None,
+    engine: Any, run: Run, *, step: int, setokim: Callable[[], dict[str, torch.Tensor]],
+    mask_decoder: Callable[[], dict[str, torch.Tensor]] | None, token_dim: int, image_dim: int,
+    tokenizer_model: Path | None,
 ) -> Path:
-    """Write the stage's ``model.pt`` (rank 0, atomically, last: its presence means the stage is done).
+    """Write the stage's ``model.pt`` (:func:`save_model`; every rank calls this): the LLM side's weights
+    (``setokim``), the mask decoder's (None for the unified MLLM), whether LoRA is applied (Stage II), the token and
+    image widths, and the tokenizer it was trained on."""
 
-    Every rank calls this: under ZeRO-3 the engine's weights are gathered first (:func:`gathered`). ``setokim`` and
-    ``mask_decoder`` give the state dicts inside that gather (called on rank 0 only)."""
-    final = out / "model.pt"
-    with gathered(engine):
-        if rank == 0:
-            torch_save({
-                "family": cfg.tokenizer.kind, "setokim": setokim(),
-                "mask_decoder": None if mask_decoder is None else mask_decoder(), "lora": stage == "stage2",
-                "token_dim": token_dim, "image_dim": image_dim, "stage": stage, "step": step,
-                "tokenizer_model": str(tokenizer_model or ""), "config": to_dict(cfg), "config_sha": config_sha(cfg),
-            }, final)
-            log.info("wrote %s after %d steps", final, step)
-    return final
+    def extras() -> dict[str, Any]:
+        return {"mask_decoder": None if mask_decoder is None else mask_decoder(), "lora": run.stage == "stage2",
+                "token_dim": token_dim, "image_dim": image_dim, "tokenizer_model": str(tokenizer_model or "")}
+
+    return save_model(engine, run, family=MLLM_FAMILY[run.cfg.tokenizer.kind], step=step, weights=setokim,
+                      extras=extras)
 
 
 @torch.no_grad()
@@ -394,7 +366,7 @@ def _mask_decoder_loss(
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m setok.train.mllm", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stage", required=True, choices=sorted(STAGE_CONFIG))
+    ap.add_argument("--stage", required=True, choices=MLLM_STAGES)
     ap.add_argument("--config", action="append", required=True, help="config file(s), merged in order")
     ap.add_argument("--variant", help="variant to apply (omit for an already resolved config)")
     ap.add_argument("--tokenizer", type=Path,

@@ -20,33 +20,33 @@ A stage with ``steps: 0`` (or ``pixel_decoder`` with ``enhanced_decoder: null``)
 unchanged, so an ablation can drop a stage without changing the DAG.
 
 Writes ``checkpoints/`` (atomic, resumable), ``train_log.jsonl``, ``config.yaml`` and, last, ``model.pt``:
-``{"family": "semhitok", "stage", "state_dict" (without the frozen SigLIP), "discriminator", "enhanced", "config",
-"config_sha", "step"}`` (:func:`setok.modeling.build.load_semhitok` reads it).
+a ``semhitok`` :mod:`setok.model_file` (weights without the frozen SigLIP; extras ``discriminator``, ``enhanced``),
+which :func:`setok.modeling.build.load_semhitok` reads.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from setok.cli import run
-from setok.config import Config, config_sha, dump, load_config, to_dict
-from setok.io import DataError, torch_save, write_text
+from setok.config import Config, load_config, to_dict
+from setok.io import DataError
+from setok.model_file import read_model, write_model
 from setok.modeling.build import (
     build_discriminator,
     build_semhitok,
     load_semhitok_state,
-    read_model_file,
     semhitok_state,
 )
-from setok.modeling.semhitok import STAGES, SemHiTok
-from setok.train.distributed import device, init_distributed
-from setok.train.engine import build_engine, gathered
-from setok.train.loop import StepLoop, resume
+from setok.modeling.semhitok import SemHiTok
+from setok.stages import SEMHITOK_STAGES, STAGES
+from setok.train.loop import run_steps, save_model, start_run
 from setok.train.schedule import StepBatchSampler
 from setok.train.semhitok_objective import PixelObjective, semantic_loss
 
@@ -73,22 +73,22 @@ def build_stage(cfg: Config, stage: str, init: Path | None) -> tuple[SemHiTok, n
     sc = cfg.tokenizer.semhitok
     if stage != "semantic_codebook" and init is None:
         raise DataError(f"--init: stage {stage} starts from the previous stage's model.pt")
-    ckpt = read_model_file(init, family="semhitok") if init is not None else {}
-    enhanced = stage == "pixel_decoder" or bool(ckpt.get("enhanced", False))
+    m = read_model(init, family="semhitok") if init is not None else None
+    enhanced = stage == "pixel_decoder" or (m is not None and bool(m["enhanced"]))
     model = build_semhitok(sc, enhanced=enhanced)
-    if ckpt:
+    if m is not None:
         # The enhance-decoder stage starts a NEW, larger decoder: the previous stage's decoder is not loaded.
-        fresh = stage == "pixel_decoder" and not ckpt["enhanced"]
+        fresh = stage == "pixel_decoder" and not m["enhanced"]
         try:
-            load_semhitok_state(model, ckpt["state_dict"], skip=("pixel_decoder.",) if fresh else ())
+            load_semhitok_state(model, m.weights, skip=("pixel_decoder.",) if fresh else ())
         except DataError as e:
             raise DataError(f"{init}: {e}") from None
     model.set_stage(stage)
     disc = None
     if stage != "semantic_codebook":
         disc = build_discriminator(sc)
-        if ckpt.get("discriminator") is not None:
-            disc.load_state_dict(ckpt["discriminator"])
+        if m is not None and m["discriminator"] is not None:
+            disc.load_state_dict(m["discriminator"])
     return model, disc, enhanced
 
 
@@ -96,7 +96,7 @@ def passes_through(cfg: Config, stage: str) -> bool:
     """Whether the stage only forwards its input model (``steps: 0``, or no enhanced decoder to train)."""
     if stage == "pixel_decoder" and cfg.tokenizer.semhitok.pixel.enhanced_decoder is None:
         return True
-    return getattr(cfg, f"train_{stage}").steps == 0
+    return getattr(cfg, STAGES[stage].config_key).steps == 0
 
 
 def train(
@@ -106,25 +106,21 @@ def train(
     ``stop_after``."""
     if cfg.tokenizer.kind != "semhitok":
         raise DataError(f"tokenizer.kind: {cfg.tokenizer.kind!r}; SemHiTok stages need 'semhitok'")
-    if stage not in STAGES:
-        raise DataError(f"--stage: unknown stage {stage!r} ({', '.join(STAGES)})")
-    rank, world = init_distributed()
-    dev = device()
-    tc = getattr(cfg, f"train_{stage}")
-    out.mkdir(parents=True, exist_ok=True)
-    final = out / "model.pt"
-    if rank == 0:
-        write_text(out / "config.yaml", dump(cfg))
+    if stage not in SEMHITOK_STAGES:
+        raise DataError(f"--stage: unknown stage {stage!r} ({', '.join(SEMHITOK_STAGES)})")
+    run = start_run(cfg, stage, out, stop_after=stop_after)  # seeds torch with the stage's seed
+    tc, dev = run.train, run.device
     if passes_through(cfg, stage):
         if init is None:
             raise DataError(f"train_{stage}.steps: 0 needs --init (a model to pass through)")
-        ckpt = read_model_file(init, family="semhitok")
-        if rank == 0:
-            torch_save({**ckpt, "config": to_dict(cfg), "config_sha": config_sha(cfg), "stage": stage}, final)
+        m = read_model(init, family="semhitok")
+        final = out / "model.pt"
+        if run.rank == 0:
+            write_model(final, family="semhitok", stage=stage, weights=m.weights, config=to_dict(cfg),
+                        config_sha=run.config_sha, step=m.step, **m.extras)
             log.info("stage %s skipped (steps 0 or no enhanced decoder): %s passed through to %s", stage, init, final)
         return final
 
-    torch.manual_seed(tc.seed)
     model, disc, enhanced = build_stage(cfg, stage, init)
     lc = cfg.tokenizer.semhitok.loss
     # The warm-up belongs to a stage whose pixel decoder starts from scratch (the first pixel stage, the enhanced
@@ -143,9 +139,8 @@ def train(
         perceptual = build_perceptual(cfg)
         if perceptual is not None:
             perceptual.to(dev)
-    engine = build_engine(module, tc, world=world)
+    engine, start = run.engine(module)
     dtype = next(p for p in engine.module.parameters() if p.requires_grad).dtype
-    start = resume(engine, out, config_sha=config_sha(cfg))
 
     from setok.data import build_datasets, collate
 
@@ -153,40 +148,36 @@ def train(
     dataset = build_datasets([cfg.datasets[s] for s in tc.sources], image_size=image_size)
     sampler = StepBatchSampler(
         num_samples=len(dataset), batch_size=tc.batch_size, micro_batch_size=tc.micro_batch_size, steps=tc.steps,
-        start_step=start, seed=tc.seed, rank=rank, world=world,
+        start_step=start, seed=tc.seed, rank=run.rank, world=run.world,
     )
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=tc.num_workers)
-    loop = StepLoop(engine=engine, cfg=tc, out=out, start=start, accumulation=sampler.accumulation, rank=rank,
-                    desc=f"train_{stage}[{cfg.name}]", stop_after=stop_after, config_sha=config_sha(cfg))
-    for batch in loader:
+    loop = run.step_loop(engine, start, accumulation=sampler.accumulation, desc=f"train_{stage}")
+
+    def step(batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         images = batch["image"].to(dev, dtype=dtype, non_blocking=True)
         if disc is None:
-            loss, logs = semantic_loss(engine.module, images, forward=engine)
-        else:
-            loss, terms = engine(images, loop.step, perceptual)
-            logs = {"loss": loss.item(), **{k: v.item() for k, v in terms.items()}}
-        engine.backward(loss)
-        engine.step()
-        if loop.advance(logs):
-            return None
-    loop.close()
-    with gathered(engine):  # every rank enters (ZeRO-3 gathers the partitioned weights)
-        if rank == 0:
-            tok = engine.module if disc is None else engine.module.tokenizer
-            torch_save({
-                "family": "semhitok", "stage": stage, "state_dict": semhitok_state(tok),
-                "discriminator": None if disc is None else engine.module.discriminator.state_dict(),
-                "enhanced": enhanced,
-                "config": to_dict(cfg), "config_sha": config_sha(cfg), "step": loop.step,
-            }, final)
-            log.info("wrote %s after %d steps", final, loop.step)
-    return final
+            return semantic_loss(engine.module, images, forward=engine)
+        loss, terms = engine(images, loop.step, perceptual)
+        return loss, {"loss": loss.item(), **{k: v.item() for k, v in terms.items()}}
+
+    if not run_steps(engine, loop, loader, step):
+        return None
+
+    def tokenizer_state() -> dict[str, torch.Tensor]:
+        return semhitok_state(engine.module if disc is None else engine.module.tokenizer)
+
+    def gan_state() -> dict[str, Any]:
+        return {"enhanced": enhanced,
+                "discriminator": None if disc is None else engine.module.discriminator.state_dict()}
+
+    return save_model(engine, run, family="semhitok", step=loop.step, weights=tokenizer_state,
+                      extras=gan_state)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m setok.train.semhitok", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stage", required=True, choices=STAGES)
+    ap.add_argument("--stage", required=True, choices=SEMHITOK_STAGES)
     ap.add_argument("--config", action="append", required=True, help="config file(s), merged in order")
     ap.add_argument("--variant", help="variant to apply (omit for an already resolved config)")
     ap.add_argument("--init", type=Path, help="model.pt of the previous stage")

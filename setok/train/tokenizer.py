@@ -7,7 +7,6 @@ its presence means the stage is complete).
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +15,12 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from setok.cli import run
-from setok.config import Config, config_sha, dump, load_config, to_dict
-from setok.io import torch_save, write_text
+from setok.config import Config, load_config
 from setok.modeling.build import build_setok
 from setok.modeling.losses import concept_contrastive_loss, concept_similarities, reconstruction_loss
 from setok.train.concepts import sample_concepts
-from setok.train.distributed import device, init_distributed
-from setok.train.engine import build_engine, gathered
-from setok.train.loop import StepLoop, resume
+from setok.train.loop import run_steps, save_model, start_run
 from setok.train.schedule import StepBatchSampler
-
-log = logging.getLogger("setok.train.tokenizer")
 
 
 def setok_loss(
@@ -65,44 +59,28 @@ def train(cfg: Config, out: Path, *, stop_after: int | None = None) -> Path | No
     """Train (or resume) SeTok; returns the path of ``model.pt``, or None when stopped early by ``stop_after``."""
     from setok.data import build_datasets, collate
 
-    rank, world = init_distributed()
-    dev = device()
-    tc = cfg.train_tokenizer
-    out.mkdir(parents=True, exist_ok=True)
-    if rank == 0:
-        write_text(out / "config.yaml", dump(cfg))
-    torch.manual_seed(tc.seed)
+    run = start_run(cfg, "tokenizer", out, stop_after=stop_after)
+    tc = run.train
     model, text = build_setok(cfg.tokenizer)
-    text.to(dev)
-    engine = build_engine(model, tc, world=world)
+    text.to(run.device)
+    engine, start = run.engine(model)
     dtype = next(engine.module.parameters()).dtype  # bf16 / fp16 engines hold low-precision weights
-    start = resume(engine, out, config_sha=config_sha(cfg))
 
     dataset = build_datasets([cfg.datasets[s] for s in tc.sources], image_size=cfg.tokenizer.backbone.image_size)
     sampler = StepBatchSampler(
         num_samples=len(dataset), batch_size=tc.batch_size, micro_batch_size=tc.micro_batch_size, steps=tc.steps,
-        start_step=start, seed=tc.seed, rank=rank, world=world,
+        start_step=start, seed=tc.seed, rank=run.rank, world=run.world,
     )
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=tc.num_workers)
-    loop = StepLoop(engine=engine, cfg=tc, out=out, start=start, accumulation=sampler.accumulation, rank=rank,
-                    desc=f"train_tokenizer[{cfg.name}]", stop_after=stop_after, config_sha=config_sha(cfg))
-    for batch in loader:
-        batch["image"] = batch["image"].to(dev, dtype=dtype, non_blocking=True)
-        loss, logs = setok_loss(engine.module, text, batch, cfg, loop.step, forward=engine)
-        engine.backward(loss)
-        engine.step()
-        if loop.advance(logs, tokens=f"{logs['tokens']:.1f}"):
-            return None
-    loop.close()
-    final = out / "model.pt"
-    with gathered(engine):  # every rank enters (ZeRO-3 gathers the partitioned weights)
-        if rank == 0:
-            torch_save(
-                {"state_dict": engine.module.state_dict(), "config": to_dict(cfg), "config_sha": config_sha(cfg),
-                 "step": loop.step}, final,
-            )
-            log.info("wrote %s after %d steps", final, loop.step)
-    return final
+    loop = run.step_loop(engine, start, accumulation=sampler.accumulation, desc="train_tokenizer")
+
+    def step(batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        batch["image"] = batch["image"].to(run.device, dtype=dtype, non_blocking=True)
+        return setok_loss(engine.module, text, batch, cfg, loop.step, forward=engine)
+
+    if not run_steps(engine, loop, loader, step, postfix=lambda logs: {"tokens": f"{logs['tokens']:.1f}"}):
+        return None
+    return save_model(engine, run, family="setok", step=loop.step, weights=lambda: engine.module.state_dict())
 
 
 def main(argv: list[str] | None = None) -> int:

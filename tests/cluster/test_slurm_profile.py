@@ -159,6 +159,17 @@ def test_training_rules_are_one_job_per_stage_without_a_task_per_gpu():
         assert rules[rule]["gpu"] == 1 and rules[rule]["nodes"] == 1 and "mpi" not in rules[rule], rule
 
 
+def test_the_profile_sizes_every_training_stage_from_the_stage_table():
+    from setok.stages import STAGES
+
+    assert set(TRAINING) == {f"train_{s}" for s in STAGES}
+    rules = profile(clean_env(**SITE))["set-resources"]
+    for stage in STAGES.values():
+        r, c = rules[f"train_{stage.name}"], stage.cluster
+        assert (r["nodes"], r["gpu"], r["mem_mb"], r["runtime"], r["cpus_per_task"], r["slurm_partition"]) == \
+            (c.nodes, c.gpu, c.mem_mb, c.runtime, c.cpus_per_task, "gpu"), stage.name
+
+
 def test_paper_dry_run_plans_every_gpu_rule_with_the_profiles_resources(tmp_path):
     # The official benchmark files are not in a fresh clone: plan against the CI fixtures in their place.
     ci = yaml.safe_load((ROOT / "config" / "ci.yaml").read_text())

@@ -13,7 +13,7 @@ from PIL import Image
 from setok.config import deep_merge, dump, resolve, to_dict
 from setok.data import build_dataset, collate
 from setok.data.bundled import read_bundled_labels
-from setok.io import torch_save
+from setok.model_file import write_model
 from setok.modeling.build import build_setok, load_setok
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +31,8 @@ def test_predictions_equal_the_tokenizer_run_by_hand(tmp_path):
     cfg = resolve(raw, "hard_cluster")
     torch.manual_seed(0)
     setok, _ = build_setok(cfg.tokenizer)
-    torch_save({"state_dict": setok.state_dict(), "config": to_dict(cfg)}, tmp_path / "model.pt")
+    write_model(tmp_path / "model.pt", family="setok", stage="tokenizer", weights=setok.state_dict(),
+                config=to_dict(cfg), config_sha="", step=0)
     (tmp_path / "config.yaml").write_text(dump(cfg))
     classes, _ = read_bundled_labels()
     (tmp_path / "classes.json").write_text(json.dumps(classes))

@@ -11,7 +11,8 @@ from test_mllm_training import ROOT, tiny_config
 
 import setok.train.mllm as mllm_trainer
 from setok.config import Config, deep_merge, dump, from_dict, to_dict
-from setok.io import DataError, torch_save
+from setok.io import DataError
+from setok.model_file import write_model
 from setok.modeling.build import build_setok, frozen_tokenizer_dtype
 from setok.modeling.setok import SeTok
 from setok.train.mllm import train
@@ -28,7 +29,8 @@ def tokenizer_file(cfg: Config, path: Path, *, precision: str) -> Path:
     torch.manual_seed(0)
     setok, _ = build_setok(cfg.tokenizer)
     trained = with_(cfg, {"train_tokenizer": {"precision": precision}})
-    torch_save({"state_dict": setok.state_dict(), "config": to_dict(trained)}, path)
+    write_model(path, family="setok", stage="tokenizer", weights=setok.state_dict(),
+                config=to_dict(trained), config_sha="", step=0)
     return path
 
 
@@ -85,7 +87,7 @@ def test_stage1_runs_the_frozen_setok_at_its_precision(tmp_path, spy_tokenize, t
     assert out is not None and out.is_file()
     assert spy_tokenize and all(call == (expected, expected) for call in spy_tokenize)
     # the LLM and its heads keep their own precision (fp32 in the CI config)
-    state = torch.load(out, weights_only=True)["setokim"]
+    state = torch.load(out, weights_only=True)["weights"]
     assert state["input_projector.0.weight"].dtype == torch.float32
 
 
@@ -109,9 +111,9 @@ def test_mask_decoder_stage_builds_no_llm_and_passes_stage1_on(stage1, tmp_path,
     a, b = torch.load(s1, weights_only=True), torch.load(md, weights_only=True)
     assert b["stage"] == "mask_decoder" and b["step"] == 2 and not b["lora"]
     assert (b["token_dim"], b["image_dim"]) == (a["token_dim"], a["image_dim"])
-    assert a["setokim"].keys() == b["setokim"].keys()
-    for k, v in a["setokim"].items():
-        torch.testing.assert_close(b["setokim"][k], v, rtol=0, atol=0, msg=k)
+    assert a["weights"].keys() == b["weights"].keys()
+    for k, v in a["weights"].items():
+        torch.testing.assert_close(b["weights"][k], v, rtol=0, atol=0, msg=k)
     assert any(not torch.equal(a["mask_decoder"][k], b["mask_decoder"][k]) for k in a["mask_decoder"])
 
 

@@ -13,6 +13,7 @@ from hand_training import mllm_micro_batch, moved, reached, text_ids  # tests/tr
 from setok.config import Config as _Config
 from setok.config import deep_merge, from_dict, resolve, to_dict
 from setok.io import torch_save
+from setok.model_file import write_model
 from setok.modeling.build import build_mask_decoder, build_setok, build_setokim, load_setokim
 from setok.train.mllm import _frozen_setok, _tokenize, cfg_drop, train, training_mode
 from setok.train.mllm_batch import build_sequences, image_token_lists
@@ -44,7 +45,8 @@ def stages(tmp_path_factory):
     torch.manual_seed(0)
     setok, _ = build_setok(cfg.tokenizer)
     tokenizer = root / "tokenizer.pt"
-    torch_save({"state_dict": setok.state_dict(), "config": to_dict(cfg)}, tokenizer)
+    write_model(tokenizer, family="setok", stage="tokenizer", weights=setok.state_dict(),
+                config=to_dict(cfg), config_sha="", step=0)
     s1 = train(cfg, "stage1", root / "stage1", tokenizer_model=tokenizer)
     md = train(cfg, "mask_decoder", root / "md", tokenizer_model=tokenizer, init=s1)
     s2 = train(cfg, "stage2", root / "stage2", tokenizer_model=tokenizer, init=md)
@@ -99,7 +101,7 @@ def test_stage1_step1_losses_by_hand_and_only_the_reached_weights_train(stages):
     names = {n for n, _ in model.named_parameters()}
     assert {n for n in names if n.startswith(("lm.", "input_projector.", "eoi_head.", "diffloss.net.final.linear."))} \
         == grads
-    assert moved(initial, ckpts["stage1"]["setokim"]) == grads
+    assert moved(initial, ckpts["stage1"]["weights"]) == grads
     for k, v in mask_decoder.state_dict().items():
         assert torch.equal(ckpts["stage1"]["mask_decoder"][k], v), k
     assert ckpts["stage1"]["stage"] == "stage1" and not ckpts["stage1"]["lora"]
@@ -111,8 +113,8 @@ def test_mask_decoder_stage_changes_only_the_mask_decoder(stages):
     ops); every mask-decoder weight then trains and no Stage-I weight moves."""
     cfg, root, tokenizer, ckpts, _ = stages
     a, b = ckpts["stage1"], ckpts["mask_decoder"]
-    for k, v in a["setokim"].items():
-        torch.testing.assert_close(b["setokim"][k], v, rtol=0, atol=0, msg=k)
+    for k, v in a["weights"].items():
+        torch.testing.assert_close(b["weights"][k], v, rtol=0, atol=0, msg=k)
     sc, cpu = cfg.train_mask_decoder, torch.device("cpu")
     assert sc.batch_size == sc.micro_batch_size
     setok = _frozen_setok(cfg, tokenizer, cpu)
@@ -137,7 +139,7 @@ def test_mask_decoder_stage_changes_only_the_mask_decoder(stages):
 
 def test_stage2_lora_leaves_the_base_llm_weights_unchanged(stages):
     _, _, _, ckpts, _ = stages
-    before, after = ckpts["mask_decoder"]["setokim"], ckpts["stage2"]["setokim"]
+    before, after = ckpts["mask_decoder"]["weights"], ckpts["stage2"]["weights"]
     lora = [k for k in after if "lora_" in k]
     assert lora, "Stage II saved no LoRA weights"
     moved = 0
@@ -160,7 +162,7 @@ def test_stage2_model_reloads_with_its_lora(stages):
     model, tok, _, cfg = load_setokim(s2)
     assert cfg.name == "hard_cluster" and "[Img]" in tok.get_vocab()
     state = model.state_dict()
-    for k, v in ckpts["stage2"]["setokim"].items():
+    for k, v in ckpts["stage2"]["weights"].items():
         torch.testing.assert_close(state[k], v, rtol=0, atol=0, msg=k)
 
 
@@ -169,8 +171,8 @@ def test_interrupted_stage1_resumes_to_the_same_weights(stages, tmp_path):
     assert train(cfg, "stage1", tmp_path, tokenizer_model=tokenizer, stop_after=1) is None
     assert not (tmp_path / "model.pt").exists()
     resumed = torch.load(train(cfg, "stage1", tmp_path, tokenizer_model=tokenizer), weights_only=True)
-    for k, v in ckpts["stage1"]["setokim"].items():
-        torch.testing.assert_close(resumed["setokim"][k], v, rtol=0, atol=0, msg=k)
+    for k, v in ckpts["stage1"]["weights"].items():
+        torch.testing.assert_close(resumed["weights"][k], v, rtol=0, atol=0, msg=k)
 
 
 def test_connector_baseline_trains_without_setok_and_answers_questions(tmp_path):
@@ -185,11 +187,11 @@ def test_connector_baseline_trains_without_setok_and_answers_questions(tmp_path)
     s1 = train(cfg, "stage1", tmp_path / "s1", tokenizer_model=None)
     s2 = train(cfg, "stage2", tmp_path / "s2", tokenizer_model=None, init=s1)
     ckpt = torch.load(s2, weights_only=True)
-    keys = list(ckpt["setokim"])
+    keys = list(ckpt["weights"])
     assert any(k.startswith("connector.") for k in keys) and any(k.startswith("vision.") for k in keys)
-    for k, v in torch.load(s1, weights_only=True)["setokim"].items():
+    for k, v in torch.load(s1, weights_only=True)["weights"].items():
         if k.startswith("vision."):  # the SigLIP encoder stays frozen through both stages
-            torch.testing.assert_close(ckpt["setokim"][k], v, rtol=0, atol=0, msg=k)
+            torch.testing.assert_close(ckpt["weights"][k], v, rtol=0, atol=0, msg=k)
     cfg_file = tmp_path / "config.yaml"
     bench = {k: (str(ROOT / v) if isinstance(v, str) and v.startswith("tests/") else v)
              for k, v in to_dict(cfg.benchmarks["vqav2"]).items()}
@@ -247,10 +249,10 @@ def test_zero3_stage_writes_the_full_weights_and_reloads(stages, tmp_path):
     assert cfg.train_stage1.zero_stage == 0  # the fixture's Stage I is the ZeRO-0 reference
     cfg3 = from_dict(_Config, deep_merge(to_dict(cfg), {"train_stage1": {"zero_stage": 3}}))
     ckpt = torch.load(train(cfg3, "stage1", tmp_path, tokenizer_model=tokenizer), weights_only=True)
-    zero0 = ckpts["stage1"]["setokim"]
-    assert {k: tuple(v.shape) for k, v in ckpt["setokim"].items()} == {k: tuple(v.shape) for k, v in zero0.items()}
+    zero0 = ckpts["stage1"]["weights"]
+    assert {k: tuple(v.shape) for k, v in ckpt["weights"].items()} == {k: tuple(v.shape) for k, v in zero0.items()}
     for k, v in zero0.items():
-        torch.testing.assert_close(ckpt["setokim"][k], v, rtol=0, atol=2e-5, msg=k)
+        torch.testing.assert_close(ckpt["weights"][k], v, rtol=0, atol=2e-5, msg=k)
     rows = {name: [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
             for name, folder in (("zero0", root / "stage1"), ("zero3", tmp_path))}
     assert [r["step"] for r in rows["zero3"]] == [r["step"] for r in rows["zero0"]] == [1, 2]

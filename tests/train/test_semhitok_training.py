@@ -13,6 +13,7 @@ from hand_training import moved  # tests/train is on sys.path (pytest rootdir im
 from setok.config import deep_merge, resolve
 from setok.data import build_datasets, collate
 from setok.io import DataError
+from setok.model_file import write_model
 from setok.train.schedule import StepBatchSampler
 from setok.train.semhitok import train
 
@@ -50,11 +51,11 @@ def chain(tmp_path_factory):
 
 def test_semantic_branch_is_bit_identical_after_pixel_training(chain):
     _, sem, pix, dec = chain
-    semantic = {k: v for k, v in sem["state_dict"].items() if k.startswith("semantic.")}
+    semantic = {k: v for k, v in sem["weights"].items() if k.startswith("semantic.")}
     assert semantic and any(k.endswith("quantizer.embedding") for k in semantic)  # the EMA codebook itself
     for later in (pix, dec):
         for k, v in semantic.items():
-            assert torch.equal(later["state_dict"][k], v), k
+            assert torch.equal(later["weights"][k], v), k
     # ... while the pixel branch did train.
     assert sem["stage"] == "semantic_codebook" and pix["stage"] == "pixel_codebook" and pix["step"] == 3
     rows = [yaml.safe_load(line) for line in (chain[0] / "pixel" / "train_log.jsonl").read_text().splitlines()]
@@ -116,7 +117,7 @@ def test_pixel_stage_logs_eq7_recomputed_by_hand_and_trains_exactly_its_modules(
     assert "adversarial" in hand[3] and "adversarial" not in hand[1]
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert {n.split(".")[0] for n in trainable} == {"pixel_encoder", "sghc", "pixel_decoder"}
-    assert moved(initial[0], {**initial[0], **pix["state_dict"]}) == trainable
+    assert moved(initial[0], {**initial[0], **pix["weights"]}) == trainable
     assert moved(initial[1], pix["discriminator"]) == set(initial[1])
 
 
@@ -127,8 +128,8 @@ def test_semantic_stage_moves_the_ema_codebook(chain):
     torch.manual_seed(0)
     fresh = build_semhitok(tiny_config().tokenizer.semhitok)
     key = "semantic.quantizer.embedding"
-    assert not torch.equal(fresh.state_dict()[key], sem["state_dict"][key])
-    assert sem["discriminator"] is None and "semantic_encoder.visual.conv1.weight" not in sem["state_dict"]
+    assert not torch.equal(fresh.state_dict()[key], sem["weights"][key])
+    assert sem["discriminator"] is None and "semantic_encoder.visual.conv1.weight" not in sem["weights"]
 
 
 def test_enhanced_decoder_stage_trains_only_the_new_larger_decoder(chain):
@@ -136,9 +137,9 @@ def test_enhanced_decoder_stage_trains_only_the_new_larger_decoder(chain):
 
     root, _, pix, dec = chain
     assert dec["enhanced"] and not pix["enhanced"]
-    for k, v in pix["state_dict"].items():
+    for k, v in pix["weights"].items():
         if not k.startswith("pixel_decoder."):
-            assert torch.equal(dec["state_dict"][k], v), k
+            assert torch.equal(dec["weights"][k], v), k
     model, cfg = load_semhitok(root / "tokenizer" / "model.pt")
     assert model.pixel_decoder.proj.out_features == cfg.tokenizer.semhitok.pixel.enhanced_decoder.dim == 48
     assert len(model.pixel_decoder.blocks.blocks) == 2
@@ -153,8 +154,8 @@ def test_interrupted_pixel_stage_resumes_to_the_same_weights(chain, tmp_path):
     assert not (tmp_path / "model.pt").exists()
     resumed = state(train(cfg, "pixel_codebook", tmp_path, init=init))
     assert resumed["step"] == 3
-    for k, v in full["state_dict"].items():
-        torch.testing.assert_close(resumed["state_dict"][k], v, rtol=0, atol=0, msg=k)
+    for k, v in full["weights"].items():
+        torch.testing.assert_close(resumed["weights"][k], v, rtol=0, atol=0, msg=k)
     for k, v in full["discriminator"].items():
         torch.testing.assert_close(resumed["discriminator"][k], v, rtol=0, atol=0, msg=k)
 
@@ -165,10 +166,10 @@ def test_stage_with_zero_steps_passes_its_input_through(chain, tmp_path):
                 init=root / "pixel" / "model.pt")
     through = state(out)
     assert through["stage"] == "pixel_finetune" and through["step"] == pix["step"]
-    assert all(torch.equal(through["state_dict"][k], v) for k, v in pix["state_dict"].items())
+    assert all(torch.equal(through["weights"][k], v) for k, v in pix["weights"].items())
     no_enhance = tiny_config(tokenizer={"semhitok": {"pixel": {"enhanced_decoder": None}}})
     final = state(train(no_enhance, "pixel_decoder", tmp_path / "tok", init=out))
-    assert not final["enhanced"] and all(torch.equal(final["state_dict"][k], v) for k, v in pix["state_dict"].items())
+    assert not final["enhanced"] and all(torch.equal(final["weights"][k], v) for k, v in pix["weights"].items())
 
 
 def test_wrong_init_is_a_one_line_error(chain, tmp_path):
@@ -176,7 +177,7 @@ def test_wrong_init_is_a_one_line_error(chain, tmp_path):
     with pytest.raises(DataError, match="--init: stage pixel_codebook starts from"):
         train(cfg, "pixel_codebook", tmp_path / "a")
     bogus = tmp_path / "setok.pt"
-    torch.save({"state_dict": {}, "config": {}}, bogus)
+    write_model(bogus, family="setok", stage="tokenizer", weights={}, config={}, config_sha="", step=0)
     with pytest.raises(DataError, match="a setok model file, expected semhitok"):
         train(cfg, "pixel_codebook", tmp_path / "b", init=bogus)
     other = tiny_config(tokenizer={"semhitok": {"pixel": {"sub_codebook_size": 3}}})
@@ -194,7 +195,7 @@ def test_checkpoints_of_another_config_are_set_aside_not_resumed(tmp_path, caplo
     assert (tmp_path / "checkpoints" / "latest").read_text().strip() == "step00000002"
     wider = tiny_config(tokenizer={"semhitok": {"semantic": {"decoder_dim": 16}}})  # other shapes
     final = state(train(wider, "semantic_codebook", tmp_path))
-    assert final["step"] == 3 and final["state_dict"]["semantic.pos"].shape[-1] == 16
+    assert final["step"] == 3 and final["weights"]["semantic.pos"].shape[-1] == 16
     assert (tmp_path / "checkpoints.stale-0" / "step00000002").is_dir()  # kept, not deleted
     assert "moved to" in caplog.text
     rows = [yaml.safe_load(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]

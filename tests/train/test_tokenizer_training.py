@@ -58,8 +58,8 @@ def test_interrupted_training_resumes_to_the_same_weights(uninterrupted, tmp_pat
     assert (tmp_path / "checkpoints" / "latest").read_text().strip() == "step00000002"
     resumed = torch.load(train(tiny_config(), tmp_path), weights_only=True)
     assert resumed["step"] == 4
-    for k, v in full["state_dict"].items():
-        torch.testing.assert_close(resumed["state_dict"][k], v, rtol=0, atol=0, msg=k)
+    for k, v in full["weights"].items():
+        torch.testing.assert_close(resumed["weights"][k], v, rtol=0, atol=0, msg=k)
 
 
 # SigLIP's pooling head, which SeTok never reads (it takes the patch tokens): trainable, but no loss reaches it.
@@ -126,14 +126,14 @@ def test_every_step_is_eq3_and_adamw_written_out_by_hand(uninterrupted):
     assert final["step"] == 4
     for n, p in model.named_parameters():
         atol = torch.where(peak[n] < 1e-6, tc.lr * tc.steps, 2e-6)
-        diff = (final["state_dict"][n] - p.detach()).abs()
+        diff = (final["weights"][n] - p.detach()).abs()
         assert bool((diff <= atol).all()), f"{n}: off by {diff.max().item():.3g}"
     for n, b in model.named_buffers():
-        if n in final["state_dict"]:
-            torch.testing.assert_close(final["state_dict"][n], b, rtol=0, atol=2e-6, msg=n)
+        if n in final["weights"]:
+            torch.testing.assert_close(final["weights"][n], b, rtol=0, atol=2e-6, msg=n)
     # ... and training moved every trainable tensor but the pooling head's 1-D ones (no gradient and no weight decay)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert trainable - moved(initial, final["state_dict"]) == NO_GRADIENT - {"encoder.visual.proj"}
+    assert trainable - moved(initial, final["weights"]) == NO_GRADIENT - {"encoder.visual.proj"}
 
 
 def test_loss_runs_on_a_bfloat16_model():

@@ -29,7 +29,7 @@ import torch
 from test_mllm_training import tiny_config  # tests/train is on sys.path (pytest rootdir import)
 
 from setok.config import Config, deep_merge, dump, from_dict, to_dict
-from setok.io import torch_save
+from setok.model_file import write_model
 from setok.modeling.build import build_setok
 from setok.modeling.mllm import SeTokIM
 from setok.train import mllm
@@ -64,7 +64,8 @@ def runs(tmp_path_factory) -> dict[str, Any]:
     (tmp / "config.yaml").write_text(dump(cfg))
     torch.manual_seed(0)
     setok, _ = build_setok(cfg.tokenizer)
-    torch_save({"state_dict": setok.state_dict(), "config": to_dict(cfg)}, tmp / "tokenizer.pt")
+    write_model(tmp / "tokenizer.pt", family="setok", stage="tokenizer", weights=setok.state_dict(),
+                config=to_dict(cfg), config_sha="", step=0)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(WORLD), "-m",
            "setok.train.mllm", "--stage", "stage1", "--config", str(tmp / "config.yaml"), "--tokenizer",
            str(tmp / "tokenizer.pt"), "--out", str(tmp / "two")]
@@ -145,7 +146,7 @@ def test_two_ranks_log_the_losses_and_reach_the_weights_of_one_rank(runs):
 def test_two_ranks_end_at_the_weights_of_one_rank(runs):
     """The final weights after step 3 (rank 0 generates, rank 1 does not) agree to 1e-6 absolute (measured 6e-8;
     under ZeRO-2 they were off by up to 8e-4, more than the step's lr of 5e-4)."""
-    two = torch.load(runs["two"] / "model.pt", weights_only=True)["setokim"]
-    one = torch.load(runs["one"] / "model.pt", weights_only=True)["setokim"]
+    two = torch.load(runs["two"] / "model.pt", weights_only=True)["weights"]
+    one = torch.load(runs["one"] / "model.pt", weights_only=True)["weights"]
     for k, v in one.items():
         torch.testing.assert_close(two[k], v, rtol=0, atol=1e-6, msg=k)

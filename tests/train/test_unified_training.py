@@ -13,6 +13,7 @@ from hand_training import mllm_micro_batch, moved, reached, text_ids  # tests/tr
 
 from setok.config import Config, deep_merge, dump, from_dict, resolve, to_dict
 from setok.io import DataError, torch_save
+from setok.model_file import write_model
 from setok.modeling.build import build_semhitok, build_semhitokim, load_mllm, load_semhitok, semhitok_state
 from setok.train.mllm import cfg_drop, train, training_mode
 from setok.train.mllm_batch import build_sequences
@@ -47,8 +48,8 @@ def stages(tmp_path_factory):
     torch.manual_seed(0)
     tok = build_semhitok(cfg.tokenizer.semhitok, enhanced=True)
     tokenizer = root / "tokenizer.pt"
-    torch_save({"family": "semhitok", "stage": "pixel_decoder", "state_dict": semhitok_state(tok),
-                "discriminator": None, "enhanced": True, "config": to_dict(cfg), "step": 0}, tokenizer)
+    write_model(tokenizer, family="semhitok", stage="pixel_decoder", weights=semhitok_state(tok), config=to_dict(cfg),
+                config_sha="", step=0, discriminator=None, enhanced=True)
     s1 = train(cfg, "stage1", root / "stage1", tokenizer_model=tokenizer)
     s2 = train(cfg, "stage2", root / "stage2", tokenizer_model=tokenizer, init=s1)
     load = lambda p: torch.load(p, weights_only=True)  # noqa: E731
@@ -96,16 +97,16 @@ def test_stage1_trains_text_and_image_codes_and_copies_the_codebooks(stages):
     per.mean().backward()
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and reached(model) == trainable
-    assert moved(initial, s1["setokim"]) == trainable
-    assert s1["family"] == "semhitok" and s1["mask_decoder"] is None
-    torch.testing.assert_close(s1["setokim"]["semantic_codes"], tok.semantic.quantizer.codebook, rtol=0, atol=0)
-    torch.testing.assert_close(s1["setokim"]["pixel_codes"], tok.sghc.codes().detach(), rtol=0, atol=0)
-    assert s1["setokim"]["image_head.weight"].shape[0] == tok.vocab_size
+    assert moved(initial, s1["weights"]) == trainable
+    assert s1["family"] == "semhitokim" and s1["mask_decoder"] is None
+    torch.testing.assert_close(s1["weights"]["semantic_codes"], tok.semantic.quantizer.codebook, rtol=0, atol=0)
+    torch.testing.assert_close(s1["weights"]["pixel_codes"], tok.sghc.codes().detach(), rtol=0, atol=0)
+    assert s1["weights"]["image_head.weight"].shape[0] == tok.vocab_size
 
 
 def test_stage2_lora_keeps_base_and_codebooks(stages):
     _, _, _, _, s1, s2, _ = stages
-    before, after = s1["setokim"], s2["setokim"]
+    before, after = s1["weights"], s2["weights"]
     assert any("lora_" in k for k in after)
     for k in ("semantic_codes", "pixel_codes"):
         assert torch.equal(after[k], before[k])

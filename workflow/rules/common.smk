@@ -7,6 +7,7 @@ from snakemake.utils import validate
 
 from evaluation import registry
 from setok.config import ConfigError, config_sha, dump, resolve, validate_all
+from setok.stages import STAGES
 
 # Fail before any job is planned: first the generated JSON schema, then the typed loader (every variant).
 validate(config, "../schemas/config.schema.yaml")
@@ -61,23 +62,57 @@ DATASETS = sorted(BASE.datasets)
 def dataset_checks(variant, stage):
     """The prepare_data records of the datasets ``train_<stage>`` of ``variant`` reads: every training job waits for
     its datasets' layout (and checksum) check, so a missing download fails before any GPU job is submitted."""
-    sources = getattr(resolve(config, variant), f"train_{stage}").sources
+    sources = getattr(resolve(config, variant), STAGES[stage].config_key).sources
     return [f"results/data/checked/{d}.json" for d in sources]
 
 
-def semhitok_init(stage):
-    """The model a SemHiTok stage starts from: the previous stage's model.pt (none for the semantic codebook)."""
-    previous = {"pixel_codebook": "semantic_codebook", "pixel_finetune": "pixel_codebook",
-                "pixel_decoder": "pixel_finetune"}
+def training_variants(name):
+    """The variants that train stage ``name`` (a wildcard constraint): a tokenizer stage those of its tokenizer kind,
+    an MLLM stage every variant (the workflow's own constraint)."""
+    family = STAGES[name].family
+    if family == "setok":
+        return variant_regex(SETOK_VARIANTS)
+    if family == "semhitok":
+        return variant_regex(SEMHITOK_VARIANTS)
+    return "|".join(re.escape(v) for v in VARIANTS)
+
+
+def runs_stage(variant, stage):
+    """Whether ``variant`` trains ``stage``: no mask-decoder stage for connector baselines (they read images only)
+    nor for SemHiTok (no mask decoder)."""
+    return not (stage == "mask_decoder" and (variant in BASELINES or variant in SEMHITOK_VARIANTS))
+
+
+def training_inputs(stage):
+    """Inputs of a training stage: the resolved config, its datasets' checks, the trained tokenizer (MLLM stages, not
+    for connector baselines) and the model of the previous stage the variant runs."""
 
     def inputs(wildcards):
-        files = {"config": f"results/{wildcards.variant}/config.yaml",
-                 "datasets": dataset_checks(wildcards.variant, stage)}
-        if stage in previous:
-            files["init"] = f"results/{wildcards.variant}/{previous[stage]}/model.pt"
+        v = wildcards.variant
+        files = {"config": f"results/{v}/config.yaml", "datasets": dataset_checks(v, stage)}
+        if STAGES[stage].reads_tokenizer and v not in BASELINES:
+            files["tokenizer"] = f"results/{v}/tokenizer/model.pt"
+        init = STAGES[stage].init
+        while init is not None and not runs_stage(v, init):
+            init = STAGES[init].init
+        if init is not None:
+            files["init"] = f"results/{v}/{STAGES[init].folder}/model.pt"
         return files
 
     return inputs
+
+
+def training_command(stage):
+    """The trainer of a stage and its arguments: ``--stage`` (a trainer of several stages), --config, --tokenizer,
+    --init (the job's inputs)."""
+    trainer = STAGES[stage].trainer
+    several = sum(s.trainer == trainer for s in STAGES.values()) > 1
+    words = [trainer, *([f"--stage {stage}"] if several else [])]
+
+    def command(wildcards, input):
+        return " ".join([*words, f"--config {input.config}", optional_flags(wildcards, input)]).rstrip()
+
+    return command
 
 
 def variant_benchmarks(variant):
@@ -193,29 +228,6 @@ def benchmark_flags(wildcards, input):
 
 
 # --------------------------------------------------------------------------------------------- SeTokIM (mllm.smk)
-
-
-def stage_inputs(stage):
-    """Inputs of a training stage: the resolved config, the SeTok (not for connector baselines), the previous stage."""
-    previous = {
-        "stage1": None,
-        "mask_decoder": "stage1/model.pt",
-        "stage2": "stage1/mask_decoder/model.pt",
-    }
-
-    def inputs(wildcards):
-        v = wildcards.variant
-        files = {"config": f"results/{v}/config.yaml", "datasets": dataset_checks(v, stage)}
-        if v not in BASELINES:
-            files["tokenizer"] = f"results/{v}/tokenizer/model.pt"
-        # No mask-decoder stage for connector baselines (they read images only) nor for SemHiTok (no mask decoder).
-        skips = v in BASELINES or v in SEMHITOK_VARIANTS
-        init = "stage1/model.pt" if stage == "stage2" and skips else previous[stage]
-        if init:
-            files["init"] = f"results/{v}/{init}"
-        return files
-
-    return inputs
 
 
 def optional_flags(wildcards, input):
