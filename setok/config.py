@@ -24,12 +24,13 @@ import yaml
 from setok import configtools
 from setok.configtools import ConfigError, check_tree, deep_merge, from_dict, read_yaml, to_dict
 from setok.dataset_kinds import DataSource
+from setok.stages import PATH_DEPENDENT_STAGES, SEMHITOK_STAGES, STAGES
 
 __all__ = [  # the machinery is re-exported: ``from setok.config import ...`` serves every caller
     "BackboneConfig", "BenchmarkConfig", "ClusteringConfig", "CodeSamplingConfig", "Config", "ConfigError",
     "ConnectorConfig", "DataSource", "DetokenizerConfig", "DiffLossConfig", "EvalConfig", "LLMConfig", "LoRAConfig",
-    "LossConfig", "MLLMConfig", "MaskDecoderConfig", "MergerConfig", "PATH_DEPENDENT_STAGES", "PixelBranchConfig",
-    "PixelLossConfig", "SEMHITOK_STAGES", "SemHiTokConfig", "SemanticCodebookConfig", "StageConfig", "TRAINING_STAGES",
+    "LossConfig", "MLLMConfig", "MaskDecoderConfig", "MergerConfig", "PixelBranchConfig",
+    "PixelLossConfig", "SemHiTokConfig", "SemanticCodebookConfig", "StageConfig", "TRAINING_STAGES",
     "TokenizerConfig", "TrainConfig", "VQConfig", "ViTConfig", "config_sha", "deep_merge", "dump", "from_dict",
     "json_schema", "load_config", "read_yaml", "resolve", "schema_yaml", "to_dict", "validate_all",
 ]
@@ -421,19 +422,10 @@ class BenchmarkConfig:
 
 # --------------------------------------------------------------------------------------------- the stages
 
-# SemHiTok's training stages in order (the config keys are ``train_<stage>``).
-SEMHITOK_STAGES = ("train_semantic_codebook", "train_pixel_codebook", "train_pixel_finetune", "train_pixel_decoder")
-
-# Stages whose micro-batches can run different modules on different ranks (SeTokIM / the unified MLLM: text-only
-# micro-batches skip the image heads; SeTok: a micro-batch without labelled images skips the contrastive branch). ZeRO-2
-# appends each gradient to a flat reduction bucket when its backward hook fires, so two ranks with different backward
-# graphs lay their buckets out differently and the reduced gradient is wrong (measured on two CPU ranks: global norm
-# 2.918 instead of 3.127; tests/train/test_two_ranks.py); ZeRO-3 gathers a module's weights when it runs, a collective
-# the idle rank never enters (the run aborts). ZeRO-0/1 reduce after the backward, in parameter order.
-PATH_DEPENDENT_STAGES = ("train_tokenizer", "train_stage1", "train_stage2")
-
-# Every training stage of a config (the keys of its TrainConfig / StageConfig sections).
-TRAINING_STAGES = ("train_tokenizer", "train_stage1", "train_mask_decoder", "train_stage2", *SEMHITOK_STAGES)
+# Every training stage's config section (``train_<stage>``), in the stage table's order (setok.stages): the checks below
+# read which stages are path-dependent (ZeRO-0/1 only) and which train SemHiTok from the table.
+TRAINING_STAGES = tuple(s.config_key for s in STAGES.values())
+SEMHITOK_CONFIG_KEYS = tuple(STAGES[s].config_key for s in SEMHITOK_STAGES)
 
 
 @dataclass(frozen=True)
@@ -488,7 +480,7 @@ class Config:
                     "to generate; labelled images or none): ZeRO-2 then sums mismatched gradient buckets into a wrong "
                     "gradient and ZeRO-3 gathers a head's weights on one rank only and aborts; use 1 (the "
                     "communication of 2; docs/scaling.md: 41.6 GB per GPU for Stage I) or 0")
-            if t.zero_stage == 3 and stage in SEMHITOK_STAGES:
+            if t.zero_stage == 3 and stage in SEMHITOK_CONFIG_KEYS:
                 raise ConfigError(f"{stage}.zero_stage: 3 is not checked for the SemHiTok stages; ZeRO-2 fits them "
                                   "(docs/scaling.md)")
             for name in t.sources:

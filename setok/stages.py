@@ -98,3 +98,26 @@ PATH_DEPENDENT_STAGES = tuple(v.config_key for v in STAGES.values() if v.path_de
 def tokenizer_stages(kind: str) -> tuple[str, ...]:
     """The stages that train a tokenizer of ``kind`` (``setok``, ``semhitok``), in order."""
     return tuple(s for s, v in STAGES.items() if v.family == kind)
+
+
+def trains(name: str, *, tokenizer_kind: str, connector_baseline: bool = False) -> bool:
+    """Whether a variant trains stage ``name``: its tokenizer kind's stages and the MLLM stages, except the
+    mask-decoder phase for connector baselines (they read images only) and SemHiTok's unified MLLM (no mask decoder)."""
+    family = STAGES[name].family
+    if family != "mllm":
+        return family == tokenizer_kind
+    return not (name == "mask_decoder" and (connector_baseline or tokenizer_kind == "semhitok"))
+
+
+def start_of(name: str, *, tokenizer_kind: str, connector_baseline: bool = False) -> str | None:
+    """The stage whose ``model.pt`` stage ``name`` starts from for such a variant: its ``init``, passing over stages
+    the variant does not train (SemHiTok's Stage II starts from Stage I)."""
+    init = STAGES[name].init
+    while init is not None and not trains(init, tokenizer_kind=tokenizer_kind, connector_baseline=connector_baseline):
+        init = STAGES[init].init
+    return init
+
+
+def takes_stage_flag(name: str) -> bool:
+    """Whether the trainer of ``name`` trains several stages and so needs ``--stage``."""
+    return sum(s.trainer == STAGES[name].trainer for s in STAGES.values()) > 1

@@ -28,6 +28,7 @@ from evaluation.learning import plan
 from setok.cli import run
 from setok.config import config_sha, dump, load_config
 from setok.io import DataError, read_json, write_json, write_text
+from setok.model_file import FAMILIES, read_model
 
 log = logging.getLogger("evaluation.learning")
 CONFIGS = ("config/paper.yaml", "config/ci.yaml", "config/learn.yaml")
@@ -62,9 +63,10 @@ def is_current(model: Path, sha: str) -> bool:
     """Whether ``model`` exists and was trained under the config hashed ``sha``."""
     if not model.is_file():
         return False
-    import torch
-
-    return torch.load(model, map_location="cpu", weights_only=False, mmap=True).get("config_sha") == sha
+    try:
+        return read_model(model, family=FAMILIES, mmap=True).config_sha == sha
+    except DataError:  # a file of an older format: train again
+        return False
 
 
 def subprocess_step(argv: list[str], log_file: Path, env: dict[str, str], what: str) -> float:

@@ -10,6 +10,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from setok.stages import STAGES as STAGE_TABLE
+from setok.stages import start_of, takes_stage_flag, trains
+
 # The variant that stands for each family (the smoke run's: SeTok's default recipe, SemHiTok's unified MLLM).
 FAMILY_VARIANT = {"setok": "hard_cluster", "semhitok": "semhitok"}
 
@@ -43,28 +46,18 @@ class Stage:
         return FAMILY_VARIANT[self.family]
 
 
-def _semhitok(stage: str, folder: str, init: str | None) -> Stage:
-    return Stage(f"semhitok.{stage}", "semhitok", "setok.train.semhitok", stage, folder, init,
-                 train_key=f"train_{stage}")
+def _family_stages(family: str) -> list[Stage]:
+    """The stages a variant of tokenizer kind ``family`` trains, in order, read from the stage table (setok.stages)."""
+    names = [n for n in STAGE_TABLE if trains(n, tokenizer_kind=family)]
+    return [
+        Stage(f"{family}.{n}", family, STAGE_TABLE[n].trainer, n if takes_stage_flag(n) else None, STAGE_TABLE[n].folder,
+              init=None if (i := start_of(n, tokenizer_kind=family)) is None else f"{family}.{i}",
+              tokenizer=STAGE_TABLE[n].reads_tokenizer, train_key=STAGE_TABLE[n].config_key)
+        for n in names
+    ]
 
 
-def _mllm(family: str, stage: str, folder: str, init: str | None) -> Stage:
-    return Stage(f"{family}.{stage}", family, "setok.train.mllm", stage, folder, init, tokenizer=True,
-                 train_key=f"train_{stage}")
-
-
-STAGES: tuple[Stage, ...] = (
-    Stage("setok.tokenizer", "setok", "setok.train.tokenizer", None, "tokenizer", train_key="train_tokenizer"),
-    _mllm("setok", "stage1", "stage1", None),
-    _mllm("setok", "mask_decoder", "stage1/mask_decoder", "setok.stage1"),
-    _mllm("setok", "stage2", "stage2", "setok.mask_decoder"),
-    _semhitok("semantic_codebook", "semantic_codebook", None),
-    _semhitok("pixel_codebook", "pixel_codebook", "semhitok.semantic_codebook"),
-    _semhitok("pixel_finetune", "pixel_finetune", "semhitok.pixel_codebook"),
-    _semhitok("pixel_decoder", "tokenizer", "semhitok.pixel_finetune"),
-    _mllm("semhitok", "stage1", "stage1", None),
-    _mllm("semhitok", "stage2", "stage2", "semhitok.stage1"),
-)
+STAGES: tuple[Stage, ...] = tuple(s for family in FAMILY_VARIANT for s in _family_stages(family))
 BY_NAME = {s.name: s for s in STAGES}
 
 

@@ -25,7 +25,6 @@ from setok.modeling.hierarchical_codebook import HierarchicalCodebook, flatten_c
 from setok.modeling.semantic_codebook import SemanticCodebook, SemanticOutput
 from setok.modeling.vit import ViTDecoder, ViTEncoder
 
-STAGES = ("semantic_codebook", "pixel_codebook", "pixel_finetune", "pixel_decoder")
 # What each stage trains (Sec. 4.1 stage table: "Semantic Modules", "Pixel Modules", "Pixel Decoder").
 TRAINABLE = {
     "semantic_codebook": ("semantic",),
@@ -87,7 +86,7 @@ class SemHiTok(nn.Module):
     def set_stage(self, stage: str) -> SemHiTok:
         """Freeze everything but the stage's modules (TRAINABLE); frozen modules stay in eval mode."""
         if stage not in TRAINABLE:
-            raise ValueError(f"unknown SemHiTok stage {stage!r} ({', '.join(STAGES)})")
+            raise ValueError(f"unknown SemHiTok stage {stage!r} ({', '.join(TRAINABLE)})")
         self.stage = stage
         self.requires_grad_(False)
         for name in TRAINABLE[stage]:

@@ -5,7 +5,7 @@ With the 7:3 text mixture a rank's micro-batch often holds no image to generate 
 ZeRO-2 that gave a wrong gradient: DeepSpeed appends each gradient to a flat bucket when its backward hook fires, the
 two ranks' backward graphs differ, and the reduced buckets mix parameters (global norm 2.918 instead of 3.127 at such a
 step; DeepSpeed issue 2343). ZeRO-1 reduces after the backward in parameter order, so the config rejects ZeRO-2 for
-these stages (``setok.config.PATH_DEPENDENT_STAGES``). The idle heads get a zero gradient (``mllm.touch``) so every
+these stages (``setok.stages.PATH_DEPENDENT_STAGES``). The idle heads get a zero gradient (``mllm.touch``) so every
 rank reduces the same parameters.
 
 The reference is one rank with gradient accumulation 2 that runs the two ranks' micro-batches in rank order, each

@@ -7,7 +7,7 @@ from snakemake.utils import validate
 
 from evaluation import registry
 from setok.config import ConfigError, config_sha, dump, resolve, validate_all
-from setok.stages import STAGES
+from setok.stages import STAGES, start_of, takes_stage_flag, trains
 
 # Fail before any job is planned: first the generated JSON schema, then the typed loader (every variant).
 validate(config, "../schemas/config.schema.yaml")
@@ -77,12 +77,6 @@ def training_variants(name):
     return "|".join(re.escape(v) for v in VARIANTS)
 
 
-def runs_stage(variant, stage):
-    """Whether ``variant`` trains ``stage``: no mask-decoder stage for connector baselines (they read images only)
-    nor for SemHiTok (no mask decoder)."""
-    return not (stage == "mask_decoder" and (variant in BASELINES or variant in SEMHITOK_VARIANTS))
-
-
 def training_inputs(stage):
     """Inputs of a training stage: the resolved config, its datasets' checks, the trained tokenizer (MLLM stages, not
     for connector baselines) and the model of the previous stage the variant runs."""
@@ -92,9 +86,7 @@ def training_inputs(stage):
         files = {"config": f"results/{v}/config.yaml", "datasets": dataset_checks(v, stage)}
         if STAGES[stage].reads_tokenizer and v not in BASELINES:
             files["tokenizer"] = f"results/{v}/tokenizer/model.pt"
-        init = STAGES[stage].init
-        while init is not None and not runs_stage(v, init):
-            init = STAGES[init].init
+        init = start_of(stage, tokenizer_kind=resolve(config, v).tokenizer.kind, connector_baseline=v in BASELINES)
         if init is not None:
             files["init"] = f"results/{v}/{STAGES[init].folder}/model.pt"
         return files
@@ -105,9 +97,7 @@ def training_inputs(stage):
 def training_command(stage):
     """The trainer of a stage and its arguments: ``--stage`` (a trainer of several stages), --config, --tokenizer,
     --init (the job's inputs)."""
-    trainer = STAGES[stage].trainer
-    several = sum(s.trainer == trainer for s in STAGES.values()) > 1
-    words = [trainer, *([f"--stage {stage}"] if several else [])]
+    words = [STAGES[stage].trainer, *([f"--stage {stage}"] if takes_stage_flag(stage) else [])]
 
     def command(wildcards, input):
         return " ".join([*words, f"--config {input.config}", optional_flags(wildcards, input)]).rstrip()
