@@ -166,7 +166,7 @@ def fid_size(wildcards):
 
 
 def score_inputs(wildcards):
-    """Predictions and references of one tokenizer benchmark (DESIGN.md §6 formats)."""
+    """Predictions and references of one tokenizer benchmark (docs/design.md §5: the scoring CLI reads official formats)."""
     data = f"results/data/{EVAL_DATASET}"
     tok = f"results/{wildcards.variant}/tokenizer"
     size = fid_size(wildcards)

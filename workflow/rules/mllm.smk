@@ -1,5 +1,5 @@
 # SeTokIM (Sec. 2.2): Stage-I pretraining -> mask decoder (end of Stage-I) -> Stage-II instruction tuning (each a
-# train_<stage> rule, tokenizer.smk) ->
+# train_<stage> rule, train.smk) ->
 # one prediction job per benchmark, written in the benchmark's official format for score_benchmark.
 
 

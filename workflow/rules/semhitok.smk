@@ -1,5 +1,5 @@
 # SemHiTok (its Sec. 4.1 stage table): semantic codebook -> pixel codebook (ImageNet) -> pixel fine-tune (COYO) ->
-# enhanced pixel decoder, whose model.pt is the variant's tokenizer (each stage a train_<stage> rule, tokenizer.smk);
+# enhanced pixel decoder, whose model.pt is the variant's tokenizer (each stage a train_<stage> rule, train.smk);
 # then reconstructions and codebook usage for rFID (score_tokenizer). A stage configured with steps 0 passes its input
 # model through.
 
