@@ -50,6 +50,15 @@ class BackboneConfig:
     model_config: dict[str, Any] | None = None
     image_size: int = 384
     train_vision: bool = True  # Table 11: the vision encoder is unlocked while training SeTok
+    # Which block's output feeds the tokenizer, from the end, before the final norm: -1 the last block, as the official
+    # code runs (its VisionTowerArguments.mm_vision_select_layer = -1, which train_setok.sh keeps), -2 the penultimate
+    # (LLaVA's mm_vision_select_layer, the default of the official SetokTokenizer class) (paper-notes M8).
+    select_layer: int = -1
+
+    def check(self, path: str) -> None:
+        if self.select_layer >= 0:
+            raise ConfigError(f"{path}.select_layer: counts blocks from the end (-1 the last, -2 the penultimate), "
+                              f"got {self.select_layer}")
 
 
 @dataclass(frozen=True)
@@ -112,10 +121,21 @@ class LossConfig:
     rec: Literal["mse", "l1"] = "mse"
     temperature: float = 0.07
     learn_temperature: bool = True
+    # 1 / tau is clamped at this value in the loss, as CLIP and the official code do (clamp(exp(logit_scale), max=100)
+    # in its multilabel_constrastive.py); null: never clamped (paper-notes M7).
+    max_logit_scale: float | None = 100.0
+    # The negatives of Eq. (5)-(6): "all_ranks", every image and text of the step's micro-batches on all GPUs (the
+    # paper's "among the batch B"; the official code's dist_collect), or "micro_batch", one GPU's micro-batch only
+    # (paper-notes M6).
+    negatives: Literal["all_ranks", "micro_batch"] = "all_ranks"
     objects_per_image: int = 4  # K of App. C.2
     prompt_templates: list[str] = field(default_factory=lambda: ["A photo of a {}."])
     image_embedding: Literal["mean", "max_token"] = "mean"
 
+
+    def check(self, path: str) -> None:
+        if self.max_logit_scale is not None and self.max_logit_scale <= 0:
+            raise ConfigError(f"{path}.max_logit_scale: must be > 0 (1 / tau) or null, got {self.max_logit_scale}")
 
 @dataclass(frozen=True)
 class VQConfig:
