@@ -397,6 +397,12 @@ class StageConfig(TrainConfig):
     template: Literal["plain", "vicuna_v1"] = "plain"
     max_image_tokens: int = 64  # generated images are cut to this many SeTok tokens
     activation_checkpointing: bool = False  # recompute the LLM's layer activations in the backward pass
+    # What the stage trains of the LLM: "full" every weight, "frozen" none (only the projectors / adapter and heads
+    # learn: LLaVA-1.5's stage 1, its projector alone), "lora" peft LoRA (mllm.lora) + the [Img]/[/Img] rows. The
+    # defaults are the harness's readings of the papers: Stage I full (SeTok Table 10's MMLU drop needs a trained
+    # LLM), Stage II lora (the official SeTok finetune.sh; see Config.train_stage2); the mask-decoder stage holds no
+    # LLM and ignores it (docs/paper-notes.md S7, S17-S19).
+    llm: Literal["full", "frozen", "lora"] = "full"
 
     def check(self, path: str) -> None:
         """The schedule's rules, then the mixture's: a share in [0, 1) and weights only for its own sources."""
@@ -464,7 +470,8 @@ class Config:
     mllm: MLLMConfig = field(default_factory=MLLMConfig)
     train_stage1: StageConfig = field(default_factory=StageConfig)  # Stage-I multimodal pretraining
     train_mask_decoder: StageConfig = field(default_factory=StageConfig)  # end of Stage-I: mask decoder alone
-    train_stage2: StageConfig = field(default_factory=StageConfig)  # Stage-II instruction tuning (LoRA)
+    # Stage-II instruction tuning; LoRA unless the stage says otherwise (train_stage2.llm, paper-notes S7)
+    train_stage2: StageConfig = field(default_factory=lambda: StageConfig(llm="lora"))
     datasets: dict[str, DataSource] = field(default_factory=dict)
     eval: EvalConfig = field(default_factory=EvalConfig)
     benchmarks: dict[str, BenchmarkConfig] = field(default_factory=dict)
@@ -506,6 +513,9 @@ class Config:
             for name in t.sources:
                 if name not in self.datasets:
                     raise ConfigError(f"{stage}.sources: {name!r} is not a key of datasets")
+        if self.train_stage1.llm == "lora":  # the next stages read Stage I's model.pt as plain weights
+            raise ConfigError("train_stage1.llm: 'lora' is for Stage II (the mask-decoder stage and Stage II start "
+                              "from Stage I's weights without adapters); use 'full' or 'frozen'")
 
 
 # --------------------------------------------------------------------------------------------- loading
