@@ -87,7 +87,7 @@ def add_image_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase)
     The rows of the added tokens in the input embedding (and in an untied output embedding) are set to the mean of the
     rows of the tokenizer's existing tokens, a deterministic initialisation (transformers' ``mean_resizing`` would
     sample them from a Gaussian fitted to the old rows, drawing on the global RNG). This holds whether or not the
-    embedding is resized: a vocabulary padded beyond its tokenizer (Qwen2.5: 151936 rows for 151665 tokens) already
+    embedding is resized: a vocabulary padded beyond its tokenizer (Qwen2.5-7B: 152064 rows for 151665 tokens) already
     has rows for the new ids, but those padding rows were never trained, so they are overwritten too; the padding rows
     are left out of the mean.
 

@@ -32,12 +32,12 @@ def network_grad_norms(networks: Mapping[str, Sequence[nn.Parameter]]) -> dict[s
 
     norms = {}
     for name, params in networks.items():
-        sq = torch.zeros((), dtype=torch.float64)
-        for p in params:
-            g = safe_get_full_grad(p)
-            if g is not None:
-                sq += torch.linalg.vector_norm(g.detach(), dtype=torch.float32).double().cpu() ** 2
-        norms[name] = float(sq.sqrt())
+        grads = [g for g in (safe_get_full_grad(p) for p in params) if g is not None]
+        if not grads:
+            norms[name] = 0.0
+            continue
+        per_param = torch.stack([torch.linalg.vector_norm(g.detach(), dtype=torch.float32) for g in grads])  # (P,)
+        norms[name] = float(torch.linalg.vector_norm(per_param.double()))  # one device sync per network
     return norms
 
 

@@ -194,7 +194,7 @@ def test_gguf_smollm2_knows_paris_and_reads_image_delimiters():
 
 
 def test_image_token_rows_are_the_mean_even_without_a_resize():
-    """A vocabulary padded beyond its tokenizer (Qwen2.5: 151936 rows, 151665 tokens) already has rows for the new
+    """A vocabulary padded beyond its tokenizer (Qwen2.5-7B: 152064 rows, 151665 tokens) already has rows for the new
     ids; they are the untrained padding rows and must be re-initialised to the mean of the tokenizer's rows, as when
     the embedding grows (issue 18 item 10). A tiny random Qwen2-architecture model, built offline."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
