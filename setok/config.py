@@ -50,6 +50,15 @@ class BackboneConfig:
     model_config: dict[str, Any] | None = None
     image_size: int = 384
     train_vision: bool = True  # Table 11: the vision encoder is unlocked while training SeTok
+    # Which block's output feeds the tokenizer, from the end, before the final norm: -1 the last block, as the official
+    # code runs (its VisionTowerArguments.mm_vision_select_layer = -1, which train_setok.sh keeps), -2 the penultimate
+    # (LLaVA's mm_vision_select_layer, the default of the official SetokTokenizer class) (paper-notes M8).
+    select_layer: int = -1
+
+    def check(self, path: str) -> None:
+        if self.select_layer >= 0:
+            raise ConfigError(f"{path}.select_layer: counts blocks from the end (-1 the last, -2 the penultimate), "
+                              f"got {self.select_layer}")
 
 
 @dataclass(frozen=True)
@@ -112,10 +121,21 @@ class LossConfig:
     rec: Literal["mse", "l1"] = "mse"
     temperature: float = 0.07
     learn_temperature: bool = True
+    # 1 / tau is clamped at this value in the loss, as CLIP and the official code do (clamp(exp(logit_scale), max=100)
+    # in its multilabel_constrastive.py); null: never clamped (paper-notes M7).
+    max_logit_scale: float | None = 100.0
+    # The negatives of Eq. (5)-(6): "all_ranks", every image and text of the step's micro-batches on all GPUs (the
+    # paper's "among the batch B"; the official code's dist_collect), or "micro_batch", one GPU's micro-batch only
+    # (paper-notes M6).
+    negatives: Literal["all_ranks", "micro_batch"] = "all_ranks"
     objects_per_image: int = 4  # K of App. C.2
     prompt_templates: list[str] = field(default_factory=lambda: ["A photo of a {}."])
     image_embedding: Literal["mean", "max_token"] = "mean"
 
+
+    def check(self, path: str) -> None:
+        if self.max_logit_scale is not None and self.max_logit_scale <= 0:
+            raise ConfigError(f"{path}.max_logit_scale: must be > 0 (1 / tau) or null, got {self.max_logit_scale}")
 
 @dataclass(frozen=True)
 class VQConfig:
@@ -381,6 +401,12 @@ class StageConfig(TrainConfig):
     template: Literal["plain", "vicuna_v1"] = "plain"
     max_image_tokens: int = 64  # generated images are cut to this many SeTok tokens
     activation_checkpointing: bool = False  # recompute the LLM's layer activations in the backward pass
+    # What the stage trains of the LLM: "full" every weight, "frozen" none (only the projectors / adapter and heads
+    # learn: LLaVA-1.5's stage 1, its projector alone), "lora" peft LoRA (mllm.lora) + the [Img]/[/Img] rows. The
+    # defaults are the harness's readings of the papers: Stage I full (SeTok Table 10's MMLU drop needs a trained
+    # LLM), Stage II lora (the official SeTok finetune.sh; see Config.train_stage2); the mask-decoder stage holds no
+    # LLM and ignores it (docs/paper-notes.md S7, S17-S19).
+    llm: Literal["full", "frozen", "lora"] = "full"
 
     def check(self, path: str) -> None:
         """The schedule's rules, then the mixture's: a share in [0, 1) and weights only for its own sources."""
@@ -448,7 +474,8 @@ class Config:
     mllm: MLLMConfig = field(default_factory=MLLMConfig)
     train_stage1: StageConfig = field(default_factory=StageConfig)  # Stage-I multimodal pretraining
     train_mask_decoder: StageConfig = field(default_factory=StageConfig)  # end of Stage-I: mask decoder alone
-    train_stage2: StageConfig = field(default_factory=StageConfig)  # Stage-II instruction tuning (LoRA)
+    # Stage-II instruction tuning; LoRA unless the stage says otherwise (train_stage2.llm, paper-notes S7)
+    train_stage2: StageConfig = field(default_factory=lambda: StageConfig(llm="lora"))
     datasets: dict[str, DataSource] = field(default_factory=dict)
     eval: EvalConfig = field(default_factory=EvalConfig)
     benchmarks: dict[str, BenchmarkConfig] = field(default_factory=dict)
@@ -490,6 +517,9 @@ class Config:
             for name in t.sources:
                 if name not in self.datasets:
                     raise ConfigError(f"{stage}.sources: {name!r} is not a key of datasets")
+        if self.train_stage1.llm == "lora":  # the next stages read Stage I's model.pt as plain weights
+            raise ConfigError("train_stage1.llm: 'lora' is for Stage II (the mask-decoder stage and Stage II start "
+                              "from Stage I's weights without adapters); use 'full' or 'frozen'")
 
 
 # --------------------------------------------------------------------------------------------- loading

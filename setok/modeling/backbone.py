@@ -22,20 +22,30 @@ class VisionEncoder(nn.Module):
             ``forward_intermediates``.
         mean, std: per-channel input normalisation of the tower.
         width: feature width ``d``.
+        select_layer: which block's output are the features, counted from the end: -1 the last block, -2 the
+            penultimate (LLaVA's ``mm_vision_select_layer``); always before the tower's final norm, as Hugging Face's
+            ``hidden_states[select_layer]`` (docs/paper-notes.md M8).
     """
 
-    def __init__(self, *, visual: nn.Module, mean: tuple[float, ...], std: tuple[float, ...], width: int) -> None:
+    def __init__(
+        self, *, visual: nn.Module, mean: tuple[float, ...], std: tuple[float, ...], width: int, select_layer: int = -1
+    ) -> None:
         super().__init__()
+        if select_layer >= 0:
+            raise ValueError(f"select_layer counts blocks from the end (-1, -2, ...), got {select_layer}")
         self.visual = visual
         self.width = width
+        self.select_layer = select_layer
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: Tensor) -> Tensor:
         """Args: images ``(B, 3, S, S)`` in [0, 1]. Returns ``(B, h, w, d)``, ``h = w = S / patch``."""
         x = (images - self.mean) / self.std
-        out = self.visual.forward_intermediates(x, indices=1, intermediates_only=True, output_fmt="NCHW")
-        feats = out["image_intermediates"][-1] if isinstance(out, dict) else out[-1]  # (B, d, h, w)
+        # The last -select_layer blocks' outputs, in order; the first of them is the one selected.
+        out = self.visual.forward_intermediates(x, indices=-self.select_layer, intermediates_only=True,
+                                                output_fmt="NCHW")
+        feats = (out["image_intermediates"] if isinstance(out, dict) else out)[0]  # (B, d, h, w)
         return feats.permute(0, 2, 3, 1)
 
 
@@ -83,7 +93,8 @@ def _visual_width(visual: nn.Module) -> int:
 
 
 def build_open_clip_backbone(
-    *, model_name: str, pretrained: str | None, model_config: dict[str, Any] | None, image_size: int, seed: int = 0
+    *, model_name: str, pretrained: str | None, model_config: dict[str, Any] | None, image_size: int, seed: int = 0,
+    select_layer: int = -1,
 ) -> tuple[VisionEncoder, TextEncoder]:
     """Create an open_clip model and split it into a trainable vision encoder and a frozen text encoder.
 
@@ -102,5 +113,6 @@ def build_open_clip_backbone(
     pre = open_clip.get_model_preprocess_cfg(model)
     visual = model.visual
     model.visual = nn.Identity()  # the text encoder keeps no copy of the vision tower
-    encoder = VisionEncoder(visual=visual, mean=tuple(pre["mean"]), std=tuple(pre["std"]), width=_visual_width(visual))
+    encoder = VisionEncoder(visual=visual, mean=tuple(pre["mean"]), std=tuple(pre["std"]), width=_visual_width(visual),
+                            select_layer=select_layer)
     return encoder, TextEncoder(model=model, tokenizer=open_clip.get_tokenizer(model_name))

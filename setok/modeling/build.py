@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 def build_backbone(cfg: BackboneConfig) -> tuple[VisionEncoder, TextEncoder]:
     """Vision encoder (trainable unless ``train_vision`` is False) and frozen text encoder."""
     encoder, text = build_open_clip_backbone(
-        model_name=cfg.model_name, pretrained=cfg.pretrained, model_config=cfg.model_config, image_size=cfg.image_size
+        model_name=cfg.model_name, pretrained=cfg.pretrained, model_config=cfg.model_config, image_size=cfg.image_size,
+        select_layer=cfg.select_layer,
     )
     encoder.requires_grad_(cfg.train_vision)
     return encoder, text
@@ -56,7 +57,8 @@ def build_setok(cfg: TokenizerConfig) -> tuple[SeTok, TextEncoder]:
     model = SeTok(
         encoder=encoder, merger=merger, detokenizer=detok, embed_dim=text.embed_dim,
         clustering=dataclasses.asdict(cfg.clustering), temperature=cfg.loss.temperature,
-        learn_temperature=cfg.loss.learn_temperature, image_embedding=cfg.loss.image_embedding,
+        learn_temperature=cfg.loss.learn_temperature, max_logit_scale=cfg.loss.max_logit_scale,
+        image_embedding=cfg.loss.image_embedding,
     )
     return model, text
 

@@ -54,6 +54,8 @@ class SeTok(nn.Module):
         clustering: keyword arguments of :func:`setok.modeling.clustering.cluster`.
         temperature: initial ``tau`` of Eq. (5)-(6).
         learn_temperature: learn ``log(1 / tau)`` as CLIP does.
+        max_logit_scale: ``1 / tau`` is clamped at this value in the loss (CLIP's and the official code's 100);
+            None: never clamped.
         image_embedding: ``"mean"`` (mean of the valid tokens' projections) or ``"max_token"``.
     """
 
@@ -67,6 +69,7 @@ class SeTok(nn.Module):
         clustering: dict[str, Any],
         temperature: float = 0.07,
         learn_temperature: bool = True,
+        max_logit_scale: float | None = 100.0,
         image_embedding: str = "mean",
     ) -> None:
         super().__init__()
@@ -79,6 +82,13 @@ class SeTok(nn.Module):
         self.text_projection = nn.Linear(token_dim, embed_dim)
         # Shape (1,), not a scalar: DeepSpeed broadcasts parameters as byte views, which 0-d tensors cannot give.
         self.logit_scale = nn.Parameter(torch.full((1,), math.log(1.0 / temperature)), requires_grad=learn_temperature)
+        self.max_logit_scale = max_logit_scale
+
+    def contrastive_scale(self) -> Tensor:
+        """``1 / tau`` of Eq. (5)-(6), ``(1,)``: ``exp(logit_scale)`` clamped at ``max_logit_scale`` (no gradient to
+        the temperature while clamped, as CLIP)."""
+        scale = self.logit_scale.exp()
+        return scale if self.max_logit_scale is None else scale.clamp(max=self.max_logit_scale)
 
     def tokenize(self, images: Tensor) -> Tokens:
         """Args: images ``(B, 3, S, S)`` in [0, 1]. Returns :class:`Tokens`."""

@@ -12,7 +12,11 @@ Stages:
         SeTok is frozen throughout (its tokens are computed on the fly).
     ``mask_decoder``: the end of Stage-I: everything frozen except the mask decoder, trained with BCE + Dice on
         segmentation data, prompted by the SeTok tokens of the object (teacher forcing; paper-notes S4).
-    ``stage2``: instruction tuning: LoRA on the LLM (peft), projectors and heads trained, the mask decoder frozen.
+    ``stage2``: instruction tuning: LoRA on the LLM (peft) by default, projectors and heads trained, the mask decoder
+        frozen.
+
+What a stage does to the LLM is ``train_<stage>.llm`` (:func:`prepare_llm`): ``full`` (Stage I's default), ``lora``
+(Stage II's) or ``frozen`` (the projectors and heads alone: LLaVA-1.5's stage 1; paper-notes S17).
 
 Classifier-free guidance: the text condition of a generation / edit sample is dropped with ``mllm.cfg_dropout``.
 Writes ``checkpoints/`` (atomic, resumable), ``train_log.jsonl``, ``config.yaml`` and, last, ``model.pt``
@@ -32,7 +36,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from setok.cli import run
-from setok.config import Config, StageConfig, load_config
+from setok.config import Config, LoRAConfig, StageConfig, load_config
 from setok.io import DataError
 from setok.model_file import MLLM_FAMILY, read_model
 from setok.modeling.build import (
@@ -166,8 +170,7 @@ def train(
         image_dim = vision.width
     if sc.activation_checkpointing:
         model.lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    if stage == "stage2":
-        model.lm = apply_lora(model.lm, cfg.mllm.lora, tokenizer=tokenizer)
+    lora = prepare_llm(model, sc.llm, lora=cfg.mllm.lora, tokenizer=tokenizer)
     mask_decoder.requires_grad_(False)  # trained in its own stage only; kept on the CPU, carried into model.pt
     engine, start = run.engine(training_mode(model))
     dtype = next(engine.module.parameters()).dtype
@@ -195,7 +198,28 @@ def train(
         return None
     return _write_model(engine, run, step=loop.step, setokim=lambda: model.state_dict(),
                         mask_decoder=lambda: mask_decoder.state_dict(), token_dim=token_dim, image_dim=image_dim,
-                        tokenizer_model=tokenizer_model)
+                        tokenizer_model=tokenizer_model, lora=lora)
+
+
+def prepare_llm(model: nn.Module, mode: str, *, lora: LoRAConfig, tokenizer: Any) -> bool:
+    """Set what a stage trains of ``model.lm`` (SeTokIM or the unified MLLM; ``train_<stage>.llm``):
+
+    * ``full``: every LLM weight (the embedding and LM head included);
+    * ``frozen``: no LLM weight; gradients still flow through the LLM to the projectors / adapter and heads, which
+      train (LLaVA-1.5's stage 1 trains its projector alone; paper-notes S17);
+    * ``lora``: peft LoRA on ``lora.target_modules`` plus the ``[Img]``/``[/Img]`` embedding rows (``model.lm``
+      becomes the peft model; the base weights frozen).
+
+    The modules outside ``model.lm`` keep their own settings (trainable heads; a connector baseline's frozen vision
+    encoder). Returns whether LoRA was applied (recorded in ``model.pt``: the loader rebuilds the adapters).
+    """
+    if mode == "lora":
+        model.lm = apply_lora(model.lm, lora, tokenizer=tokenizer)
+        return True
+    if mode not in ("full", "frozen"):
+        raise ValueError(f"unknown LLM training mode {mode!r} (full, frozen or lora)")
+    model.lm.requires_grad_(mode == "full")
+    return False
 
 
 def training_mode(model: nn.Module) -> nn.Module:
@@ -255,7 +279,7 @@ def _train_mask_decoder(run: Run, *, setok: Any, tokenizer_model: Path | None, i
     return _write_model(engine, run, step=loop.step,
                         setokim=lambda: read_model(init, family="setokim", mmap=True).weights,
                         mask_decoder=lambda: engine.module.state_dict(), token_dim=token_dim, image_dim=image_dim,
-                        tokenizer_model=tokenizer_model)
+                        tokenizer_model=tokenizer_model, lora=False)
 
 
 def _train_unified(run: Run, *, tokenizer_model: Path | None, init: Path | None) -> Path | None:
@@ -280,8 +304,7 @@ def _train_unified(run: Run, *, tokenizer_model: Path | None, init: Path | None)
         model.load_state_dict(ckpt.weights)
     if sc.activation_checkpointing:
         model.lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    if stage == "stage2":
-        model.lm = apply_lora(model.lm, cfg.mllm.lora, tokenizer=tokenizer)
+    lora = prepare_llm(model, sc.llm, lora=cfg.mllm.lora, tokenizer=tokenizer)
     engine, start = run.engine(training_mode(model))
 
     loader, loop, special, tokenize = _stage_pipeline(
@@ -305,20 +328,20 @@ def _train_unified(run: Run, *, tokenizer_model: Path | None, init: Path | None)
     if not run_steps(engine, loop, loader, step):
         return None
     return _write_model(engine, run, step=loop.step, setokim=lambda: model.state_dict(), mask_decoder=None,
-                        token_dim=0, image_dim=0, tokenizer_model=tokenizer_model)
+                        token_dim=0, image_dim=0, tokenizer_model=tokenizer_model, lora=lora)
 
 
 def _write_model(
     engine: Any, run: Run, *, step: int, setokim: Callable[[], dict[str, torch.Tensor]],
     mask_decoder: Callable[[], dict[str, torch.Tensor]] | None, token_dim: int, image_dim: int,
-    tokenizer_model: Path | None,
+    tokenizer_model: Path | None, lora: bool,
 ) -> Path:
     """Write the stage's ``model.pt`` (:func:`save_model`; every rank calls this): the LLM side's weights
-    (``setokim``), the mask decoder's (None for the unified MLLM), whether LoRA is applied (Stage II), the token and
-    image widths, and the tokenizer it was trained on."""
+    (``setokim``), the mask decoder's (None for the unified MLLM), whether LoRA is applied (``lora``: a Stage II with
+    ``llm: lora``), the token and image widths, and the tokenizer it was trained on."""
 
     def extras() -> dict[str, Any]:
-        return {"mask_decoder": None if mask_decoder is None else mask_decoder(), "lora": run.stage == "stage2",
+        return {"mask_decoder": None if mask_decoder is None else mask_decoder(), "lora": lora,
                 "token_dim": token_dim, "image_dim": image_dim, "tokenizer_model": str(tokenizer_model or "")}
 
     return save_model(engine, run, family=MLLM_FAMILY[run.cfg.tokenizer.kind], step=step, weights=setokim,

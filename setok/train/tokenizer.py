@@ -19,6 +19,7 @@ from setok.config import Config, load_config
 from setok.modeling.build import build_setok
 from setok.modeling.losses import concept_contrastive_loss, concept_similarities, reconstruction_loss
 from setok.train.concepts import sample_concepts
+from setok.train.gather import gather_rows, pad_tokens
 from setok.train.loop import run_steps, save_model, start_run
 from setok.train.schedule import StepBatchSampler
 
@@ -28,8 +29,10 @@ def setok_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Eq. (3): ``alpha * L_rec + beta * L_con`` for one micro-batch.
 
-    ``model`` is the bare SeTok module (for ``embed`` and ``logit_scale``); ``forward`` is the callable that runs
-    its forward pass (the DeepSpeed engine during training).
+    ``model`` is the bare SeTok module (for ``embed`` and ``contrastive_scale``); ``forward`` is the callable that
+    runs its forward pass (the DeepSpeed engine during training). With ``loss.negatives: all_ranks`` every rank
+    computes Eq. (5)-(7) on the images and texts of all ranks' micro-batches (gathered with their gradient), so the
+    contrastive term is the one-process loss over the whole step's batch; the reconstruction term stays per rank.
     """
     lc = cfg.tokenizer.loss
     size = cfg.tokenizer.detokenizer.image_size
@@ -47,8 +50,12 @@ def setok_loss(
             templates=list(lc.prompt_templates), generator=g,
         )
         texts = text_encoder(prompts).view(len(batch["labels"]), lc.objects_per_image, -1).to(recon.dtype)
-        sim = concept_similarities(model.embed(tok.tokens, tok.valid), texts)
-        l_con = concept_contrastive_loss(sim, valid.to(sim.device), model.logit_scale.exp())
+        image = model.embed(tok.tokens, tok.valid)  # (B, E), or (B, C, E) for max_token pooling
+        valid = valid.to(image.device)
+        if lc.negatives == "all_ranks":  # every GPU's images and texts: "among the batch B" (paper-notes M6)
+            image, texts, valid = gather_rows(pad_tokens(image)), gather_rows(texts), gather_rows(valid)
+        sim = concept_similarities(image, texts)
+        l_con = concept_contrastive_loss(sim, valid, model.contrastive_scale())
         loss = loss + lc.contrastive_weight * l_con
         logs["contrastive"] = l_con.item()
     logs["loss"] = loss.item()

@@ -1,6 +1,7 @@
 """The unified MLLM on SemHiTok trained with the SeTokIM trainer (tokenizer.kind: semhitok): Stage I and II on the
-CI fixtures, the tokenizer's codebooks copied in and never changed, LoRA on the base, no mask decoder, and
-predictions written through the benchmark writers (answers and generated images)."""
+CI fixtures, the tokenizer's codebooks copied in and never changed, Stage II a full fine-tune (paper-notes S19; LoRA
+on the base with ``train_stage2.llm: lora``), no mask decoder, and predictions written through the benchmark writers
+(answers and generated images)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -104,10 +105,27 @@ def test_stage1_trains_text_and_image_codes_and_copies_the_codebooks(stages):
     assert s1["weights"]["image_head.weight"].shape[0] == tok.vocab_size
 
 
-def test_stage2_lora_keeps_base_and_codebooks(stages):
+def test_stage2_fine_tunes_the_whole_llm_and_keeps_the_codebooks(stages):
+    """SemHiTok's Stage II "finetune[s] the model" (as VILA-U and UniTok): no LoRA module, the LLM's layers, embedding
+    and head move, the adapter keeps training, the codebooks stay the tokenizer's."""
     _, _, _, _, s1, s2, _ = stages
     before, after = s1["weights"], s2["weights"]
-    assert any("lora_" in k for k in after)
+    assert not s2["lora"] and set(after) == set(before)
+    for k in ("semantic_codes", "pixel_codes"):
+        assert torch.equal(after[k], before[k])
+    moved = {k for k in after if k.startswith("lm.") and not torch.equal(after[k], before[k])}
+    assert any(".layers." in k for k in moved) and {"lm.model.embed_tokens.weight", "lm.lm_head.weight"} <= moved
+    assert not torch.equal(after["adapter.sem.0.weight"], before["adapter.sem.0.weight"])
+
+
+def test_stage2_lora_switch_keeps_base_and_codebooks(stages, tmp_path):
+    """``train_stage2.llm: lora`` (the other reading): adapters on a frozen base."""
+    cfg, root, tokenizer, _, s1, _, _ = stages
+    lora_cfg = from_dict(Config, deep_merge(to_dict(cfg), {"train_stage2": {"llm": "lora"}}))
+    s2 = torch.load(train(lora_cfg, "stage2", tmp_path / "stage2", tokenizer_model=tokenizer,
+                          init=root / "stage1" / "model.pt"), weights_only=True)
+    before, after = s1["weights"], s2["weights"]
+    assert s2["lora"] and any("lora_" in k for k in after)
     for k in ("semantic_codes", "pixel_codes"):
         assert torch.equal(after[k], before[k])
     moved = 0
