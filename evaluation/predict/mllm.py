@@ -41,6 +41,7 @@ from setok.modeling.generation import generate_image, generate_text, pack_prompt
 from setok.modeling.hierarchical_codebook import unflatten_codes
 from setok.modeling.llm import special_ids
 from setok.modeling.mllm import Segment
+from setok.modeling.patch_extent import logits_over_image
 from setok.modeling.semhitok import Codes
 
 log = logging.getLogger("evaluation.predict.mllm")
@@ -245,7 +246,8 @@ class Predictor:
         logits = self.mask_decoder(tok.features.to(md_dtype), prompts, valid)[:, 0]  # (N, 4h, 4w), letterboxed
         masks = []
         for lg, im in zip(logits, images):
-            masks.append((unletterbox_logits(lg, *im.size) > 0).cpu().numpy())
+            square = logits_over_image(lg, tok.grid, self.size)  # (S, S): the decoder covers the patch grid's pixels
+            masks.append((unletterbox_logits(square, *im.size) > 0).cpu().numpy())
         return masks
 
 

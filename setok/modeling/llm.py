@@ -82,11 +82,14 @@ def special_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int | None]:
 
 
 def add_image_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    """Add ``[Img]``/``[/Img]`` (and a pad token if missing) to ``tokenizer`` and grow ``model``'s embeddings.
+    """Add ``[Img]``/``[/Img]`` (and a pad token if missing) to ``tokenizer`` and grow ``model``'s embeddings if needed.
 
-    The new rows of the input embedding (and of an untied output embedding) are set to the mean of the old rows, a
-    deterministic initialisation (transformers' ``mean_resizing`` would sample them from a Gaussian fitted to the old
-    rows, drawing on the global RNG).
+    The rows of the added tokens in the input embedding (and in an untied output embedding) are set to the mean of the
+    rows of the tokenizer's existing tokens, a deterministic initialisation (transformers' ``mean_resizing`` would
+    sample them from a Gaussian fitted to the old rows, drawing on the global RNG). This holds whether or not the
+    embedding is resized: a vocabulary padded beyond its tokenizer (Qwen2.5-7B: 152064 rows for 151665 tokens) already
+    has rows for the new ids, but those padding rows were never trained, so they are overwritten too; the padding rows
+    are left out of the mean.
 
     Returns: the ids of the added tokens, ascending.
     """
@@ -99,12 +102,11 @@ def add_image_tokens(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase)
     if new > rows:
         with torch.random.fork_rng():  # the rows resize draws are overwritten below; keep the caller's RNG stream
             model.resize_token_embeddings(new, mean_resizing=False)
+    if new > old:
         with torch.no_grad():
-            for emb in {id(e): e for e in (model.get_input_embeddings(), model.get_output_embeddings())}.values():
-                if emb is None:
-                    continue
-                weight = emb.weight  # (V_new, H)
-                weight[rows:] = weight[:rows].mean(dim=0, keepdim=True)
+            embeddings = (model.get_input_embeddings(), model.get_output_embeddings())
+            for weight in {id(e.weight): e.weight for e in embeddings if e is not None}.values():  # (V, H), tied once
+                weight[old:new] = weight[:old].mean(dim=0, keepdim=True)
     ids = special_ids(tokenizer)
     model.config.pad_token_id = ids["pad"]
     if model.generation_config is not None:

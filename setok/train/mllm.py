@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -55,7 +54,14 @@ from setok.modeling.mask_losses import mask_loss
 from setok.stages import MLLM_STAGES
 from setok.train.loop import Run, StepLoop, run_steps, save_model, start_run
 from setok.train.mixture import MixtureSampler, mixture_probs
-from setok.train.mllm_batch import SpecialIds, build_sequences, image_token_lists, pooled_coverage, region_tokens
+from setok.train.mllm_batch import (
+    SpecialIds,
+    build_sequences,
+    image_token_lists,
+    mask_target,
+    pooled_coverage,
+    region_tokens,
+)
 
 log = logging.getLogger("setok.train.mllm")
 
@@ -380,8 +386,7 @@ def _mask_decoder_loss(
     idx = raw.has_region.to(selected.device)
     prompts_valid = (tok.valid & selected)[idx]  # (n, C)
     logits = engine(tok.features[idx].to(dtype), tok.tokens[idx].to(dtype), prompts_valid)[:, 0]  # (n, H', W')
-    target = F.interpolate(raw.regions.to(logits.device)[idx][:, None].float(), size=logits.shape[-2:],
-                           mode="area")[:, 0] > 0.5  # (n, H', W')
+    target = mask_target(raw.regions.to(logits.device)[idx], tok.grid, tuple(logits.shape[-2:]))  # (n, H', W')
     loss = mask_loss(logits.float(), target.float())
     return loss, {"loss": loss.item(), "mask": loss.item(), "objects": float(idx.sum().item())}
 

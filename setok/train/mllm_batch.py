@@ -17,6 +17,7 @@ from torch import Tensor
 from setok.data.multimodal_loader import RawBatch
 from setok.data.templates import EOS, Template, render
 from setok.modeling.mllm import MultimodalBatch, Segment, pack_sequences
+from setok.modeling.patch_extent import pooled_over_grid
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,18 @@ def region_tokens(masks: Tensor, valid: Tensor, coverage: Tensor, *, overlap: fl
 
 
 def pooled_coverage(regions: Tensor, grid: tuple[int, int]) -> Tensor:
-    """``(N, S, S)`` coverage maps -> ``(N, h*w)`` per-patch coverage (area average)."""
-    return F.adaptive_avg_pool2d(regions[:, None].float(), grid).flatten(1)
+    """``(N, S, S)`` coverage maps -> ``(N, h*w)`` per-patch coverage: the area average over the pixels each patch
+    reads (the ``(h, w)`` grid covers the top-left ``h * p`` x ``w * p`` pixels, :mod:`setok.modeling.patch_extent`)."""
+    return pooled_over_grid(regions, grid, grid).flatten(1)
+
+
+def mask_target(regions: Tensor, grid: tuple[int, int], size: tuple[int, int]) -> Tensor:
+    """The mask decoder's target: ``(N, S, S)`` coverage maps -> ``(N, H', W')`` bool on its ``size`` output grid.
+
+    The area average of the pixels the patch grid covers (the decoder's cells tile those, not the whole image),
+    thresholded at 0.5 (docs/paper-notes.md S14).
+    """
+    return pooled_over_grid(regions, grid, size) > 0.5
 
 
 def image_token_lists(tok_tokens: Tensor, tok_valid: Tensor, selected: Tensor | None, *, limit: int) -> list[Tensor]:

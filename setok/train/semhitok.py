@@ -26,6 +26,7 @@ which :func:`setok.modeling.build.load_semhitok` reads.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from setok.cli import run
-from setok.config import Config, load_config, to_dict
+from setok.config import Config, ConfigError, load_config, to_dict
 from setok.io import DataError
 from setok.model_file import read_model, write_model
 from setok.modeling.build import (
@@ -47,6 +48,7 @@ from setok.modeling.build import (
 from setok.modeling.semhitok import SemHiTok
 from setok.stages import SEMHITOK_STAGES, STAGES
 from setok.train.loop import run_steps, save_model, start_run
+from setok.train.network_clip import ClippedPerNetwork
 from setok.train.schedule import StepBatchSampler
 from setok.train.semhitok_objective import PixelObjective, semantic_loss
 
@@ -139,7 +141,17 @@ def train(
         perceptual = build_perceptual(cfg)
         if perceptual is not None:
             perceptual.to(dev)
-    engine, start = run.engine(module)
+    # grad_clip per network (paper-notes H11): DeepSpeed's own clipping, which sees one joint norm, is off for this
+    # engine and ClippedPerNetwork clips the tokenizer and the discriminator before each optimizer step.
+    separate = disc is not None and lc.clip_per_network and tc.grad_clip > 0
+    if separate and tc.precision == "fp16":
+        raise ConfigError(f"train_{stage}.precision: fp16 with tokenizer.semhitok.loss.clip_per_network; use bf16 "
+                          "or fp32 (the per-network norms read unscaled gradients)")
+    engine_run = dataclasses.replace(run, train=dataclasses.replace(tc, grad_clip=0.0)) if separate else run
+    engine, start = engine_run.engine(module)
+    trainer = engine if not separate else ClippedPerNetwork(
+        engine, {"tokenizer": list(engine.module.tokenizer.parameters()),
+                 "discriminator": list(engine.module.discriminator.parameters())}, max_norm=tc.grad_clip)
     dtype = next(p for p in engine.module.parameters() if p.requires_grad).dtype
 
     from setok.data import build_datasets, collate
@@ -160,7 +172,7 @@ def train(
         loss, terms = engine(images, loop.step, perceptual)
         return loss, {"loss": loss.item(), **{k: v.item() for k, v in terms.items()}}
 
-    if not run_steps(engine, loop, loader, step):
+    if not run_steps(trainer, loop, loader, step):
         return None
 
     def tokenizer_state() -> dict[str, torch.Tensor]:

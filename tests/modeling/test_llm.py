@@ -191,3 +191,49 @@ def test_gguf_smollm2_knows_paris_and_reads_image_delimiters():
     with torch.no_grad():
         logits = model(torch.tensor([enc])).logits
     assert torch.isfinite(logits).all()
+
+
+def test_image_token_rows_are_the_mean_even_without_a_resize():
+    """A vocabulary padded beyond its tokenizer (Qwen2.5-7B: 152064 rows, 151665 tokens) already has rows for the new
+    ids; they are the untrained padding rows and must be re-initialised to the mean of the tokenizer's rows, as when
+    the embedding grows (issue 18 item 10). A tiny random Qwen2-architecture model, built offline."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from setok.modeling.llm import add_image_tokens
+
+    padded = GPT2_VOCAB + 45
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(Qwen2Config(
+        vocab_size=padded, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, tie_word_embeddings=False,
+    ))
+    tok = gpt2_bytelevel_tokenizer()
+    with torch.no_grad():  # the padding rows: far from the tokenizer's rows, so a mean over all rows would show
+        for w in (model.get_input_embeddings().weight, model.get_output_embeddings().weight):
+            w[GPT2_VOCAB:] = 100.0
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    ids = add_image_tokens(model, tok)
+    assert ids == [GPT2_VOCAB, GPT2_VOCAB + 1, GPT2_VOCAB + 2] and len(tok) == GPT2_VOCAB + 3
+    emb, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    assert emb.shape[0] == head.shape[0] == padded  # no resize
+    for w, name in ((emb, "model.embed_tokens.weight"), (head, "lm_head.weight")):
+        torch.testing.assert_close(w[GPT2_VOCAB:GPT2_VOCAB + 3], before[name][:GPT2_VOCAB].mean(0).expand(3, -1))
+        assert torch.equal(w[:GPT2_VOCAB], before[name][:GPT2_VOCAB])
+        assert (w[GPT2_VOCAB + 3:] == 100.0).all()  # padding rows no token uses stay as they were
+    assert model.config.pad_token_id == GPT2_VOCAB + 2
+
+
+def test_image_token_rows_of_a_tied_embedding_are_the_mean():
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from setok.modeling.llm import add_image_tokens
+
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(Qwen2Config(
+        vocab_size=GPT2_VOCAB + 8, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, tie_word_embeddings=True,
+    ))
+    mean = model.get_input_embeddings().weight[:GPT2_VOCAB].detach().mean(0)
+    add_image_tokens(model, gpt2_bytelevel_tokenizer())
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    torch.testing.assert_close(model.get_input_embeddings().weight[GPT2_VOCAB:GPT2_VOCAB + 3], mean.expand(3, -1))
