@@ -11,13 +11,20 @@
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
 from evaluation.provenance import Legend, read_marks
-from evaluation.report.tokenizer_figures import legend_footer, load_rgb, overlay, plt, reconstructions, save_figure
+from evaluation.report.tokenizer_figures import (
+    figures_parser,
+    legend_footer,
+    load_rgb,
+    overlay,
+    plt,
+    reconstructions,
+    save_figure,
+)
 from setok.cli import run
 from setok.io import DataError
 
@@ -77,13 +84,7 @@ def code_maps(results: Path, images: Path, variants: list[str], out: Path, *, co
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m evaluation.report.semhitok_figures", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--results", type=Path, default=Path("results"))
-    ap.add_argument("--images", type=Path, required=True, help="results/data/<dataset>/images (originals)")
-    ap.add_argument("--variants", nargs="+", required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    args = ap.parse_args(argv)
+    args = figures_parser("python -m evaluation.report.semhitok_figures", __doc__).parse_args(argv)
 
     def job() -> None:
         codebook_usage(args.results, args.variants, args.out)

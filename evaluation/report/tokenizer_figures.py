@@ -112,14 +112,18 @@ def token_counts(results: Path, variants: list[str], out: Path) -> None:
     save_figure(fig, out / "token_counts.png")
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m evaluation.report.tokenizer_figures", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+def figures_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
+    """The command line both tokenizer figure scripts take: --results, --images (the originals), --variants, --out."""
+    ap = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", type=Path, default=Path("results"))
     ap.add_argument("--images", type=Path, required=True, help="results/data/<dataset>/images (originals)")
     ap.add_argument("--variants", nargs="+", required=True)
     ap.add_argument("--out", type=Path, required=True)
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = figures_parser("python -m evaluation.report.tokenizer_figures", __doc__).parse_args(argv)
 
     def job() -> None:
         token_masks(args.results, args.images, args.variants, args.out)

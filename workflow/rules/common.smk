@@ -32,7 +32,8 @@ PREDICTION_FOLDERS = [p for p in PREDICTION_BENCHMARK if "." not in p]
 GENERATIVE_BENCHMARKS = {b for b in MLLM_BENCHMARKS if b in registry.names() and registry.get(b).generative}
 BASELINES = {v for v in VARIANTS if resolve(config, v).mllm.connector.kind != "setok"}
 # The tokenizer axis: SemHiTok variants train through semhitok.smk, the others through train_tokenizer (SeTok).
-SEMHITOK_VARIANTS = [v for v in VARIANTS if resolve(config, v).tokenizer.kind == "semhitok"]
+TOKENIZER_KIND = {v: resolve(config, v).tokenizer.kind for v in VARIANTS}  # setok or semhitok
+SEMHITOK_VARIANTS = [v for v in VARIANTS if TOKENIZER_KIND[v] == "semhitok"]
 SETOK_VARIANTS = [v for v in VARIANTS if v not in SEMHITOK_VARIANTS]
 SETOK_RUN_VARIANTS = [v for v in RUN_VARIANTS if v in SETOK_VARIANTS]
 SEMHITOK_RUN_VARIANTS = [v for v in RUN_VARIANTS if v in SEMHITOK_VARIANTS]
@@ -86,7 +87,7 @@ def training_inputs(stage):
         files = {"config": f"results/{v}/config.yaml", "datasets": dataset_checks(v, stage)}
         if STAGES[stage].reads_tokenizer and v not in BASELINES:
             files["tokenizer"] = f"results/{v}/tokenizer/model.pt"
-        init = start_of(stage, tokenizer_kind=resolve(config, v).tokenizer.kind, connector_baseline=v in BASELINES)
+        init = start_of(stage, tokenizer_kind=TOKENIZER_KIND[v], connector_baseline=v in BASELINES)
         if init is not None:
             files["init"] = f"results/{v}/{STAGES[init].folder}/model.pt"
         return files
