@@ -136,7 +136,7 @@ def test_excerpt_headers_name_the_paper() -> None:
     ("semhitok", "2", "vqgan_lc_100k", "tokens.vocab_size", 100000),
     ("semhitok", "2", "semhitok_384", "tokens.mean", 729),
     ("semhitok", "4", "siglip", "pope.f1", 83.76),
-    ("semhitok", "4", "semhitok_llava", "mme.perception", 1355.8),
+    ("semhitok", "4", "semhitok_t7_sghc", "mme.perception", 1355.8),
     ("semhitok", "5", "semhitok", "mme.total", 1775.9),
     ("semhitok", "5", "semhitok_384", "mmbench.accuracy", 75.2),
     ("semhitok", "5", "emu3", "mmvet.score", 37.2),
