@@ -97,6 +97,8 @@ class MergerConfig:
     mlp_ratio: float = 4.0
     position_embedding: Literal["rope2d", "none"] = "rope2d"
     rope_theta: float = 100.0
+    # How soft masks act in the inner Transformer: log M_c attention bias, or only the printed input scaling (M9).
+    soft_mask: Literal["attention_bias", "input_scale"] = "attention_bias"
 
 
 @dataclass(frozen=True)
