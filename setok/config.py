@@ -76,6 +76,8 @@ class ClusteringConfig:
     max_tokens: int = 64
     num_clusters: int | None = None
     normalize: bool = True
+    # Soft mode: seeds and count from the thresholded scope (= hard count) or the continuous one (paper-notes C6).
+    soft_count: Literal["hard_scope", "soft_scope"] = "hard_scope"
 
     def check(self, path: str) -> None:
         """``fixed`` needs ``num_clusters``; the other modes need a positive ``max_tokens``."""

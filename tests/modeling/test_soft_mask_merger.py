@@ -88,7 +88,7 @@ def test_hard_mode_tokens_are_bit_identical_to_the_previous_implementation() -> 
 def test_input_scale_reading_is_the_previous_soft_merger() -> None:
     """``soft_mask="input_scale"`` keeps the old soft path (printed scaling only); the default changes the tokens."""
     x = torch.randn(2, 6, 6, 16, generator=torch.Generator().manual_seed(1))
-    out = cluster(x, mode="soft", max_tokens=12)
+    out = cluster(x, mode="soft", max_tokens=12, soft_count="soft_scope")
     flat = x.view(2, 36, 16)
     with torch.no_grad():
         old, _ = merger(soft_mask="input_scale")(flat, (6, 6), out.masks, out.num_tokens)
