@@ -76,6 +76,8 @@ class ClusteringConfig:
     max_tokens: int = 64
     num_clusters: int | None = None
     normalize: bool = True
+    # Soft mode: seeds and count from the thresholded scope (= hard count) or the continuous one (paper-notes C6).
+    soft_count: Literal["hard_scope", "soft_scope"] = "hard_scope"
 
     def check(self, path: str) -> None:
         """``fixed`` needs ``num_clusters``; the other modes need a positive ``max_tokens``."""
@@ -97,6 +99,8 @@ class MergerConfig:
     mlp_ratio: float = 4.0
     position_embedding: Literal["rope2d", "none"] = "rope2d"
     rope_theta: float = 100.0
+    # How soft masks act in the inner Transformer: log M_c attention bias, or only the printed input scaling (M9).
+    soft_mask: Literal["attention_bias", "input_scale"] = "attention_bias"
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ def build_setok(cfg: TokenizerConfig) -> tuple[SeTok, TextEncoder]:
     merger = TokenMerger(
         in_dim=encoder.width, dim=m.dim, inner_layers=m.inner_layers, inter_layers=m.inter_layers, heads=m.heads,
         mlp_ratio=m.mlp_ratio, position_embedding=m.position_embedding == "rope2d", rope_theta=m.rope_theta,
-        kind=m.kind,
+        kind=m.kind, soft_mask=m.soft_mask,
     )
     detok = Detokenizer(
         token_dim=m.dim, dim=d.dim, layers=d.layers, heads=d.heads, mlp_ratio=d.mlp_ratio, grid=d.grid,

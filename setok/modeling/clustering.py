@@ -19,6 +19,12 @@ Readings of the paper chosen here (see ``docs/paper-notes.md`` §Clustering for 
   normalised per image to a maximum of 1), when the scope is exhausted, or at ``max_tokens``. The final scope is a
   token when some location is still mostly unexplained (``max z >= 1/2``); otherwise it is folded back by
   renormalising, so the masks still sum to one.
+* Soft mode decides its seeds and its count on the *hard* scope (``soft_count="hard_scope"``, default): the scope
+  that seeds are drawn from and that the StopCondition reads is updated with the thresholded alpha, while the masks
+  use the continuous alpha on their own continuous scope. The soft count then equals the hard count on the same
+  features. ``soft_count="soft_scope"`` runs Algorithm 1 on the continuous scope alone; there ``phi >= 2^(-4C)`` on
+  unit-norm features shrinks every location's scope at every step, so the count is set by ``kernel_c`` and
+  ``beta`` rather than by the content (paper-notes C6).
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ import torch
 from torch import Tensor
 
 Mode = Literal["hard", "soft", "fixed"]
+SOFT_COUNTS = ("hard_scope", "soft_scope")
 
 _EPS = 1e-6
 
@@ -189,12 +196,16 @@ def seed_scores(
     return s, d2
 
 
+def _alpha_logits(phi: Tensor, s: Tensor, *, beta: float, form: str) -> Tensor:
+    """The argument of the sigmoid in Algorithm 1 line 4 for a batch of seeds. ``phi``, ``s``: ``(B, N)``."""
+    if form == "logit":
+        return torch.logit(phi.clamp(_EPS, 1.0 - _EPS)) - beta * s
+    return phi - beta * s  # "literal": sigmoid(phi - beta * s) as printed
+
+
 def _alpha(phi: Tensor, s: Tensor, *, beta: float, form: str, hard: bool) -> Tensor:
     """Algorithm 1 line 4 for a batch of seeds. ``phi``, ``s``: ``(B, N)``."""
-    if form == "logit":
-        logits = torch.logit(phi.clamp(_EPS, 1.0 - _EPS)) - beta * s
-    else:  # "literal": sigmoid(phi - beta * s) as printed
-        logits = phi - beta * s
+    logits = _alpha_logits(phi, s, beta=beta, form=form)
     if hard:
         return (logits > 0).to(phi.dtype)
     return torch.sigmoid(logits)
@@ -211,18 +222,26 @@ def _stick_breaking(
     alpha_form: str,
     min_seed_score: float,
     max_tokens: int,
+    soft_count: str = "hard_scope",
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Algorithm 1, batched. Returns ``(masks (B, N, T), num_tokens (B,), seeds (B, T))`` with T = max_tokens."""
+    """Algorithm 1, batched. Returns ``(masks (B, N, T), num_tokens (B,), seeds (B, T))`` with T = max_tokens.
+
+    ``z`` is the scope the masks are cut from (lines 5-6). ``zc`` is the scope that lines 3 and 8 and the
+    StopCondition read: ``z`` itself in hard mode and with ``soft_count="soft_scope"``; with ``"hard_scope"`` in soft
+    mode it is updated with the thresholded alpha, so seeds and count are those of hard mode (paper-notes C6).
+    """
     b, n = s.shape
     batch = torch.arange(b, device=s.device)
     masks = s.new_zeros(b, n, max_tokens)
     seeds = torch.full((b, max_tokens), -1, dtype=torch.long, device=s.device)
     z = s.new_ones(b, n)  # scope
+    hard_count = not hard and soft_count == "hard_scope"
+    zc = s.new_ones(b, n) if hard_count else z  # the scope seeds and the StopCondition read
     active = torch.ones(b, dtype=torch.bool, device=s.device)
     count = torch.zeros(b, dtype=torch.long, device=s.device)
     # Leave one column for the final scope (line 8).
     for t in range(max_tokens - 1):
-        zs = z * s
+        zs = zc * s
         best, seed = zs.max(-1)  # line 3, (B,)
         # StopCondition: no seed worth taking, or nothing left to explain.
         active = active & (best >= min_seed_score) & (best > 0)
@@ -235,11 +254,17 @@ def _stick_breaking(
         alpha = alpha * active[:, None]  # stopped images add nothing more
         masks[:, :, t] = z * alpha  # line 5
         z = z * (1.0 - alpha)  # line 6
+        if hard_count:
+            alpha_hard = _alpha(phi, s, beta=beta, form=alpha_form, hard=True)
+            alpha_hard[batch, seed] = 1.0
+            zc = zc * (1.0 - alpha_hard * active[:, None])  # line 6 with the thresholded alpha
+        else:
+            zc = z
         seeds[:, t] = torch.where(active, seed, -1)
         count += active.long()
     # Line 8: the final scope explains the remaining embeddings. It is a token only if some location is still
     # mostly unexplained; otherwise its (negligible) mass is folded back by renormalising the masks.
-    keep_final = z.amax(-1) >= 0.5  # (B,)
+    keep_final = zc.amax(-1) >= 0.5  # (B,)
     masks[batch, :, count] = torch.where(keep_final[:, None], z, masks[batch, :, count])
     folded = ~keep_final
     if bool(folded.any()):
@@ -278,6 +303,7 @@ def cluster(
     max_tokens: int = 64,
     num_clusters: int | None = None,
     normalize: bool = True,
+    soft_count: str = "hard_scope",
 ) -> ClusterOutput:
     """Cluster patch features into a variable number of concept masks (Algorithm 1).
 
@@ -295,6 +321,8 @@ def cluster(
         max_tokens: largest number of masks per image, final scope included.
         num_clusters: tokens per image in ``"fixed"`` mode.
         normalize: L2-normalise features before measuring distances (squared distances then lie in [0, 4]).
+        soft_count: soft mode only: ``"hard_scope"`` draws seeds and stops on the thresholded scope (same seeds and
+            count as hard mode; the masks stay soft), ``"soft_scope"`` on the continuous scope (paper-notes C6).
 
     Returns:
         :class:`ClusterOutput` with masks ``(B, H*W, C)``.
@@ -313,9 +341,11 @@ def cluster(
     elif mode in ("hard", "soft"):
         if max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+        if soft_count not in SOFT_COUNTS:
+            raise ValueError(f"soft_count must be one of {SOFT_COUNTS}, got {soft_count!r}")
         masks, num_tokens, seeds = _stick_breaking(
             d2, s, hard=mode == "hard", beta=beta, kernel_c=kernel_c, kernel_scale=kernel_scale,
-            alpha_form=alpha_form, min_seed_score=min_seed_score, max_tokens=max_tokens,
+            alpha_form=alpha_form, min_seed_score=min_seed_score, max_tokens=max_tokens, soft_count=soft_count,
         )
     else:
         raise ValueError(f"unknown clustering mode {mode!r}; expected 'hard', 'soft' or 'fixed'")

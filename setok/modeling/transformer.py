@@ -17,11 +17,20 @@ class Attention(nn.Module):
         self.kv = nn.Linear(kv_dim or dim, 2 * dim)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x: Tensor, context: Tensor | None = None, key_valid: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        context: Tensor | None = None,
+        key_valid: Tensor | None = None,
+        key_bias: Tensor | None = None,
+    ) -> Tensor:
         """Args:
             x: ``(B, Lq, D)`` queries.
             context: ``(B, Lk, Dk)`` keys/values (``x`` itself when None).
             key_valid: ``(B, Lk)`` bool, False for padding keys; every row needs one True.
+            key_bias: ``(B, Lk)`` float added to every query's attention logits for each key (e.g. a log-mask
+                ``log M_c``); with ``key_valid`` the invalid keys get ``-inf`` on top. None (the default) runs the
+                exact boolean-mask path.
 
         Returns: ``(B, Lq, D)``.
         """
@@ -30,6 +39,11 @@ class Attention(nn.Module):
         q = self.q(x).view(b, lq, self.heads, -1).transpose(1, 2)  # (B, h, Lq, d/h)
         k, v = self.kv(context).view(b, context.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)  # (B, h, Lk, d/h)
         mask = None if key_valid is None else key_valid[:, None, None, :]  # (B, 1, 1, Lk)
+        if key_bias is not None:
+            bias = key_bias.to(q.dtype)
+            if key_valid is not None:
+                bias = bias.masked_fill(~key_valid, float("-inf"))
+            mask = bias[:, None, None, :]  # (B, 1, 1, Lk), added to the logits
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, h, Lq, d/h)
         return self.out(y.transpose(1, 2).reshape(b, lq, d))
 
@@ -63,9 +77,11 @@ class Block(nn.Module):
         valid: Tensor | None = None,
         context: Tensor | None = None,
         context_valid: Tensor | None = None,
+        key_bias: Tensor | None = None,
     ) -> Tensor:
-        """Args: x ``(B, L, D)``; valid ``(B, L)``; context ``(B, Lc, D)``; context_valid ``(B, Lc)``."""
-        x = x + self.attn(self.norm1(x), key_valid=valid)
+        """Args: x ``(B, L, D)``; valid ``(B, L)``; context ``(B, Lc, D)``; context_valid ``(B, Lc)``;
+        key_bias ``(B, L)`` additive self-attention bias per key (see :class:`Attention`)."""
+        x = x + self.attn(self.norm1(x), key_valid=valid, key_bias=key_bias)
         if self.cross:
             x = x + self.cross_attn(self.norm_q(x), self.norm_kv(context), key_valid=context_valid)
         return x + self.mlp(self.norm2(x))
@@ -87,7 +103,10 @@ class Transformer(nn.Module):
         valid: Tensor | None = None,
         context: Tensor | None = None,
         context_valid: Tensor | None = None,
+        key_bias: Tensor | None = None,
     ) -> Tensor:
+        """Args: x ``(B, L, D)``; valid ``(B, L)``; context ``(B, Lc, D)``; context_valid ``(B, Lc)``;
+        key_bias ``(B, L)`` additive self-attention bias per key, the same in every block."""
         for blk in self.blocks:
-            x = blk(x, valid, context, context_valid)
+            x = blk(x, valid, context, context_valid, key_bias=key_bias)
         return self.norm(x)
