@@ -678,7 +678,8 @@ def schema_yaml() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m setok.config schema`` prints the schema; ``check FILE... [--variant V]`` validates."""
+    """``python -m setok.config schema`` prints the schema; ``check FILE... [--variant V]`` validates; ``sha FILE``
+    prints a resolved config's hash."""
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m setok.config")
@@ -687,9 +688,18 @@ def main(argv: list[str] | None = None) -> int:
     chk = sub.add_parser("check", help="validate config files and all their variants")
     chk.add_argument("files", nargs="+")
     chk.add_argument("--variant")
+    sha = sub.add_parser("sha", help="print the config_sha of a resolved config file (results/<variant>/config.yaml)")
+    sha.add_argument("file")
     args = ap.parse_args(argv)
     if args.cmd == "schema":
         sys.stdout.write(schema_yaml())
+        return 0
+    if args.cmd == "sha":
+        try:
+            print(config_sha(load_config(args.file)))
+        except ConfigError as e:
+            print(f"config error: {e}", file=sys.stderr)
+            return 2
         return 0
     try:
         raw: dict[str, Any] = {}

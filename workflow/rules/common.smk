@@ -162,7 +162,10 @@ def calibration_inputs(wildcards):
 
 
 def variant_sha(wildcards):
-    """Content hash of a variant's resolved config, recorded in each result JSON."""
+    """Content hash of a variant's config as the config gives it (before calibration). A scoring job records the hash
+    of results/{variant}/config.yaml, the config the model was trained with (a calibrated variant's includes its
+    calibration, paper-notes C6: `python -m setok.config sha`), and this one only when that file is absent
+    (predictions placed by hand)."""
     return config_sha(resolve(config, wildcards.variant))
 
 
