@@ -27,12 +27,13 @@ from setok.dataset_kinds import DataSource
 from setok.stages import PATH_DEPENDENT_STAGES, SEMHITOK_STAGES, STAGES
 
 __all__ = [  # the machinery is re-exported: ``from setok.config import ...`` serves every caller
-    "BackboneConfig", "BenchmarkConfig", "ClusteringConfig", "CodeSamplingConfig", "Config", "ConfigError",
+    "BackboneConfig", "BenchmarkConfig", "CalibratedClustering", "CalibrationConfig", "CalibrationGrid",
+    "ClusteringConfig", "CodeSamplingConfig", "Config", "ConfigError",
     "ConnectorConfig", "DataSource", "DetokenizerConfig", "DiffLossConfig", "EvalConfig", "LLMConfig", "LoRAConfig",
     "LossConfig", "MLLMConfig", "MaskDecoderConfig", "MergerConfig", "PixelBranchConfig",
     "PixelLossConfig", "SemHiTokConfig", "SemanticCodebookConfig", "StageConfig", "TRAINING_STAGES",
-    "TokenizerConfig", "TrainConfig", "VQConfig", "ViTConfig", "config_sha", "deep_merge", "dump", "from_dict",
-    "json_schema", "load_config", "read_yaml", "resolve", "schema_yaml", "to_dict", "validate_all",
+    "TargetTokens", "TokenizerConfig", "TrainConfig", "VQConfig", "ViTConfig", "config_sha", "deep_merge", "dump",
+    "from_dict", "json_schema", "load_config", "read_yaml", "resolve", "schema_yaml", "to_dict", "validate_all",
 ]
 
 
@@ -85,6 +86,76 @@ class ClusteringConfig:
             raise ConfigError(f"{path}.num_clusters: required when mode is 'fixed'")
         if self.mode != "fixed" and self.max_tokens < 1:
             raise ConfigError(f"{path}.max_tokens: must be >= 1")
+
+
+@dataclass(frozen=True)
+class CalibrationGrid:
+    """The values of Algorithm 1's unspecified settings that ``calibrate_clustering`` tries (every combination)."""
+
+    kernel_c: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0, 2.0, 4.0, 8.0])
+    min_seed_score: list[float] = field(default_factory=lambda: [0.02, 0.05, 0.1, 0.2, 0.4])
+    beta: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0])
+
+    def check(self, path: str) -> None:
+        """Each axis is a non-empty list without repeats; C > 0, min_seed_score in [0, 1], beta >= 0."""
+        rules = {"kernel_c": (lambda x: x > 0, "> 0"), "min_seed_score": (lambda x: 0.0 <= x <= 1.0, "in [0, 1]"),
+                 "beta": (lambda x: x >= 0, ">= 0")}
+        for key, (ok, text) in rules.items():
+            values = getattr(self, key)
+            if not values:
+                raise ConfigError(f"{path}.{key}: must list at least one value")
+            if len(set(values)) != len(values):
+                raise ConfigError(f"{path}.{key}: lists a value twice: {values}")
+            for v in values:
+                if not ok(v):
+                    raise ConfigError(f"{path}.{key}: every value must be {text}, got {v}")
+
+
+@dataclass(frozen=True)
+class TargetTokens:
+    """Mean tokens per image the calibration aims at, per clustering mode (SeTok Table 5: 25 hard, 23 soft)."""
+
+    hard: float = 25.0
+    soft: float = 23.0
+
+    def check(self, path: str) -> None:
+        for key in ("hard", "soft"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{path}.{key}: must be >= 1 token, got {getattr(self, key)}")
+
+
+@dataclass(frozen=True)
+class CalibratedClustering:
+    """The grid point ``calibrate_clustering`` chose; written into ``results/{variant}/config.yaml`` (never by hand)."""
+
+    kernel_c: float
+    min_seed_score: float
+    beta: float
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """``calibrate_clustering`` (paper-notes C7): before training, sweep ``grid`` on the variant's initial vision
+    features over a fixed-seed sample of ``images`` training images and keep the setting whose mean token count is
+    closest to ``target_tokens`` of the clustering mode (ties within ``tolerance`` tokens: fewest images at 1 token or
+    at ``max_tokens``, then the larger spread, then grid order). Only for SeTok in hard or soft mode."""
+
+    enabled: bool = True
+    images: int = 512
+    seed: int = 0
+    batch_size: int = 32  # images per encoder forward and per clustering call
+    grid: CalibrationGrid = field(default_factory=CalibrationGrid)
+    target_tokens: TargetTokens = field(default_factory=TargetTokens)
+    tolerance: float = 0.5
+    calibrated: CalibratedClustering | None = None
+
+    def check(self, path: str) -> None:
+        if self.images < 1:
+            raise ConfigError(f"{path}.images: must be >= 1, got {self.images}")
+        if self.batch_size < 1:
+            raise ConfigError(f"{path}.batch_size: must be >= 1, got {self.batch_size}")
+        if self.tolerance < 0:
+            raise ConfigError(f"{path}.tolerance: must be >= 0, got {self.tolerance}")
 
 
 @dataclass(frozen=True)
@@ -250,10 +321,27 @@ class TokenizerConfig:
     kind: Literal["setok", "semhitok"] = "setok"
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     merger: MergerConfig = field(default_factory=MergerConfig)
     detokenizer: DetokenizerConfig = field(default_factory=DetokenizerConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     semhitok: SemHiTokConfig = field(default_factory=SemHiTokConfig)
+
+    @property
+    def calibrates(self) -> bool:
+        """Whether ``calibrate_clustering`` sets this tokenizer's clustering: SeTok, hard or soft mode, enabled."""
+        return self.kind == "setok" and self.calibration.enabled and self.clustering.mode in ("hard", "soft")
+
+    def check(self, path: str) -> None:
+        """Calibrated values, once written into the config, are the clustering's: a later edit of one of them
+        without a new calibration is an error, not a silent mix."""
+        chosen = self.calibration.calibrated
+        if chosen is None:
+            return
+        for key in ("kernel_c", "min_seed_score", "beta"):
+            if getattr(chosen, key) != getattr(self.clustering, key):
+                raise ConfigError(f"{path}.clustering.{key}: {getattr(self.clustering, key)} differs from the "
+                                  f"calibrated {path}.calibration.calibrated.{key} = {getattr(chosen, key)}")
 
 
 @dataclass(frozen=True)
@@ -594,7 +682,8 @@ def schema_yaml() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m setok.config schema`` prints the schema; ``check FILE... [--variant V]`` validates."""
+    """``python -m setok.config schema`` prints the schema; ``check FILE... [--variant V]`` validates; ``sha FILE``
+    prints a resolved config's hash."""
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m setok.config")
@@ -603,9 +692,18 @@ def main(argv: list[str] | None = None) -> int:
     chk = sub.add_parser("check", help="validate config files and all their variants")
     chk.add_argument("files", nargs="+")
     chk.add_argument("--variant")
+    sha = sub.add_parser("sha", help="print the config_sha of a resolved config file (results/<variant>/config.yaml)")
+    sha.add_argument("file")
     args = ap.parse_args(argv)
     if args.cmd == "schema":
         sys.stdout.write(schema_yaml())
+        return 0
+    if args.cmd == "sha":
+        try:
+            print(config_sha(load_config(args.file)))
+        except ConfigError as e:
+            print(f"config error: {e}", file=sys.stderr)
+            return 2
         return 0
     try:
         raw: dict[str, Any] = {}

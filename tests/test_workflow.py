@@ -51,7 +51,8 @@ def test_paper_dry_run_plans_every_table_variant(tmp_path):
     benchmarks = yaml.safe_load((ROOT / "config" / "ci.yaml").read_text())["benchmarks"]
     overlay = tmp_path / "fixtures.yaml"
     overlay.write_text(yaml.safe_dump({"benchmarks": benchmarks}))
-    jobs = planned(snakemake("-n", "--forceall", "--configfile", "config/paper.yaml", str(overlay)))
+    plan = snakemake("-n", "--forceall", "--configfile", "config/paper.yaml", str(overlay))
+    jobs = planned(plan)
     # 13 SeTok run variants (Tables 5, 6, 11, 12) + setok_llava (Table 14, an MLLM variant with its own tokenizer)
     assert jobs["train_tokenizer"] == 14
     assert jobs["tokenizer_table"] == 1
@@ -72,6 +73,64 @@ def test_paper_dry_run_plans_every_table_variant(tmp_path):
     assert jobs["make_tables"] == len(yaml.safe_load((ROOT / "reports/tables.yaml").read_text())["tables"]) == 17
     assert jobs["model_cost"] == 6 + 3 and jobs["ablation_figure"] == 11 and jobs["report"] == 1
     assert jobs["mllm_table"] == 1
+    # calibrate_clustering before every SeTok tokenizer in hard or soft mode (paper-notes C7); fixed-K and SemHiTok
+    # variants train with their config as written
+    from setok.config import resolve
+
+    raw = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+    trained = {j["wildcards"] for j in plan_jobs(plan, "train_tokenizer")}
+    calibrated = {j["wildcards"] for j in plan_jobs(plan, "calibrate_clustering")}
+    assert calibrated == {v for v in trained if resolve(raw, v).tokenizer.clustering.mode != "fixed"}
+    assert {"hard_cluster", "soft_cluster", "no_pe", "setok_llava"} <= calibrated and len(calibrated) == 10
+    assert not calibrated & {"fixed_8", "fixed_256", "semhitok", "mlp_connector"}
+    assert_calibrated_before_training(plan, calibrated)
+
+
+def plan_jobs(plan: str, rule: str) -> list[dict[str, str]]:
+    """The jobs of ``rule`` in a dry run's output, in the order planned: input, output, wildcards (variant) and the
+    job's position in the plan."""
+    jobs = []
+    for m in re.finditer(rf"^rule {rule}:\n((?:    .*\n)+)", plan, re.M):
+        fields = dict(re.findall(r"^    (\w+): (.*)$", m.group(1), re.M))
+        variant = re.search(r"variant=([\w+-]+)", fields.get("wildcards", ""))
+        jobs.append({"input": fields.get("input", ""), "output": fields["output"], "position": m.start(),
+                     "wildcards": variant.group(1) if variant else ""})
+    return jobs
+
+
+def assert_calibrated_before_training(plan: str, calibrated: set[str]) -> None:
+    """Each calibrated variant: calibrate_clustering, then resolve_config merging its overlay, then train_tokenizer
+    reading that config; every other variant's resolved config reads no overlay."""
+    position = {(rule, j["wildcards"] or j["output"]): j["position"]
+                for rule in ("calibrate_clustering", "train_tokenizer") for j in plan_jobs(plan, rule)}
+    resolved = {j["output"]: j for j in plan_jobs(plan, "resolve_config")}
+    for v in calibrated:
+        config = resolved[f"results/{v}/config.yaml"]
+        assert config["input"] == f"results/{v}/calibration/clustering.yaml", config
+        assert position[("calibrate_clustering", v)] < config["position"] < position[("train_tokenizer", v)], v
+    for out, job in resolved.items():
+        if out.split("/")[1] not in calibrated:
+            assert "calibration" not in job["input"], job
+
+
+def test_calibrate_clustering_is_planned_before_train_tokenizer_of_calibrated_setok_variants_only(ci_plan):
+    calibrated = {j["wildcards"] for j in plan_jobs(ci_plan, "calibrate_clustering")}
+    assert calibrated == {"hard_cluster", "no_pe"}  # config/ci.yaml's SeTok run variants (hard); not semhitok
+    assert {j["wildcards"] for j in plan_jobs(ci_plan, "train_tokenizer")} == calibrated
+    assert_calibrated_before_training(ci_plan, calibrated)
+    assert "results/semhitok/config.yaml" in {j["output"] for j in plan_jobs(ci_plan, "resolve_config")}
+    calibrate = plan_jobs(ci_plan, "calibrate_clustering")[0]
+    v = calibrate["wildcards"]
+    assert calibrate["input"] == f"results/{v}/calibration/config.yaml, results/data/checked/bundled.json"
+    assert calibrate["output"] == f"results/{v}/calibration/clustering.yaml, results/{v}/calibration/report.json"
+    # the report page shows the calibration
+    report = plan_jobs(ci_plan, "report")[0]["input"]
+    assert "reports/tables/calibration.md" in report and "reports/figures/calibration/token_histograms.png" in report
+
+
+def test_fixed_mode_ablation_plans_no_calibration():
+    out = snakemake("ablation_fixed_8", "-n", "--forceall", "--configfile", "config/ci.yaml")
+    assert "rule calibrate_clustering" not in out and "rule train_tokenizer" in out
 
 
 def test_ablation_target_runs_only_that_variant():

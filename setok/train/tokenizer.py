@@ -42,7 +42,9 @@ def setok_loss(
     target = (target * 2 - 1).to(recon.dtype)
     l_rec = reconstruction_loss(recon, target, kind=lc.rec)
     loss = lc.rec_weight * l_rec
-    logs = {"rec": l_rec.item(), "tokens": tok.num_tokens.float().mean().item()}
+    n = tok.num_tokens.float()  # (B,) tokens per image: their spread shows a clustering stuck at 1 or at the cap
+    logs = {"rec": l_rec.item(), "tokens": n.mean().item(), "tokens_std": n.std(unbiased=False).item(),
+            "tokens_min": n.min().item(), "tokens_max": n.max().item()}
     if lc.contrastive_weight > 0:
         g = torch.Generator().manual_seed(cfg.train_tokenizer.seed * 7919 + step)
         prompts, valid = sample_concepts(

@@ -45,6 +45,8 @@ def test_training_writes_model_log_config_and_checkpoints(uninterrupted):
     rows = [yaml.safe_load(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     assert all(r["loss"] > 0 and "contrastive" in r and r["tokens"] >= 1 for r in rows)
+    # the spread of tokens per image, not only the mean (a clustering stuck at 1 token or at the cap shows)
+    assert all(1 <= r["tokens_min"] <= r["tokens"] <= r["tokens_max"] <= 8 and r["tokens_std"] >= 0 for r in rows)
     assert (out / "checkpoints" / "latest").read_text().strip() == "step00000004"
     assert not list((out / "checkpoints").glob(".tmp-*"))
     assert yaml.safe_load((out / "config.yaml").read_text())["name"] == "hard_cluster"

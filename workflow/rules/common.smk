@@ -37,6 +37,9 @@ SEMHITOK_VARIANTS = [v for v in VARIANTS if TOKENIZER_KIND[v] == "semhitok"]
 SETOK_VARIANTS = [v for v in VARIANTS if v not in SEMHITOK_VARIANTS]
 SETOK_RUN_VARIANTS = [v for v in RUN_VARIANTS if v in SETOK_VARIANTS]
 SEMHITOK_RUN_VARIANTS = [v for v in RUN_VARIANTS if v in SEMHITOK_VARIANTS]
+# SeTok variants whose clustering values come from calibrate_clustering (hard or soft mode, tokenizer.calibration.enabled;
+# not the connector baselines, which never run a SeTok tokenizer): results/{variant}/config.yaml waits for it.
+CALIBRATED_VARIANTS = [v for v in SETOK_VARIANTS if v not in BASELINES and resolve(config, v).tokenizer.calibrates]
 # Every benchmark a tokenizer can be scored on (a variant picks its own with eval.benchmarks).
 TOKENIZER_BENCHMARKS = sorted({b for v in VARIANTS for b in resolve(config, v).eval.benchmarks} | set(
     TOKENIZER_BENCHMARKS))
@@ -151,8 +154,18 @@ def resolved_config(wildcards):
     return dump(resolve(config, wildcards.variant))
 
 
+def calibration_inputs(wildcards):
+    """The calibration overlay results/{variant}/config.yaml merges in (calibrated variants), else nothing."""
+    if wildcards.variant in CALIBRATED_VARIANTS:
+        return {"overlay": f"results/{wildcards.variant}/calibration/clustering.yaml"}
+    return {}
+
+
 def variant_sha(wildcards):
-    """Content hash of a variant's resolved config, recorded in each result JSON."""
+    """Content hash of a variant's config as the config gives it (before calibration). A scoring job records the hash
+    of results/{variant}/config.yaml, the config the model was trained with (a calibrated variant's includes its
+    calibration, paper-notes C7: `python -m setok.config sha`), and this one only when that file is absent
+    (predictions placed by hand)."""
     return config_sha(resolve(config, wildcards.variant))
 
 

@@ -23,9 +23,11 @@ rule score_tokenizer:
     conda:
         ENV
     shell:
+        "sha=$( [ -f results/{wildcards.variant}/config.yaml ] && "
+        "python -m setok.config sha results/{wildcards.variant}/config.yaml || echo {params.sha} ); "
         "python -m evaluation score {wildcards.benchmark} --predictions {input.predictions} "
         "--annotations {input.annotations} --out {output.result} --variant {wildcards.variant} "
-        "--checkpoint {input.model} --config-sha {params.sha} --bootstrap {params.bootstrap} "
+        "--checkpoint {input.model} --config-sha $sha --bootstrap {params.bootstrap} "
         "--provenance-from {input.tokens} > {log} 2>&1"
 
 
@@ -54,8 +56,10 @@ rule score_benchmark:
         # The Stage-II model that wrote the predictions is recorded when it exists (predictions placed by hand under
         # results/{variant}/predictions/ are scored too, with checkpoint null).
         "model=results/{wildcards.variant}/stage2/model.pt; "
+        "sha=$( [ -f results/{wildcards.variant}/config.yaml ] && "
+        "python -m setok.config sha results/{wildcards.variant}/config.yaml || echo {params.sha} ); "
         "python -m evaluation score {wildcards.benchmark} --predictions {input.predictions} {params.flags} "
-        "--out {output.result} --variant {wildcards.variant} --config-sha {params.sha} "
+        "--out {output.result} --variant {wildcards.variant} --config-sha $sha "
         '$( [ -f "$model" ] && echo --checkpoint "$model" ) --bootstrap {params.bootstrap} > {log} 2>&1'
 
 

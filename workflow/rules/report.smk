@@ -215,11 +215,36 @@ rule training_figures:
         "--out {output} > {log} 2>&1"
 
 
+# The calibrated variants this config shows (their clustering values came from calibrate_clustering).
+CALIBRATION_VARIANTS = [v for v in SHOWN_VARIANTS if v in CALIBRATED_VARIANTS]
+
+
+rule calibration_report:
+    """reports/tables/calibration.md and the token-count histograms: the clustering values each calibrated variant
+    trained with, the token counts they give and how those follow the image content (docs/paper-notes.md C7)."""
+    input:
+        expand("results/{variant}/calibration/report.json", variant=CALIBRATION_VARIANTS),
+    output:
+        md="reports/tables/calibration.md",
+        figure="reports/figures/calibration/token_histograms.png",
+    params:
+        variants=CALIBRATION_VARIANTS,
+    log:
+        "logs/calibration_report.log",
+    conda:
+        ENV
+    shell:
+        "python -m evaluation.report.calibration --results results --variants {params.variants} "
+        "--md {output.md} --figure {output.figure} > {log} 2>&1"
+
+
 REPORT_TABLES = [*(f"reports/tables/{t}.md" for t in TABLE_SPECS), "reports/tables/tokenizer.md",
-                 "reports/tables/semhitok.md", "reports/tables/setokim.md", "reports/tables/comparison.md"]
+                 "reports/tables/semhitok.md", "reports/tables/setokim.md", "reports/tables/comparison.md",
+                 *(["reports/tables/calibration.md"] if CALIBRATION_VARIANTS else [])]
 REPORT_FIGURES = [*(f"reports/figures/tokenizer/{n}.png" for n in ("token_masks", "reconstructions", "token_counts")),
                   *(f"reports/figures/semhitok/{n}.png" for n in ("codebook_usage", "code_maps", "reconstructions")),
-                  *(f"reports/figures/ablations/{t}.png" for t in ABLATION_TABLES)]
+                  *(f"reports/figures/ablations/{t}.png" for t in ABLATION_TABLES),
+                  *(["reports/figures/calibration/token_histograms.png"] if CALIBRATION_VARIANTS else [])]
 
 
 rule report:
@@ -273,6 +298,7 @@ rule tables:
         "reports/tables/semhitok.md",
         "reports/tables/setokim.md",
         "reports/tables/comparison.md",
+        ["reports/tables/calibration.md"] if CALIBRATION_VARIANTS else [],
 
 
 rule figures:
