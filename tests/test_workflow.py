@@ -56,15 +56,15 @@ def test_paper_dry_run_plans_every_table_variant(tmp_path):
     # 13 SeTok run variants (Tables 5, 6, 11, 12) + setok_llava (Table 14, an MLLM variant with its own tokenizer)
     assert jobs["train_tokenizer"] == 14
     assert jobs["tokenizer_table"] == 1
-    # SemHiTok: 11 run variants (Tables 2, 7, 9 and the text's sub-codebook 8) + 7 MLLM-only variants' tokenizers
-    assert jobs["train_semantic_codebook"] == jobs["train_pixel_decoder"] == 18
+    # SemHiTok: 11 run variants (Tables 2, 7, 9 and the text's sub-codebook 8) + 6 MLLM-only variants' tokenizers
+    assert jobs["train_semantic_codebook"] == jobs["train_pixel_decoder"] == 17
     # rFID and top-1 per SeTok run variant; rFID per SemHiTok run variant, for the comparison row and for Table 7's
     # "+ Dual MLP" row (a paper table asks for it)
     assert jobs["semhitok_table"] == jobs["comparison_table"] == 1 and jobs["score_tokenizer"] == 13 * 2 + 11 + 1 + 1
     # 14 SeTok MLLMs + 3 Table 13 connectors + the SemHiTok MLLMs (unified, SeTokIM's recipe, LLaVA-v1.5 setting)
     paper = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
     semhitok = [v for v in paper["mllm_variants"] if v.startswith("semhitok")]
-    assert len(semhitok) == 11
+    assert len(semhitok) == 10  # semhitok_llava is in no table (paper-notes H12)
     assert jobs["train_stage1"] == jobs["train_stage2"] == 14 + 3 + len(semhitok)
     assert jobs["train_mask_decoder"] == 14  # connector baselines read images only; SemHiTok has no mask decoder
     own = sum(len(paper["variants"][v]["mllm_benchmarks"]) for v in [*semhitok, "setok_llava"])
