@@ -13,8 +13,8 @@ from setok.config import ConfigError, DataSource, deep_merge, json_schema, resol
 from setok.dataset_kinds import BundledSource, ImageNetSource, LLaVASource, OpenImagesSource, RefCOCOSource
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["kind", "root", "synsets", "labels", "classes", "annotations", "split", "split_by", "max_regions", "contrastive",
-         "limit", "tasks"]
+ORDER = ["kind", "root", "synsets", "labels", "classes", "annotations", "split", "split_by", "max_regions",
+         "contrastive", "limit", "tasks"]
 
 
 def paper() -> dict:

@@ -3,8 +3,8 @@
 ImageNet: every class folder ``<wnid>/`` holds an image, the first and last are recorded; COCO / LLaVA: the first
 images the annotations name exist under the image root; webdataset: ``*.tar`` shards, the first readable with an
 image and its caption; Open Images, InstructPix2Pix, MagicBrush, RefCOCO, Visual Genome, text corpora, Alpaca and
-OpenOrca: their official files and a sample of their images. The REFER release and MagicBrush session checks are shared with the
-benchmarks that read the same files.
+OpenOrca: their official files and a sample of their images. The REFER release and MagicBrush session checks are
+shared with the benchmarks that read the same files.
 """
 from __future__ import annotations
 

@@ -60,7 +60,8 @@ def test_allava_caption_and_instruct_resolve_images_relative_to_the_allava_folde
                                     "allava_caption_laion:allava_laion_cap_grace_hopper"]
     assert caps[0].task == "conversation"
     assert caps[0].turns == (
-        Turn("user", (ImageRef(FIX / "allava/allava_laion/images/astronaut.jpeg"), "Please depict the image in words.")),
+        Turn("user", (ImageRef(FIX / "allava/allava_laion/images/astronaut.jpeg"),
+                      "Please depict the image in words.")),
         Turn("assistant", ("The image shows astronaut, spacesuit, helmet.",)))
     vflan = read("allava_instruct_vflan")
     assert [s.images[0].path for s in vflan] == [FIX / "allava/allava_vflan/images/images_191task_1k/cat+chelsea.jpg",
