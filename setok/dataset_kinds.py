@@ -10,10 +10,15 @@ MidJourney-style data).
 SeTokIM kinds (``setok.data.sources``): ``llava`` (conversation JSON ``annotations``, images under ``root``),
 ``coco_captions`` (``captions_*.json`` + image folder), ``instructpix2pix`` (``root`` of sample folders with
 ``prompt.json``), ``magicbrush`` (``root`` with ``edit_sessions.json`` + ``images/``), ``refcoco`` (``annotations`` =
-folder with ``refs(*).p`` + ``instances.json``, ``root`` = COCO train2014 images, ``split``), ``text``
+folder with ``refs(*).p`` + ``instances.json``, ``root`` = COCO train2014 images, ``split``, ``split_by`` = which
+``refs(<split_by>).p``: unc for RefCOCO / RefCOCO+, umd for RefCOCOg), ``visual_genome`` (``annotations`` =
+``region_descriptions.json`` with ``image_data.json`` beside it, ``root`` = the folder holding ``VG_100K/`` and
+``VG_100K_2/``; ``max_regions`` region descriptions per image), ``text``
 (``annotations`` = a ``.jsonl`` / ``.jsonl.zst`` file of ``{"text": ...}``, SlimPajama's layout), ``coco_instances``
 (``instances_*.json`` + image folder: every object mask with its category name, for the mask decoder phase).
-``imagenet`` also serves SeTokIM as class-conditional generation ("a photo of a {class}").
+``imagenet`` also serves SeTokIM as class-conditional generation ("a photo of a {class}"), ``openimages`` as captioning
+and text-to-image from each image's labels (SeTok Table 7's Stage-I OpenImages). ALLaVA-4V, ShareGPT4V and
+LLaVA-CC3M-Pretrain-595K ship LLaVA conversation JSON: ``llava``.
 
 ``llava`` also reads ShareGPT-style conversation tables without images (Magpie's parquet folders, Evol-Instruct's
 JSON, ``.jsonl``; ``root`` only needed when records name images); ``alpaca`` reads Alpaca's JSON; ``openorca`` reads
@@ -21,7 +26,7 @@ OpenOrca's parquet (``annotations`` = a file or folder; columns id, system_promp
 
 Each field is declared once, in a one-field base below; a kind lists the bases of its fields in *reverse* order
 (dataclasses lay fields out from the last base to the first), so every kind keeps the one field order
-``kind, root, synsets, labels, classes, annotations, split, contrastive, limit, tasks``.
+``kind, root, synsets, labels, classes, annotations, split, split_by, max_regions, contrastive, limit, tasks``.
 """
 from __future__ import annotations
 
@@ -98,6 +103,18 @@ class _Split(DataSource):
 
 
 @dataclass(frozen=True)
+class _SplitBy(DataSource):
+    # refcoco: which refs(<split_by>).p of the release folder (RefCOCO ships refs(google).p and refs(unc).p, RefCOCOg
+    # refs(google).p and refs(umd).p); null: the folder must hold exactly one
+    split_by: Literal["unc", "umd", "google"] | None = None
+
+
+@dataclass(frozen=True)
+class _MaxRegions(DataSource):
+    max_regions: int = 8  # visual_genome: region descriptions per image, one question-answer round each (ours)
+
+
+@dataclass(frozen=True)
 class _Contrastive(DataSource):
     contrastive: bool = True  # whether this source's labels feed the contrastive loss (ImageNet: reconstruction only)
 
@@ -126,8 +143,9 @@ class ImageNetSource(_Tasks, _Limit, _Contrastive, _Synsets, _Root):
 
 
 @dataclass(frozen=True)
-class OpenImagesSource(_Limit, _Contrastive, _Classes, _Labels, _Root):
-    """OpenImages: an image folder, the image-level labels CSV and the class descriptions CSV."""
+class OpenImagesSource(_Tasks, _Limit, _Contrastive, _Classes, _Labels, _Root):
+    """OpenImages: an image folder, the image-level labels CSV and the class descriptions CSV (``tasks``: when
+    SeTokIM reads it, as captioning and text-to-image from the labels)."""
 
     kind: Literal["openimages"] = "openimages"
     REQUIRED = ("root", "labels", "classes")
@@ -199,11 +217,24 @@ class MagicBrushSource(_MultimodalSource, _Split, _Root):
 
 
 @dataclass(frozen=True)
-class RefCOCOSource(_MultimodalSource, _Split, _Annotations, _Root):
-    """RefCOCO(+/g): the refer release folder, COCO train2014 images and a split."""
+class RefCOCOSource(_MultimodalSource, _SplitBy, _Split, _Annotations, _Root):
+    """RefCOCO(+/g): the refer release folder, COCO train2014 images, a split and the refs file it is cut by."""
 
     kind: Literal["refcoco"] = "refcoco"
     REQUIRED = ("root", "annotations", "split")
+
+
+@dataclass(frozen=True)
+class VisualGenomeSource(_MultimodalSource, _MaxRegions, _Annotations, _Root):
+    """Visual Genome: ``region_descriptions.json`` (+ ``image_data.json`` beside it) and the image root."""
+
+    kind: Literal["visual_genome"] = "visual_genome"
+    REQUIRED = ("root", "annotations")
+
+    def check(self, path: str = "") -> None:
+        super().check(path)
+        if isinstance(self.max_regions, bool) or self.max_regions < 1:
+            raise ConfigError(f"{key_path(path, 'max_regions')}: must be an integer >= 1, got {self.max_regions!r}")
 
 
 @dataclass(frozen=True)
@@ -234,4 +265,5 @@ class OpenOrcaSource(_MultimodalSource, _Annotations):
 DataSource.KINDS = {c.kind: c for c in (  # type: ignore[misc]
     ImageNetSource, OpenImagesSource, BundledSource, LLaVASource, COCOCaptionsSource, InstructPix2PixSource,
     MagicBrushSource, RefCOCOSource, COCOInstancesSource, TextSource, AlpacaSource, OpenOrcaSource, WebDatasetSource,
+    VisualGenomeSource,
 )}

@@ -13,7 +13,8 @@ from setok.config import ConfigError, DataSource, deep_merge, json_schema, resol
 from setok.dataset_kinds import BundledSource, ImageNetSource, LLaVASource, OpenImagesSource, RefCOCOSource
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["kind", "root", "synsets", "labels", "classes", "annotations", "split", "contrastive", "limit", "tasks"]
+ORDER = ["kind", "root", "synsets", "labels", "classes", "annotations", "split", "split_by", "max_regions",
+         "contrastive", "limit", "tasks"]
 
 
 def paper() -> dict:
@@ -27,15 +28,15 @@ def with_dataset(entry: dict) -> dict:
 def test_every_kind_has_its_own_dataclass_with_fields_in_the_one_order() -> None:
     assert list(DataSource.KINDS) == [
         "imagenet", "openimages", "bundled", "llava", "coco_captions", "instructpix2pix", "magicbrush", "refcoco",
-        "coco_instances", "text", "alpaca", "openorca", "webdataset"]
+        "coco_instances", "text", "alpaca", "openorca", "webdataset", "visual_genome"]
     for kind, cls in DataSource.KINDS.items():
         names = [f.name for f in dataclasses.fields(cls)]
         assert names == [n for n in ORDER if n in names], kind
         assert cls().kind == kind and names[0] == "kind" and "limit" in names
     assert [f.name for f in dataclasses.fields(OpenImagesSource)] == [
-        "kind", "root", "labels", "classes", "contrastive", "limit"]
-    assert [f.name for f in dataclasses.fields(RefCOCOSource)] == ["kind", "root", "annotations", "split", "limit",
-                                                                    "tasks"]
+        "kind", "root", "labels", "classes", "contrastive", "limit", "tasks"]
+    assert [f.name for f in dataclasses.fields(RefCOCOSource)] == ["kind", "root", "annotations", "split", "split_by",
+                                                                    "limit", "tasks"]
 
 
 def test_datasource_builds_the_dataclass_of_its_kind() -> None:
@@ -53,6 +54,10 @@ def test_datasource_builds_the_dataclass_of_its_kind() -> None:
     ({"kind": "imagenet"}, r"^root: required for a dataset of kind 'imagenet'$"),
     ({"kind": "refcoco", "root": "r", "annotations": "a"}, r"^split: required for a source of kind 'refcoco'$"),
     ({"kind": "laion"}, r"^kind: 'laion' is not one of 'imagenet', 'openimages', 'bundled', "),
+    ({"kind": "refcoco", "root": "r", "annotations": "a", "split": "train", "split_by": "umc"}, r"^split_by: "),
+    ({"kind": "visual_genome", "root": "r"}, r"^annotations: required for a source of kind 'visual_genome'$"),
+    ({"kind": "visual_genome", "root": "r", "annotations": "a", "max_regions": 0},
+     r"^max_regions: must be an integer >= 1, got 0$"),
 ])
 def test_datasource_rejects_what_its_kind_does_not_take(kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -60,7 +65,7 @@ def test_datasource_rejects_what_its_kind_does_not_take(kwargs: dict, message: s
 
 
 @pytest.mark.parametrize("entry, message", [
-    ({"kind": "nope"}, r"^datasets\.extra\.kind: 'nope' is not one of 'imagenet', .*, 'webdataset'$"),
+    ({"kind": "nope"}, r"^datasets\.extra\.kind: 'nope' is not one of 'imagenet', .*, 'webdataset', 'visual_genome'$"),
     ({"kind": ["imagenet"]}, r"^datasets\.extra\.kind: \['imagenet'\] is not one of"),
     ({"kind": "bundled", "root": "x"}, r"^datasets\.extra\.root: unknown key"),
     ({"root": "x"}, r"^datasets\.extra\.root: unknown key"),  # no kind: bundled, which has no root

@@ -2,9 +2,9 @@
 
 ImageNet: every class folder ``<wnid>/`` holds an image, the first and last are recorded; COCO / LLaVA: the first
 images the annotations name exist under the image root; webdataset: ``*.tar`` shards, the first readable with an
-image and its caption; Open Images, InstructPix2Pix, MagicBrush, RefCOCO, text corpora, Alpaca and OpenOrca: their
-official files and a sample of their images. The REFER release and MagicBrush session checks are shared with the
-benchmarks that read the same files.
+image and its caption; Open Images, InstructPix2Pix, MagicBrush, RefCOCO, Visual Genome, text corpora, Alpaca and
+OpenOrca: their official files and a sample of their images. The REFER release and MagicBrush session checks are
+shared with the benchmarks that read the same files.
 """
 from __future__ import annotations
 
@@ -238,10 +238,50 @@ def refer_release(lay: Layout, folder: Path, images: Path, split: str, split_by:
 
 
 def check_refcoco(lay: Layout, spec: Mapping[str, Any]) -> None:
-    split = spec.get("split")
+    """The REFER release of ``split_by`` (unset: the folder's only refs file) and the split's first image."""
+    split, split_by = spec.get("split"), spec.get("split_by")
     if not split:
         raise ConfigError(f"datasets.{lay.name}.split: not set; checking a refcoco layout needs it")
-    refer_release(lay, lay.path(spec, "annotations"), lay.path(spec, "root"), str(split))
+    folder = lay.path(spec, "annotations")
+    if not split_by and folder.is_dir():
+        found = sorted(folder.glob("refs(*).p"))
+        if len(found) > 1:
+            raise ConfigError(f"datasets.{lay.name}.split_by: not set and {folder} holds "
+                              f"{', '.join(f.name for f in found)}; name the one to read (RefCOCO: unc, RefCOCOg: umd)")
+    refer_release(lay, folder, lay.path(spec, "root"), str(split), str(split_by) if split_by else None)
+
+
+VISUAL_GENOME = ("Visual Genome region_descriptions.json [{'id', 'regions': [{'phrase', 'x', 'y', 'width', "
+                 "'height'}]}] with image_data.json [{'image_id', 'url', 'width', 'height'}] beside it")
+VG_IMAGES = "VG_100K/ (images.zip) and VG_100K_2/ (images2.zip) under root"
+
+
+def check_visual_genome(lay: Layout, spec: Mapping[str, Any]) -> None:
+    """Both JSONs parse with the official fields (first records); the first image of each folder image_data.json
+    names exists under root."""
+    path = lay.path(spec, "annotations")
+    regions = lay.json(path, VISUAL_GENOME, list)
+    lay.records(path, regions[:1], ("id", "regions"), VISUAL_GENOME, "records")
+    first = next((r["regions"] for r in regions[:16] if isinstance(r, dict) and r.get("regions")), None)
+    lay.records(path, first, ("phrase", "x", "y", "width", "height"), VISUAL_GENOME, "the first non-empty regions")
+    data_path = path.parent / "image_data.json"
+    images = lay.json(data_path, VISUAL_GENOME, list)
+    if isinstance(images[0], dict) and "image_id" not in images[0] and "id" in images[0]:
+        images = [{**images[0], "image_id": images[0]["id"]}]  # v1.0 names the key id
+    lay.records(data_path, images[:1], ("image_id", "url", "width", "height"), VISUAL_GENOME, "images")
+    root = lay.folder(lay.path(spec, "root"), VG_IMAGES)
+    firsts: dict[str, str] = {}
+    for im in images:
+        url = str(im.get("url", "")) if isinstance(im, dict) else ""
+        folder, _, name = url.rstrip("/").rpartition("/")
+        folder = folder.rpartition("/")[2]
+        if folder not in ("VG_100K", "VG_100K_2"):
+            raise lay.error(data_path, f"malformed (url {url!r} is not under VG_100K/ or VG_100K_2/)", VISUAL_GENOME)
+        firsts.setdefault(folder, name)
+        if len(firsts) == 2:
+            break
+    for folder, name in firsts.items():
+        lay.sample(root / folder / name, VG_IMAGES, root)
 
 
 def check_text(lay: Layout, spec: Mapping[str, Any]) -> None:
@@ -282,6 +322,7 @@ DATASET_CHECKS: dict[str, Callable[[Layout, Mapping[str, Any]], None]] = {
     "llava": check_llava, "coco_captions": check_coco_captions, "coco_instances": check_coco_instances,
     "instructpix2pix": check_instructpix2pix, "magicbrush": check_magicbrush, "refcoco": check_refcoco,
     "text": check_text, "alpaca": check_alpaca, "openorca": check_openorca, "bundled": check_bundled,
+    "visual_genome": check_visual_genome,
 }
 
 

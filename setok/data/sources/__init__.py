@@ -10,7 +10,7 @@ from setok.data.multimodal import MultimodalSample
 
 # the SeTokIM kinds (each kind's dataclass checks the paths it needs)
 _KINDS = ("llava", "coco_captions", "coco_instances", "instructpix2pix", "magicbrush", "refcoco", "text", "alpaca",
-          "openorca", "imagenet")
+          "openorca", "imagenet", "openimages", "visual_genome")
 
 
 def build_multimodal_source(source: DataSource, *, name: str) -> list[MultimodalSample]:
@@ -24,7 +24,7 @@ def build_multimodal_source(source: DataSource, *, name: str) -> list[Multimodal
     if source.kind not in _KINDS:
         raise ConfigError(f"datasets.{name}.kind: {source.kind!r} is not a SeTokIM source ({', '.join(_KINDS)})")
     source.check(f"datasets.{name}")
-    from setok.data.sources import coco, editing, imagenet, llava, refcoco, text
+    from setok.data.sources import coco, editing, imagenet, llava, openimages, refcoco, text, visual_genome
 
     read = {
         "llava": lambda: llava.read_llava(source.annotations, source.root),
@@ -32,11 +32,15 @@ def build_multimodal_source(source: DataSource, *, name: str) -> list[Multimodal
         "coco_instances": lambda: coco.read_coco_instances(source.annotations, source.root),
         "instructpix2pix": lambda: editing.read_instructpix2pix(source.root),
         "magicbrush": lambda: editing.read_magicbrush(source.root),
-        "refcoco": lambda: refcoco.read_refcoco(source.annotations, source.root, split=source.split),
+        "refcoco": lambda: refcoco.read_refcoco(source.annotations, source.root, split=source.split,
+                                                split_by=source.split_by),
         "text": lambda: text.read_text_corpus(source.annotations, limit=source.limit),
         "alpaca": lambda: text.read_alpaca(source.annotations),
         "openorca": lambda: text.read_openorca(source.annotations),
         "imagenet": lambda: imagenet.read_imagenet_generation(source.root, synsets=source.synsets),
+        "openimages": lambda: openimages.read_openimages_pairs(source.root, source.labels, source.classes),
+        "visual_genome": lambda: visual_genome.read_visual_genome(source.annotations, source.root,
+                                                                  max_regions=source.max_regions),
     }[source.kind]
     samples = read()
     if source.tasks is not None:
