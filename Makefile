@@ -17,7 +17,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PIP_CONSTRAINT :=
 SMOKE_CORES ?= 2
 
-.PHONY: install test smoke learn check-report lint dryrun clean-results bench baselines regression
+.PHONY: install test smoke learn check-report lint dryrun clean-results bench baselines regression cluster-test
 
 install: $(STAMP)
 
@@ -40,6 +40,16 @@ smoke: $(STAMP)
 	$(VENV)/bin/snakemake --configfile config/ci.yaml --cores $(SMOKE_CORES) --lint
 	$(VENV)/bin/snakemake --configfile config/ci.yaml --cores $(SMOKE_CORES) -p --rerun-incomplete smoke
 	@cat reports/tables/tokenizer.md
+
+# The CI workflow through profiles/slurm on a real one-node Slurm started here as root (docs/cluster.md §6): Debian's
+# slurm-wlm and munge are installed when missing; every daemon it starts is stopped at the end, also on failure.
+cluster-test: $(STAMP)
+	@if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q slurm-wlm munge >/dev/null \
+	    || { echo "error: could not install Debian's slurm-wlm and munge (needed by make cluster-test)" >&2; exit 1; }; \
+	fi
+	SETOK_REAL_SLURM=1 $(PY) -m pytest -q -s -p no:cacheprovider tests/cluster/test_real_slurm.py
 
 # The learning tier: every trainable stage of both families trained on the CI fixtures long enough to learn, then
 # checked against trivial baselines on its own training data (reports/learning.md; fails when a stage did not learn).

@@ -2,7 +2,6 @@
 to the stand-in Slurm of tests/cluster/fake_slurm (sbatch argv, task geometry, requeue, the job's outputs)."""
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re
@@ -13,6 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
+from profile_tools import clean_env, job_stats
+from profile_tools import rendered_profile as profile
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -25,15 +26,6 @@ SITE = {"SBATCH_ACCOUNT": "fakeacct", "SBATCH_PARTITION": "cpu", "SETOK_GPU_PART
 
 
 # ------------------------------------------------------------------------------------------------------ helpers
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This environment without Slurm's or the profile's variables (a test may itself run inside a Slurm job)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "SETOK_"))}
-    env.update({"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "HF_HUB_OFFLINE": "1",
-                "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
-    env.update(extra)
-    return env
 
 
 def slurm_env(log: Path, **extra: str) -> dict[str, str]:
@@ -50,36 +42,6 @@ def snakemake(*args: str, env: dict[str, str], cwd: Path = ROOT) -> str:
     return r.stdout + r.stderr
 
 
-def profile(env: dict[str, str]) -> dict[str, Any]:
-    """The profile as Snakemake reads it (YTE rendered under ``env``): {key: value}, resources as dicts."""
-    from snakemake.profiles import ProfileConfigFileParser
-
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        with open(PROFILE / "config.yaml", encoding="utf-8") as f:
-            parsed = dict(ProfileConfigFileParser().parse(f))
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    defaults = dict(item.split("=", 1) for item in parsed.pop("default-resources"))
-    per_rule: dict[str, dict[str, Any]] = {}
-    for item in parsed.pop("set-resources"):
-        rule, assignment = item.split(":", 1)
-        name, value = assignment.split("=", 1)
-        per_rule.setdefault(rule, {})[name] = literal(value)
-    return {**parsed, "default-resources": {k: literal(v) for k, v in defaults.items()}, "set-resources": per_rule}
-
-
-def literal(value: str) -> Any:
-    """'8' -> 8, "'gpu'" -> 'gpu', 'max(threads, 2)' -> itself."""
-    try:
-        return ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return value
-
-
 def planned_resources(out: str) -> dict[str, list[dict[str, str]]]:
     """rule -> the resources line of each of its planned jobs, from a dry run's job listing."""
     plan: dict[str, list[dict[str, str]]] = {}
@@ -92,11 +54,6 @@ def planned_resources(out: str) -> dict[str, list[dict[str, str]]]:
             pairs = (p.split("=", 1) for p in line[len("    resources: "):].split(", "))
             plan.setdefault(rule, []).append({k: v for k, v in pairs})
     return plan
-
-
-def job_stats(out: str) -> dict[str, int]:
-    stats = out[out.index("Job stats:"):]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
 
 
 def jsonl(path: Path) -> list[dict[str, Any]]:
