@@ -11,12 +11,13 @@ rule resolve_base_config:
         write_text(output[0], params.text)
 
 
-# Run on the submitting host, never submitted: the dataset checks (before any GPU job) and the two rules that only
-# write a resolved config (an sbatch each would cost more than the work).
+# Run on the submitting host, never submitted: the dataset checks (before any GPU job) and the rules that only write
+# a resolved config (an sbatch each would cost more than the work).
 localrules:
     prepare_data,
     resolve_base_config,
     resolve_config,
+    resolve_calibration_config,
 
 
 rule prepare_data:
