@@ -189,11 +189,27 @@ class DetokenizerConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Eq. (3) weights and the concept-level contrastive loss of Eq. (5)-(7)."""
+    """Eq. (3): its weights, the reconstruction objective L_rec and the concept-level contrastive loss (Eq. 5-7)."""
 
     rec_weight: float = 1.0  # alpha of Eq. (3)
     contrastive_weight: float = 1.0  # beta of Eq. (3)
-    rec: Literal["mse", "l1"] = "mse"
+    # L_rec of Eq. (3), which the paper does not define (docs/paper-notes.md M3). "vqgan": the objective of the official
+    # code's loss module (ChocoWu/SeTok src/model/loss/discriminator.py, VQLPIPSWithDiscriminator): the pixel term +
+    # perceptual_weight * LPIPS + lambda * the hinge PatchGAN's generator term from disc_start on, lambda VQGAN's
+    # adaptive weight x disc_weight (or disc_weight alone); "pixel": the pixel term alone (no discriminator).
+    objective: Literal["vqgan", "pixel"] = "vqgan"
+    rec: Literal["mse", "l1"] = "l1"  # the pixel term: squared or absolute error in [-1, 1] (official: absolute)
+    perceptual_weight: float = 1.0
+    perceptual_net: Literal["vgg", "alex", "squeeze"] = "vgg"
+    perceptual_pretrained: bool = True  # False: LPIPS with a random backbone (CI: no weight download offline)
+    disc_weight: float = 1.0  # the adversarial weight (times the adaptive weight when adaptive_weight is true)
+    adaptive_weight: bool = True  # VQGAN's ||grad L_nll|| / (||grad L_G|| + 1e-4) at the detokenizer's last layer
+    disc_start: int = 5000  # steps before the discriminator and its loss switch on (warm-up)
+    disc_channels: int = 64
+    disc_layers: int = 2
+    # The stage's grad_clip applied to the tokenizer's and the discriminator's gradients each by its own norm (VQGAN
+    # trains them with two optimisers); false: one norm over both, DeepSpeed's clipping of the shared engine.
+    clip_per_network: bool = True
     temperature: float = 0.07
     learn_temperature: bool = True
     # 1 / tau is clamped at this value in the loss, as CLIP and the official code do (clamp(exp(logit_scale), max=100)
@@ -211,6 +227,12 @@ class LossConfig:
     def check(self, path: str) -> None:
         if self.max_logit_scale is not None and self.max_logit_scale <= 0:
             raise ConfigError(f"{path}.max_logit_scale: must be > 0 (1 / tau) or null, got {self.max_logit_scale}")
+        for key in ("perceptual_weight", "disc_weight", "disc_start"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{path}.{key}: must be >= 0, got {getattr(self, key)}")
+        for key in ("disc_channels", "disc_layers"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{path}.{key}: must be >= 1, got {getattr(self, key)}")
 
 @dataclass(frozen=True)
 class VQConfig:

@@ -6,8 +6,8 @@ Every file is a mapping ``{"family", "stage", "weights", "config", "config_sha",
                 unified MLLM on SemHiTok codes)
     stage       the training stage that wrote it (setok.stages)
     weights     the trained module's state dict (SemHiTok: without its frozen SigLIP; MLLMs: the LLM side)
-    extras      per family: SemHiTok ``discriminator``, ``enhanced``; MLLMs ``mask_decoder``, ``lora``, ``token_dim``,
-                ``image_dim``, ``tokenizer_model``
+    extras      per family: SeTok ``discriminator`` (``loss.objective: vqgan``); SemHiTok ``discriminator``,
+                ``enhanced``; MLLMs ``mask_decoder``, ``lora``, ``token_dim``, ``image_dim``, ``tokenizer_model``
 """
 from __future__ import annotations
 

@@ -30,6 +30,9 @@ def test_paper_config_has_the_paper_settings_and_every_table_variant():
     assert (t.merger.inner_layers, t.merger.inter_layers, t.merger.dim) == (12, 8, 512)
     assert t.detokenizer.layers == 12
     assert (t.loss.rec_weight, t.loss.contrastive_weight) == (1.0, 1.0)
+    # L_rec: the official code's VQGAN objective (paper-notes M3)
+    assert (t.loss.objective, t.loss.rec, t.loss.perceptual_net, t.loss.adaptive_weight) == ("vqgan", "l1", "vgg", True)
+    assert (t.loss.disc_start, t.loss.disc_layers, t.loss.disc_channels) == (5000, 2, 64)
     assert t.clustering.mode == "hard"
     assert PAPER_VARIANTS <= set(cfg.variants)
     assert set(cfg.train_tokenizer.sources) == {"imagenet", "openimages"}
@@ -80,6 +83,10 @@ def test_resolved_config_round_trips(tmp_path):
     ({"tokenizer": {"clustering": {"mode": "fixed"}}},
      r"^tokenizer\.clustering\.num_clusters: required when mode is 'fixed'$"),
     ({"tokenizer": {"clustering": {"max_tokens": 0}}}, r"^tokenizer\.clustering\.max_tokens: must be >= 1$"),
+    ({"tokenizer": {"loss": {"objective": "gan"}}}, r"tokenizer\.loss\.objective: 'gan' is not one of"),
+    ({"tokenizer": {"loss": {"disc_start": -1}}}, r"^tokenizer\.loss\.disc_start: must be >= 0, got -1$"),
+    ({"tokenizer": {"loss": {"disc_weight": -0.5}}}, r"^tokenizer\.loss\.disc_weight: must be >= 0, got -0\.5$"),
+    ({"tokenizer": {"loss": {"disc_layers": 0}}}, r"^tokenizer\.loss\.disc_layers: must be >= 1, got 0$"),
     ({"tokenizer": {"semhitok": {"semantic": {"vq": {"decay": 1.0}}}}},
      r"^tokenizer\.semhitok\.semantic\.vq\.decay: must be in \(0, 1\), got 1\.0$"),
     ({"tokenizer": {"semhitok": {"pixel": {"sub_codebook_size": 0}}}},

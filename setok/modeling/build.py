@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from setok.config import BackboneConfig, Config, LLMConfig, LoRAConfig, SemHiTokConfig, TokenizerConfig, from_dict
+from setok.config import (
+    BackboneConfig,
+    Config,
+    LLMConfig,
+    LoRAConfig,
+    LossConfig,
+    PixelLossConfig,
+    SemHiTokConfig,
+    TokenizerConfig,
+    from_dict,
+)
 from setok.io import DataError
 from setok.model_file import MLLM_FAMILY, read_model
 from setok.modeling.backbone import TextEncoder, VisionEncoder, build_open_clip_backbone
@@ -110,8 +120,20 @@ def build_semhitok(cfg: SemHiTokConfig, *, enhanced: bool = False) -> SemHiTok:
                     pixel_decoder=decoder, grid=grid, patch=pix.patch_size, concat=pix.concat)
 
 
-def build_discriminator(cfg: SemHiTokConfig) -> PatchDiscriminator:
-    return PatchDiscriminator(channels=cfg.loss.disc_channels, layers=cfg.loss.disc_layers)
+def build_discriminator(loss: LossConfig | PixelLossConfig) -> PatchDiscriminator:
+    """The PatchGAN of a reconstruction objective: SeTok's ``tokenizer.loss``, SemHiTok's ``semhitok.loss``."""
+    return PatchDiscriminator(channels=loss.disc_channels, layers=loss.disc_layers)
+
+
+def build_perceptual(loss: LossConfig | PixelLossConfig) -> torch.nn.Module | None:
+    """The frozen LPIPS network of a reconstruction objective (None when its weight is 0). Its linear heads ship with
+    the ``lpips`` package; ``perceptual_pretrained: false`` keeps the backbone random (no download; CI)."""
+    if loss.perceptual_weight <= 0:
+        return None
+    import lpips
+
+    net = lpips.LPIPS(net=loss.perceptual_net, pnet_rand=not loss.perceptual_pretrained, verbose=False)
+    return net.eval().requires_grad_(False)
 
 
 # The frozen SigLIP is rebuilt from its pretrained weights (or its seed) on load, not stored in every model.pt.

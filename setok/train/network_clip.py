@@ -1,9 +1,10 @@
-"""Gradient clipping per network inside one DeepSpeed engine (SemHiTok's generator and discriminator).
+"""Gradient clipping per network inside one DeepSpeed engine (a tokenizer and its discriminator).
 
 SemHiTok's pixel stages train the tokenizer (the generator of Eq. 7) and the PatchGAN discriminator in one engine
-(:class:`setok.train.semhitok_objective.PixelObjective`), whose ``gradient_clipping`` would clip the two networks' joint
-gradient: a large discriminator gradient would then shrink the generator's step. Two optimisers, as LlamaGen's
-``vq_train.py`` trains them (``clip_grad_norm_(vq_model.parameters(), max_grad_norm)`` and the same for the
+(:class:`setok.train.semhitok_objective.PixelObjective`; SeTok's VQGAN objective likewise:
+:class:`setok.train.setok_objective.AdversarialReconstruction`), whose ``gradient_clipping`` would clip the two
+networks' joint gradient: a large discriminator gradient would then shrink the generator's step. Two optimisers, as
+LlamaGen's ``vq_train.py`` trains them (``clip_grad_norm_(vq_model.parameters(), max_grad_norm)`` and the same for the
 discriminator), clip each network by its own norm. :class:`ClippedPerNetwork` does that for one engine whose own
 clipping is off (``gradient_clipping: 0``): at each accumulation boundary, after the last backward and before the
 optimizer step, every network's full gradient (summed over micro-batches and averaged over ranks, fp32 where DeepSpeed
@@ -13,11 +14,17 @@ those calls gather and scatter the partitioned gradient (collectives every rank 
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
+
+from setok.configtools import ConfigError
+
+if TYPE_CHECKING:
+    from setok.train.loop import Run
 
 
 def clip_coefficient(norm: float, max_norm: float) -> float:
@@ -83,3 +90,31 @@ class ClippedPerNetwork:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.engine(*args, **kwargs)
+
+
+def tokenizer_and_discriminator(module: nn.Module) -> dict[str, list[nn.Parameter]]:
+    """The two networks of an objective module holding ``tokenizer`` and ``discriminator``."""
+    return {"tokenizer": list(module.tokenizer.parameters()),
+            "discriminator": list(module.discriminator.parameters())}
+
+
+def engine_clipped_per_network(
+    run: Run, module: nn.Module, networks: Callable[[nn.Module], Mapping[str, Sequence[nn.Parameter]]] | None, *,
+    setting: str,
+) -> tuple[Any, int, Any]:
+    """``run.engine(module)``, with the stage's ``grad_clip`` applied per network when ``networks`` is given.
+
+    ``networks(engine.module)`` names each network's parameters; None (or ``grad_clip: 0``) keeps DeepSpeed's own
+    clipping. ``setting``: the config key that asked for it (named when fp16 is refused). Returns ``(engine, the step
+    to start at, the object to call backward / step on)``.
+    """
+    tc = run.train
+    separate = networks is not None and tc.grad_clip > 0
+    if separate and tc.precision == "fp16":
+        raise ConfigError(f"train_{run.stage}.precision: fp16 with {setting}; use bf16 or fp32 (the per-network norms "
+                          "read unscaled gradients)")
+    engine_run = dataclasses.replace(run, train=dataclasses.replace(tc, grad_clip=0.0)) if separate else run
+    engine, start = engine_run.engine(module)
+    if not separate:
+        return engine, start, engine
+    return engine, start, ClippedPerNetwork(engine, networks(engine.module), max_norm=tc.grad_clip)

@@ -26,7 +26,6 @@ which :func:`setok.modeling.build.load_semhitok` reads.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from setok.cli import run
-from setok.config import Config, ConfigError, load_config, to_dict
+from setok.config import Config, load_config, to_dict
 from setok.io import DataError
 from setok.model_file import read_model, write_model
 from setok.modeling.build import (
@@ -45,10 +44,11 @@ from setok.modeling.build import (
     load_semhitok_state,
     semhitok_state,
 )
+from setok.modeling.build import build_perceptual as build_loss_perceptual
 from setok.modeling.semhitok import SemHiTok
 from setok.stages import SEMHITOK_STAGES, STAGES
 from setok.train.loop import run_steps, save_model, start_run
-from setok.train.network_clip import ClippedPerNetwork
+from setok.train.network_clip import engine_clipped_per_network, tokenizer_and_discriminator
 from setok.train.schedule import StepBatchSampler
 from setok.train.semhitok_objective import PixelObjective, semantic_loss
 
@@ -56,15 +56,8 @@ log = logging.getLogger("setok.train.semhitok")
 
 
 def build_perceptual(cfg: Config) -> nn.Module | None:
-    """The frozen LPIPS network of Eq. (7) (None when its weight is 0). Its linear heads ship with the ``lpips``
-    package; ``perceptual_pretrained: false`` keeps the backbone random (no download; CI)."""
-    lc = cfg.tokenizer.semhitok.loss
-    if lc.perceptual_weight <= 0:
-        return None
-    import lpips
-
-    net = lpips.LPIPS(net=lc.perceptual_net, pnet_rand=not lc.perceptual_pretrained, verbose=False)
-    return net.eval().requires_grad_(False)
+    """The frozen LPIPS network of Eq. (7), or None (:func:`setok.modeling.build.build_perceptual`)."""
+    return build_loss_perceptual(cfg.tokenizer.semhitok.loss)
 
 
 def build_stage(cfg: Config, stage: str, init: Path | None) -> tuple[SemHiTok, nn.Module | None, bool]:
@@ -88,7 +81,7 @@ def build_stage(cfg: Config, stage: str, init: Path | None) -> tuple[SemHiTok, n
     model.set_stage(stage)
     disc = None
     if stage != "semantic_codebook":
-        disc = build_discriminator(sc)
+        disc = build_discriminator(sc.loss)
         if m is not None and m["discriminator"] is not None:
             disc.load_state_dict(m["discriminator"])
     return model, disc, enhanced
@@ -143,15 +136,9 @@ def train(
             perceptual.to(dev)
     # grad_clip per network (paper-notes H11): DeepSpeed's own clipping, which sees one joint norm, is off for this
     # engine and ClippedPerNetwork clips the tokenizer and the discriminator before each optimizer step.
-    separate = disc is not None and lc.clip_per_network and tc.grad_clip > 0
-    if separate and tc.precision == "fp16":
-        raise ConfigError(f"train_{stage}.precision: fp16 with tokenizer.semhitok.loss.clip_per_network; use bf16 "
-                          "or fp32 (the per-network norms read unscaled gradients)")
-    engine_run = dataclasses.replace(run, train=dataclasses.replace(tc, grad_clip=0.0)) if separate else run
-    engine, start = engine_run.engine(module)
-    trainer = engine if not separate else ClippedPerNetwork(
-        engine, {"tokenizer": list(engine.module.tokenizer.parameters()),
-                 "discriminator": list(engine.module.discriminator.parameters())}, max_norm=tc.grad_clip)
+    engine, start, trainer = engine_clipped_per_network(
+        run, module, tokenizer_and_discriminator if disc is not None and lc.clip_per_network else None,
+        setting="tokenizer.semhitok.loss.clip_per_network")
     dtype = next(p for p in engine.module.parameters() if p.requires_grad).dtype
 
     from setok.data import build_datasets, collate

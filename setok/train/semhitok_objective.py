@@ -6,7 +6,8 @@ optimizer, one checkpoint, one resume) trains both. Its loss is the sum of
 * the generator's Eq. (7): ``l2 ||x - x_hat||^2 + l1 |x - x_hat| + w_cb L_codebook + w_p LPIPS(x, x_hat)
   + w_adv (-D(x_hat))``, where D's parameters enter DETACHED (``torch.func.functional_call``), so this term moves
   the tokenizer only; and
-* the discriminator's hinge loss on ``x`` and ``sg(x_hat)``, which moves D only.
+* the discriminator's hinge loss on ``x`` and ``sg(x_hat)``, which moves D only
+(both from :func:`setok.modeling.discriminator.adversarial_losses`, which SeTok's objective shares).
 
 One backward of the sum therefore gives each network exactly the gradient of its own loss, both evaluated at the
 current parameters: the same update as VQGAN's two optimizers stepping in turn (the generator's step reads D before
@@ -18,9 +19,8 @@ from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call
 
-from setok.modeling.discriminator import PatchDiscriminator, generator_loss, hinge_d_loss
+from setok.modeling.discriminator import PatchDiscriminator, adversarial_losses
 from setok.modeling.semhitok import SemHiTok
 
 
@@ -58,12 +58,6 @@ class PixelObjective(nn.Module):
         self.tokenizer.train(mode)  # keeps the stage's frozen parts in eval mode
         return self
 
-    def frozen_discriminator(self, images: Tensor) -> Tensor:
-        """D's logits with its parameters detached: gradients reach ``images`` but not D."""
-        params = {k: v.detach() for k, v in self.discriminator.named_parameters()}
-        buffers = dict(self.discriminator.named_buffers())
-        return functional_call(self.discriminator, {**params, **buffers}, (images,))
-
     def forward(
         self, images: Tensor, step: int, perceptual: nn.Module | None = None
     ) -> tuple[Tensor, dict[str, Tensor]]:
@@ -80,7 +74,6 @@ class PixelObjective(nn.Module):
             terms["perceptual"] = perceptual(x_hat.float(), x.float()).mean()
         loss = sum(self.w[k] * v for k, v in terms.items())
         if step >= self.disc_start and self.w["adversarial"] > 0:
-            terms["adversarial"] = generator_loss(self.frozen_discriminator(x_hat))
-            terms["disc"] = hinge_d_loss(self.discriminator(x.detach()), self.discriminator(x_hat.detach()))
+            terms["adversarial"], terms["disc"] = adversarial_losses(self.discriminator, x, x_hat)
             loss = loss + self.w["adversarial"] * terms["adversarial"] + terms["disc"]
         return loss, terms

@@ -7,7 +7,7 @@ from test_semhitok_training import tiny_config  # tests/train is on sys.path (py
 from torch import nn
 
 from setok.config import TrainConfig
-from setok.train import semhitok_objective
+from setok.modeling import discriminator
 from setok.train.distributed import init_distributed
 from setok.train.engine import build_engine
 from setok.train.network_clip import ClippedPerNetwork, clip_coefficient
@@ -105,8 +105,8 @@ def pixel_stage(tmp_path, monkeypatch, *, d_scale: float, per_network: bool) -> 
     ``d_scale``; the tokenizer's weights after that step."""
     cfg = tiny_config(**{"tokenizer": {"semhitok": {"loss": {"disc_start": 0, "clip_per_network": per_network}}},
                          "train_pixel_codebook": {"steps": 1, "checkpoint_every": 10}})
-    hinge = semhitok_objective.hinge_d_loss
-    monkeypatch.setattr(semhitok_objective, "hinge_d_loss", lambda real, fake: d_scale * hinge(real, fake))
+    hinge = discriminator.hinge_d_loss  # PixelObjective's hinge loss, through discriminator.adversarial_losses
+    monkeypatch.setattr(discriminator, "hinge_d_loss", lambda real, fake: d_scale * hinge(real, fake))
     out = tmp_path / f"{d_scale}-{per_network}"
     sem = train(cfg, "semantic_codebook", out / "semantic")
     pix = train(cfg, "pixel_codebook", out / "pixel", init=sem)
