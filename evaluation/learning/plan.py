@@ -50,7 +50,8 @@ def _family_stages(family: str) -> list[Stage]:
     """The stages a variant of tokenizer kind ``family`` trains, in order, read from the stage table (setok.stages)."""
     names = [n for n in STAGE_TABLE if trains(n, tokenizer_kind=family)]
     return [
-        Stage(f"{family}.{n}", family, STAGE_TABLE[n].trainer, n if takes_stage_flag(n) else None, STAGE_TABLE[n].folder,
+        Stage(f"{family}.{n}", family, STAGE_TABLE[n].trainer, n if takes_stage_flag(n) else None,
+              STAGE_TABLE[n].folder,
               init=None if (i := start_of(n, tokenizer_kind=family)) is None else f"{family}.{i}",
               tokenizer=STAGE_TABLE[n].reads_tokenizer, train_key=STAGE_TABLE[n].config_key)
         for n in names

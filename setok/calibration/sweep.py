@@ -23,7 +23,6 @@ from setok.calibration.overlay import SWEPT
 from setok.modeling.clustering import cluster
 
 
-
 @dataclass(frozen=True)
 class Setting:
     """One grid point: the three values of Algorithm 1 the paper does not give."""

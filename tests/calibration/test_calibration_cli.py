@@ -81,7 +81,8 @@ def test_a_rerun_writes_the_same_overlay_so_checkpoints_keep_their_config_sha(ca
     cfg, out, _ = calibrated
     calibrate(cfg, tmp_path, device=torch.device("cpu"))
     assert (tmp_path / "clustering.yaml").read_bytes() == (out / "clustering.yaml").read_bytes()
-    sha = [config_sha(load_config_text(apply_overlay(dump(cfg), d / "clustering.yaml"), tmp_path)) for d in (out, tmp_path)]
+    sha = [config_sha(load_config_text(apply_overlay(dump(cfg), d / "clustering.yaml"), tmp_path))
+           for d in (out, tmp_path)]
     assert sha[0] == sha[1]
 
 

@@ -36,7 +36,8 @@ def test_resolved_config_of_a_calibrated_variant_holds_the_calibrated_values(tmp
                      yaml.safe_load((ROOT / "config/ci.yaml").read_text()))
     assert config_sha(before) == config_sha(resolve(raw, "hard_cluster"))
     # the hash a scoring job records is the trained config's (python -m setok.config sha)
-    sha = subprocess.run([sys.executable, "-m", "setok.config", "sha", str(tmp_path / "results/hard_cluster/config.yaml")],
+    resolved = str(tmp_path / "results/hard_cluster/config.yaml")
+    sha = subprocess.run([sys.executable, "-m", "setok.config", "sha", resolved],
                          capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip()
     assert sha == config_sha(cfg) != config_sha(before)
     # SemHiTok is not calibrated: its resolved config is the config as given
