@@ -7,6 +7,7 @@ its presence means the stage is complete).
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,11 @@ def train(cfg: Config, out: Path, *, stop_after: int | None = None) -> Path | No
 
     run = start_run(cfg, "tokenizer", out, stop_after=stop_after)
     tc, lc = run.train, cfg.tokenizer.loss
+    if cfg.tokenizer.calibrates and cfg.tokenizer.calibration.calibrated is None:  # paper-notes C7
+        logging.getLogger("setok.train").warning(
+            "tokenizer.calibration.enabled but this config carries no calibrated values: training with kernel_c, "
+            "min_seed_score and beta as written (the workflow runs calibrate_clustering first; set "
+            "tokenizer.calibration.enabled: false to silence this)")
     model, text = build_setok(cfg.tokenizer)
     text.to(run.device)
     # loss.objective: vqgan trains SeTok and its discriminator in one engine (setok.train.setok_objective), each

@@ -169,3 +169,17 @@ def test_loss_runs_on_a_bfloat16_model():
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for n, p in model.named_parameters() if n in reached)
     assert {n for n, p in model.named_parameters() if p.grad is not None and bool(p.grad.abs().sum() > 0)} >= \
         {n for n in reached if n.startswith(("merger.", "detokenizer."))}
+
+
+def test_training_an_uncalibrated_config_says_so(tmp_path, caplog):
+    """A config whose clustering the workflow would calibrate, trained directly, warns that its values are guesses."""
+    import logging
+
+    from setok.config import load_config
+    from setok.train.tokenizer import train
+
+    cfg = load_config([str(ROOT / "config" / "paper.yaml"), str(ROOT / "config" / "ci.yaml")], "no_pe")
+    assert cfg.tokenizer.calibrates and cfg.tokenizer.calibration.calibrated is None
+    with caplog.at_level(logging.WARNING, logger="setok.train"):
+        train(cfg, tmp_path, stop_after=1)
+    assert any("carries no calibrated values" in r.getMessage() for r in caplog.records)
