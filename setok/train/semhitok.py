@@ -63,7 +63,13 @@ def build_perceptual(cfg: Config) -> nn.Module | None:
         return None
     import lpips
 
-    net = lpips.LPIPS(net=lc.perceptual_net, pnet_rand=not lc.perceptual_pretrained, verbose=False)
+    from setok.weights import LPIPS_TORCHVISION, require_torch_url, require_weights, torchvision_url
+
+    what = f"lpips:{lc.perceptual_net}"
+    if lc.perceptual_pretrained:  # the torchvision backbone lpips loads by URL (torch.hub has no offline switch)
+        require_torch_url(torchvision_url(LPIPS_TORCHVISION[lc.perceptual_net]), what)
+    with require_weights(what):
+        net = lpips.LPIPS(net=lc.perceptual_net, pnet_rand=not lc.perceptual_pretrained, verbose=False)
     return net.eval().requires_grad_(False)
 
 
