@@ -13,6 +13,7 @@ configfile: "config/paper.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/weights.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/tokenizer.smk"
 include: "workflow/rules/semhitok.smk"

@@ -40,7 +40,8 @@ def test_ci_dry_run_plans_one_training_per_configured_variant(ci_plan):
         assert jobs[rule] == 1, rule
     assert jobs["train_stage1"] == jobs["train_stage2"] == 2 and jobs["train_mask_decoder"] == 1  # + SemHiTok MLLM
     assert re.search(r"rule train_pixel_decoder:\s+input: results/semhitok/config.yaml, "
-                     r"results/data/checked/bundled.json, results/semhitok/pixel_finetune/model.pt\s+"
+                     r"results/data/checked/bundled.json, results/semhitok/pixel_finetune/model.pt, "
+                     r"results/weights.json\s+"
                      r"output: results/semhitok/tokenizer/model.pt", ci_plan)
 
 
@@ -84,6 +85,47 @@ def test_paper_dry_run_plans_every_table_variant(tmp_path):
     assert {"hard_cluster", "soft_cluster", "no_pe", "setok_llava"} <= calibrated and len(calibrated) == 10
     assert not calibrated & {"fixed_8", "fixed_256", "semhitok", "mlp_connector"}
     assert_calibrated_before_training(plan, calibrated)
+    from setok.configtools import deep_merge
+
+    assert_weights_fetched_before_gpu_jobs(plan, deep_merge(raw, {"benchmarks": benchmarks}), min_gpu_jobs=500)
+
+
+def assert_weights_fetched_before_gpu_jobs(plan: str, raw: dict, min_gpu_jobs: int) -> None:
+    """fetch_weights is planned once, before every job that asks for a GPU, and each of those reads its record;
+    the only GPU jobs exempt are scoring jobs of benchmarks that load no pretrained model (evaluation.weights)."""
+    from evaluation.weights import benchmark_artifacts
+    from setok.config import resolve
+
+    base = resolve(raw)
+    jobs = [(m.start(), m.group(1), m.group(2)) for m in re.finditer(r"^rule (\w+):\n((?:    .*\n)+)", plan, re.M)]
+    fetch = [start for start, rule, _ in jobs if rule == "fetch_weights"]
+    assert len(fetch) == 1, fetch
+    gpu_jobs = 0
+    for start, rule, body in jobs:
+        gpu = re.search(r"^    resources: .*\bgpu=(\d+)", body, re.M)
+        if not gpu or int(gpu.group(1)) == 0:
+            continue
+        output = re.search(r"^    output: (.*)$", body, re.M).group(1)
+        if rule.startswith("score_"):
+            benchmark = Path(output.split(",")[0]).stem
+            if not benchmark_artifacts(base, benchmark):
+                assert "results/weights.json" not in body, (rule, output)
+                continue
+        gpu_jobs += 1
+        assert "results/weights.json" in re.search(r"^    input: (.*)$", body, re.M).group(1), (rule, output)
+        assert fetch[0] < start, (rule, output)
+    assert gpu_jobs >= min_gpu_jobs, gpu_jobs
+
+
+def test_fetch_weights_is_a_target_rule_and_gates_every_gpu_job_of_the_ci_plan(ci_plan):
+    assert "fetch_weights" in snakemake("--list-target-rules", "--configfile", "config/ci.yaml").split()
+    import yaml
+
+    raw = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+    from setok.configtools import deep_merge
+
+    raw = deep_merge(raw, yaml.safe_load((ROOT / "config/ci.yaml").read_text()))
+    assert_weights_fetched_before_gpu_jobs(ci_plan, raw, min_gpu_jobs=20)
 
 
 def plan_jobs(plan: str, rule: str) -> list[dict[str, str]]:
@@ -121,7 +163,8 @@ def test_calibrate_clustering_is_planned_before_train_tokenizer_of_calibrated_se
     assert "results/semhitok/config.yaml" in {j["output"] for j in plan_jobs(ci_plan, "resolve_config")}
     calibrate = plan_jobs(ci_plan, "calibrate_clustering")[0]
     v = calibrate["wildcards"]
-    assert calibrate["input"] == f"results/{v}/calibration/config.yaml, results/data/checked/bundled.json"
+    assert calibrate["input"] == (f"results/{v}/calibration/config.yaml, results/data/checked/bundled.json, "
+                                  "results/weights.json")
     assert calibrate["output"] == f"results/{v}/calibration/clustering.yaml, results/{v}/calibration/report.json"
     # the report page shows the calibration
     report = plan_jobs(ci_plan, "report")[0]["input"]

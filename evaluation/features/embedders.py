@@ -72,7 +72,15 @@ def default_device(device: str | None = None) -> str:
 
 
 def _load_error(source: str, what: str, err: Exception) -> DataError:
+    """One line; a weights file missing from the offline cache names ``fetch_weights`` (setok.weights)."""
+    from setok.weights import HOW_TO_FETCH, MissingWeights, missing_weights
+
     first = (str(err).strip().splitlines() or [err.__class__.__name__])[0][:300]
+    if isinstance(err, MissingWeights):
+        return err
+    if missing_weights(err):
+        return MissingWeights(f"{source}: {what} is not in the weights cache and this job runs offline; {HOW_TO_FETCH} "
+                              f"({err.__class__.__name__}: {first})")
     return DataError(f"{source}: cannot load {what} ({err.__class__.__name__}: {first})")
 
 
@@ -291,7 +299,10 @@ class LpipsDistance:
         """
         import lpips
 
+        from setok.weights import LPIPS_TORCHVISION, require_torch_url, torchvision_url
+
         try:
+            require_torch_url(torchvision_url(LPIPS_TORCHVISION[net]), f"lpips:{net}")
             model = lpips.LPIPS(net=net, verbose=False)
         except Exception as e:  # URLError offline, RuntimeError for a bad cache
             raise _load_error(f"lpips:{net}", "the LPIPS backbone", e) from None

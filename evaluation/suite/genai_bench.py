@@ -76,8 +76,10 @@ class VQAScoreGrader:
 
         try:
             self.scorer = t2v_metrics.VQAScore(model=model, device=default_device(device))
-        except Exception as e:  # download / CUDA / config errors from t2v_metrics
-            raise DataError(f"t2v_metrics:{model}: cannot load ({e.__class__.__name__}: {e})") from None
+        except Exception as e:  # download / CUDA / config errors from t2v_metrics (offline cache miss: fetch_weights)
+            from evaluation.features.embedders import _load_error
+
+            raise _load_error(f"t2v_metrics:{model}", "the VQAScore model", e) from None
         self.name = f"vqascore:{model}"
         self.model = model
         self.batch_size = batch_size

@@ -103,9 +103,11 @@ def build_open_clip_backbone(
     """
     import open_clip
 
+    from setok.weights import require_weights
+
     if model_config is not None:
         _register_inline_config(model_name, model_config)
-    with torch.random.fork_rng():
+    with torch.random.fork_rng(), require_weights(f"open_clip:{model_name}:{pretrained}"):
         torch.manual_seed(seed)
         model = open_clip.create_model(
             model_name, pretrained=pretrained, force_image_size=image_size, pretrained_text=False
@@ -115,4 +117,6 @@ def build_open_clip_backbone(
     model.visual = nn.Identity()  # the text encoder keeps no copy of the vision tower
     encoder = VisionEncoder(visual=visual, mean=tuple(pre["mean"]), std=tuple(pre["std"]), width=_visual_width(visual),
                             select_layer=select_layer)
-    return encoder, TextEncoder(model=model, tokenizer=open_clip.get_tokenizer(model_name))
+    with require_weights(f"open_clip:{model_name} tokenizer"):  # SigLIP: a Hugging Face tokenizer repo
+        tokenizer = open_clip.get_tokenizer(model_name)
+    return encoder, TextEncoder(model=model, tokenizer=tokenizer)

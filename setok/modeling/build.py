@@ -132,7 +132,13 @@ def build_perceptual(loss: LossConfig | PixelLossConfig) -> torch.nn.Module | No
         return None
     import lpips
 
-    net = lpips.LPIPS(net=loss.perceptual_net, pnet_rand=not loss.perceptual_pretrained, verbose=False)
+    from setok.weights import LPIPS_TORCHVISION, require_torch_url, require_weights, torchvision_url
+
+    what = f"lpips:{loss.perceptual_net}"
+    if loss.perceptual_pretrained:  # the torchvision backbone lpips loads by URL (torch.hub has no offline switch)
+        require_torch_url(torchvision_url(LPIPS_TORCHVISION[loss.perceptual_net]), what)
+    with require_weights(what):
+        net = lpips.LPIPS(net=loss.perceptual_net, pnet_rand=not loss.perceptual_pretrained, verbose=False)
     return net.eval().requires_grad_(False)
 
 

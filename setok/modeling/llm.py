@@ -137,9 +137,12 @@ def load_llm(
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from setok.weights import require_weights
+
     if source == "pretrained":
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
-        tok = AutoTokenizer.from_pretrained(name)
+        with require_weights(f"transformers:{name}"):  # offline jobs: a missing checkpoint is one line
+            model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
+            tok = AutoTokenizer.from_pretrained(name)
     elif source == "gguf":
         if gguf_file is None:
             raise ValueError("source 'gguf' needs gguf_file")

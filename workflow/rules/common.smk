@@ -1,4 +1,5 @@
 # Helpers and validation only; no rules here.
+import os
 import re
 from pathlib import Path
 
@@ -8,6 +9,15 @@ from snakemake.utils import validate
 from evaluation import registry
 from setok.config import ConfigError, config_sha, dump, resolve, validate_all
 from setok.stages import STAGES, start_of, takes_stage_flag, trains
+from setok.weights import OFFLINE_ENV
+
+# Every job runs offline: pretrained weights come from the cache fetch_weights filled on the submit host (its own
+# command switches downloads back on). Set here, so local jobs and jobs on a cluster node (which parse this file
+# again) inherit it; a missing artifact then fails with one line naming it and fetch_weights (setok.weights).
+os.environ.update(OFFLINE_ENV)
+# results/weights.json: written by fetch_weights; an input of every job that loads pretrained weights.
+# ancient(): a gate, not a trigger (a rewritten record after a config edit must not rerun every trained model).
+WEIGHTS = ancient("results/weights.json")
 
 # Fail before any job is planned: first the generated JSON schema, then the typed loader (every variant).
 validate(config, "../schemas/config.schema.yaml")
@@ -93,6 +103,7 @@ def training_inputs(stage):
         init = start_of(stage, tokenizer_kind=TOKENIZER_KIND[v], connector_baseline=v in BASELINES)
         if init is not None:
             files["init"] = f"results/{v}/{STAGES[init].folder}/model.pt"
+        files["weights"] = WEIGHTS
         return files
 
     return inputs
@@ -179,16 +190,25 @@ def fid_size(wildcards):
     return resolve(config, wildcards.variant).eval.fid_image_size
 
 
+def scorer_weights(benchmark):
+    """{"weights": results/weights.json} when scoring ``benchmark`` loads a pretrained model (FID's Inception, the
+    editing metrics' CLIP / DINO / LPIPS, a VQAScore grader: evaluation.weights), else nothing."""
+    from evaluation.weights import benchmark_artifacts
+
+    return {"weights": WEIGHTS} if benchmark_artifacts(BASE, benchmark) else {}
+
+
 def score_inputs(wildcards):
     """Predictions and references of one tokenizer benchmark (docs/design.md §5: the scoring CLI reads official formats)."""
     data = f"results/data/{EVAL_DATASET}"
     tok = f"results/{wildcards.variant}/tokenizer"
     size = fid_size(wildcards)
     references = f"{data}/images" if size == BASE.eval.fid_image_size else f"{data}/fid{size}/images"
-    return {
+    files = {
         "fid": {"predictions": f"{tok}/recon", "annotations": references},
         "imagenet": {"predictions": f"{tok}/imagenet.predictions.jsonl", "annotations": f"{data}/labels.jsonl"},
     }[wildcards.benchmark]
+    return {**files, **scorer_weights(wildcards.benchmark)}
 
 
 def benchmark_inputs(wildcards):
@@ -196,7 +216,7 @@ def benchmark_inputs(wildcards):
     b = BASE.benchmarks[wildcards.benchmark]
     files = {"predictions": f"results/{wildcards.variant}/predictions/{b.predictions}"}
     files.update({k: getattr(b, k) for k in ("annotations", "questions") if getattr(b, k)})
-    return files
+    return {**files, **scorer_weights(wildcards.benchmark)}
 
 
 def benchmark_references(wildcards, input):
@@ -254,6 +274,7 @@ def prediction_inputs(wildcards):
     if wildcards.variant not in BASELINES:
         files["tokenizer"] = f"results/{wildcards.variant}/tokenizer/model.pt"
     files.update({k: getattr(b, k) for k in ("annotations", "questions", "images", "inputs") if getattr(b, k)})
+    files["weights"] = WEIGHTS
     return files
 
 

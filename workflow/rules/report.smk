@@ -122,6 +122,7 @@ rule model_cost:
     input:
         unpack(lambda w: {"model": f"results/{w.variant}/stage2/model.pt", "images": f"results/data/{EVAL_DATASET}/images",
                           **({} if w.variant in BASELINES else {"tokenizer": f"results/{w.variant}/tokenizer/model.pt"})}),
+        weights=WEIGHTS,
     output:
         "results/{variant}/cost.json",
     params:

@@ -11,6 +11,7 @@ rule semhitok_predictions:
     input:
         model="results/{variant}/tokenizer/model.pt",
         config="results/config.yaml",
+        weights=WEIGHTS,
     output:
         recon=directory("results/{variant}/tokenizer/recon"),
         tokens="results/{variant}/tokenizer/tokens.json",

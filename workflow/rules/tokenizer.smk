@@ -42,6 +42,7 @@ rule calibrate_clustering:
     input:
         config="results/{variant}/calibration/config.yaml",
         datasets=lambda w: dataset_checks(w.variant, "tokenizer"),
+        weights=WEIGHTS,
     output:
         overlay="results/{variant}/calibration/clustering.yaml",
         report="results/{variant}/calibration/report.json",
@@ -67,6 +68,7 @@ rule tokenizer_predictions:
         model="results/{variant}/tokenizer/model.pt",
         config="results/config.yaml",
         classes=f"results/data/{EVAL_DATASET}/classes.json",
+        weights=WEIGHTS,
     output:
         recon=directory("results/{variant}/tokenizer/recon"),
         scores="results/{variant}/tokenizer/imagenet.predictions.jsonl",
