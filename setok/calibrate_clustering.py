@@ -30,6 +30,7 @@ from setok.calibration.content import complexity, content_relation
 from setok.calibration.overlay import SWEPT, overlay_text
 from setok.calibration.sweep import choose, grid_settings, summarize, token_counts
 from setok.cli import run
+from setok.devices import add_device_argument, require_device
 from setok.config import Config, ConfigError, config_sha, load_config
 from setok.io import write_json, write_text
 from setok.modeling.build import build_setok
@@ -123,9 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", action="append", required=True, help="config file(s), merged in order")
     ap.add_argument("--variant", help="variant to apply (omit for an already resolved config)")
     ap.add_argument("--out", required=True, type=Path, help="output folder, e.g. results/<variant>/calibration")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_argument(ap)
     args = ap.parse_args(argv)
-    return run(lambda: calibrate(load_config(args.config, args.variant), args.out, device=torch.device(args.device)))
+
+    def job() -> None:
+        cfg = load_config(args.config, args.variant)  # config errors first (cheap), then the device: before the encoder
+        calibrate(cfg, args.out, device=torch.device(require_device(args.device)))
+
+    return run(job)
 
 
 if __name__ == "__main__":

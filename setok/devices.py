@@ -101,3 +101,10 @@ def require_device(device: str, *, available: int | None = None, flag: str = "--
                           f"no CPU fallback: pass {flag} cpu to run on the CPU, which the workflow does only where "
                           f"compute.allow_cpu is true")
     return name
+
+
+def add_device_argument(parser: "argparse.ArgumentParser") -> None:  # noqa: F821 - argparse only for the hint
+    """``--device`` of a CLI that runs a model: ``cuda`` unless told ``cpu`` (never a silent fallback)."""
+    parser.add_argument("--device", default="cuda",
+                        help="cuda (default), cuda:N or cpu; a CUDA device that is not there is a one-line error, "
+                             "the CPU runs only when asked (the workflow passes cpu where compute.allow_cpu is true)")
