@@ -74,12 +74,16 @@ def encode(cfg: Config, device: torch.device) -> tuple[torch.Tensor, torch.Tenso
     return (torch.cat(feats), torch.tensor(objects) if labelled else None, torch.cat(edges), ids)
 
 
-def calibrate(cfg: Config, out: Path, *, device: torch.device) -> dict[str, Any]:
-    """Run the calibration of ``cfg``'s variant and write ``out/clustering.yaml`` and ``out/report.json``."""
+def calibrate(cfg: Config, out: Path, *, device: torch.device | str) -> dict[str, Any]:
+    """Run the calibration of ``cfg``'s variant and write ``out/clustering.yaml`` and ``out/report.json``.
+
+    ``device`` is checked after the config and before the encoder loads: a CUDA device that is not there is a
+    one-line :class:`setok.devices.DeviceError` (no CPU fallback)."""
     tok = cfg.tokenizer
     if not tok.calibrates:
         raise ConfigError(f"tokenizer.calibration: nothing to calibrate for variant {cfg.name!r} (kind "
                           f"{tok.kind!r}, clustering.mode {tok.clustering.mode!r}, enabled {tok.calibration.enabled})")
+    device = torch.device(require_device(str(device)))
     cal, mode = tok.calibration, tok.clustering.mode
     features, objects, edges, ids = encode(cfg, device)
     log.info("encoded %d images: features %s", len(ids), tuple(features.shape))
@@ -126,12 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, type=Path, help="output folder, e.g. results/<variant>/calibration")
     add_device_argument(ap)
     args = ap.parse_args(argv)
-
-    def job() -> None:
-        cfg = load_config(args.config, args.variant)  # config errors first (cheap), then the device: before the encoder
-        calibrate(cfg, args.out, device=torch.device(require_device(args.device)))
-
-    return run(job)
+    return run(lambda: calibrate(load_config(args.config, args.variant), args.out, device=args.device))
 
 
 if __name__ == "__main__":
