@@ -82,7 +82,8 @@ def commands(out: Path, *, device: str) -> list[tuple[str, list[str]]]:
     run = {name: str(out / folder) for name, folder in RUNS.items()}
 
     def launch(*args: str) -> list[str]:
-        return [py, "-m", "setok.launch", "--gpus", "1", "--nodes", "1", "--", py, "-m", *args]
+        cpu = ["--allow-cpu"] if device == "cpu" else []  # GPUs asked are GPUs used: the CPU only when asked
+        return [py, "-m", "setok.launch", "--gpus", "1", "--nodes", "1", *cpu, "--", py, "-m", *args]
 
     def mllm(stage: str, init: str | None) -> list[str]:
         return launch("setok.train.mllm", "--stage", stage, "--config", cfg, "--tokenizer", tok,

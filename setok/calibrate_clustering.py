@@ -30,6 +30,7 @@ from setok.calibration.content import complexity, content_relation
 from setok.calibration.overlay import SWEPT, overlay_text
 from setok.calibration.sweep import choose, grid_settings, summarize, token_counts
 from setok.cli import run
+from setok.devices import add_device_argument, require_device
 from setok.config import Config, ConfigError, config_sha, load_config
 from setok.io import write_json, write_text
 from setok.modeling.build import build_setok
@@ -73,12 +74,16 @@ def encode(cfg: Config, device: torch.device) -> tuple[torch.Tensor, torch.Tenso
     return (torch.cat(feats), torch.tensor(objects) if labelled else None, torch.cat(edges), ids)
 
 
-def calibrate(cfg: Config, out: Path, *, device: torch.device) -> dict[str, Any]:
-    """Run the calibration of ``cfg``'s variant and write ``out/clustering.yaml`` and ``out/report.json``."""
+def calibrate(cfg: Config, out: Path, *, device: torch.device | str) -> dict[str, Any]:
+    """Run the calibration of ``cfg``'s variant and write ``out/clustering.yaml`` and ``out/report.json``.
+
+    ``device`` is checked after the config and before the encoder loads: a CUDA device that is not there is a
+    one-line :class:`setok.devices.DeviceError` (no CPU fallback)."""
     tok = cfg.tokenizer
     if not tok.calibrates:
         raise ConfigError(f"tokenizer.calibration: nothing to calibrate for variant {cfg.name!r} (kind "
                           f"{tok.kind!r}, clustering.mode {tok.clustering.mode!r}, enabled {tok.calibration.enabled})")
+    device = torch.device(require_device(str(device)))
     cal, mode = tok.calibration, tok.clustering.mode
     features, objects, edges, ids = encode(cfg, device)
     log.info("encoded %d images: features %s", len(ids), tuple(features.shape))
@@ -123,9 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", action="append", required=True, help="config file(s), merged in order")
     ap.add_argument("--variant", help="variant to apply (omit for an already resolved config)")
     ap.add_argument("--out", required=True, type=Path, help="output folder, e.g. results/<variant>/calibration")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_argument(ap)
     args = ap.parse_args(argv)
-    return run(lambda: calibrate(load_config(args.config, args.variant), args.out, device=torch.device(args.device)))
+    return run(lambda: calibrate(load_config(args.config, args.variant), args.out, device=args.device))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from setok.stages import PATH_DEPENDENT_STAGES, SEMHITOK_STAGES, STAGES
 
 __all__ = [  # the machinery is re-exported: ``from setok.config import ...`` serves every caller
     "BackboneConfig", "BenchmarkConfig", "CalibratedClustering", "CalibrationConfig", "CalibrationGrid",
-    "ClusteringConfig", "CodeSamplingConfig", "Config", "ConfigError",
+    "ClusteringConfig", "CodeSamplingConfig", "ComputeConfig", "Config", "ConfigError",
     "ConnectorConfig", "DataSource", "DetokenizerConfig", "DiffLossConfig", "EvalConfig", "LLMConfig", "LoRAConfig",
     "LossConfig", "MLLMConfig", "MaskDecoderConfig", "MergerConfig", "PixelBranchConfig",
     "PixelLossConfig", "SemHiTokConfig", "SemanticCodebookConfig", "StageConfig", "TRAINING_STAGES",
@@ -564,6 +564,16 @@ class BenchmarkConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ComputeConfig:
+    """Where the workflow's jobs may run (read by the DAG, not by any model: docs/cluster.md, "GPUs asked are GPUs
+    used"). ``allow_cpu`` false: a job that asks for GPUs and sees fewer fails in one line; true (CI, the learning
+    tier, a workstation test): training rules pass ``--allow-cpu`` to ``setok.launch``, which runs on the CPU when
+    no GPU is visible, and prediction / calibration / scoring rules pass ``--device cpu``."""
+
+    allow_cpu: bool = False
+
+
 # --------------------------------------------------------------------------------------------- the stages
 
 # Every training stage's config section (``train_<stage>``), in the stage table's order (setok.stages): the checks below
@@ -600,6 +610,9 @@ class Config:
     # One MLLM recipe over different tokenizers (reports/tables/comparison.md); each must be in mllm_variants.
     comparison_variants: list[str] = field(default_factory=list)
     default_variant: str = "hard_cluster"
+    # Where jobs may run; DAG-level like run_variants: not part of a resolved variant config nor of its config_sha
+    # (the same experiment on another machine), so flipping it reruns nothing.
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
 
     def check(self, path: str = "") -> None:
         """The rules that span sections (``check_tree`` ran each section's own ``check`` first): the names one
@@ -638,6 +651,11 @@ class Config:
 
 # --------------------------------------------------------------------------------------------- loading
 
+# Keys the DAG reads from the top-level config only: a resolved variant config holds none of them.
+DAG_KEYS = ("variants", "run_variants", "mllm_variants", "comparison_variants", "compute")
+# Keys that say where a job runs, not what it computes: left out of dump() and config_sha().
+NOT_RECORDED = ("compute",)
+
 
 def resolve(raw: dict[str, Any], variant: str | None = None) -> Config:
     """Validate the merged mapping and apply ``variant``'s delta (``None``: the base config as it is)."""
@@ -648,7 +666,7 @@ def resolve(raw: dict[str, Any], variant: str | None = None) -> Config:
     if variant not in base.variants:
         raise ConfigError(f"variants.{variant}: unknown variant (known: {', '.join(sorted(base.variants))})")
     # A resolved config is self-contained: the variant applied, no other variants, no DAG-level lists.
-    dag_keys = ("variants", "run_variants", "mllm_variants", "comparison_variants")
+    dag_keys = DAG_KEYS
     merged = deep_merge({k: v for k, v in raw.items() if k not in dag_keys}, base.variants[variant])
     merged["name"] = variant
     try:
@@ -677,15 +695,21 @@ def validate_all(raw: dict[str, Any]) -> Config:
     return base
 
 
+def _recorded(cfg: Config) -> dict[str, Any]:
+    """``to_dict(cfg)`` without the keys that say where jobs run (``NOT_RECORDED``)."""
+    return {k: v for k, v in to_dict(cfg).items() if k not in NOT_RECORDED}
+
+
 def config_sha(cfg: Config) -> str:
-    """Short content hash of a resolved config (recorded in every result JSON)."""
-    blob = json.dumps(to_dict(cfg), sort_keys=True).encode()
+    """Short content hash of a resolved config (recorded in every result JSON); ``compute`` is not hashed."""
+    blob = json.dumps(_recorded(cfg), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
 def dump(cfg: Config) -> str:
-    """YAML text of a resolved config; loading it back gives an equal :class:`Config`."""
-    return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None, width=120)
+    """YAML text of a resolved config without ``compute`` (a DAG-level key); loading it back gives an equal
+    :class:`Config` for a resolved variant."""
+    return yaml.safe_dump(_recorded(cfg), sort_keys=False, default_flow_style=None, width=120)
 
 
 # --------------------------------------------------------------------------------------------- JSON schema

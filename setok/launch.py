@@ -9,7 +9,13 @@ the same command again:
    profile gives such rules an ``mpi`` resource, so Snakemake's jobstep runs the command in the batch script itself
    and this ``srun`` creates the job's only step);
 2. one node (in Slurm or not) with more than one usable GPU: ``torchrun --standalone`` on this machine;
-3. otherwise (CPU, CI, one GPU): the command unchanged.
+3. otherwise (one GPU): the command unchanged.
+
+GPUs asked are GPUs used (docs/cluster.md): a node that sees fewer GPUs than ``--gpus`` asks for stops the job with
+one line (asked, visible, how to allow the CPU), never starting fewer processes. Only with ``--allow-cpu`` (the rules
+pass it where the config's ``compute.allow_cpu`` is true: CI, the learning tier) does a node without any GPU run the
+command unchanged as one CPU process, saying so in one line; a node with some GPUs but fewer than asked fails even
+then (a rule asking for 8 that got 4 is a misconfigured allocation, not a CPU test).
 
 :func:`plan` is pure (environment in, argv out) so every case is tested without Slurm; :func:`main` prints the plan
 and ``exec``s it, so Slurm's signals reach the launcher directly and the exit code is the trainer's.
@@ -184,14 +190,40 @@ def slurm_env(env: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+class TooFewGPUs(ValueError):
+    """This node sees fewer GPUs than the job asks for (one line: asked, visible, how to allow the CPU)."""
+
+
+def cpu_note(gpus: int, command: list[str]) -> str:
+    """The one line a CPU run prints: that it runs on the CPU, why, and the command."""
+    return (f"launch: on the CPU (--gpus {gpus} asked, 0 GPU(s) visible, --allow-cpu given): "
+            f"{shlex.join(command)}")
+
+
+def check_gpus(gpus: int, visible_gpus: int, *, allow_cpu: bool) -> bool:
+    """Whether this node runs on the CPU: True when it sees no GPU and ``allow_cpu``; False when it sees the GPUs
+    asked for (``gpus`` 0: any number, at least one); else :class:`TooFewGPUs`."""
+    if visible_gpus > 0 and visible_gpus >= gpus:
+        return False
+    if visible_gpus == 0 and allow_cpu:
+        return True
+    asked = f"--gpus {gpus}" if gpus else "--gpus 0 (every visible GPU)"
+    how = ("a node with some GPUs but fewer than asked is refused even with --allow-cpu; ask for what the node has"
+           if visible_gpus else
+           "to run on the CPU on purpose pass --allow-cpu (the workflow does where compute.allow_cpu: true)")
+    raise TooFewGPUs(f"{asked} per node asked but {visible_gpus} GPU(s) visible on this node; {how}")
+
+
 def plan(command: list[str], *, gpus: int, nodes: int, env: Mapping[str, str], visible_gpus: int,
-         port: int = DEFAULT_PORT) -> list[str]:
+         allow_cpu: bool = False, port: int = DEFAULT_PORT) -> list[str]:
     """The argv that runs ``command`` on ``nodes`` node(s) with ``gpus`` GPUs each (see the module docstring).
 
-    ``gpus`` is the rule's GPU resource per node (0: take ``$SLURM_GPUS_ON_NODE`` inside Slurm, else 1);
-    ``visible_gpus`` caps the processes of a local run; ``port`` is the rendezvous base port, to which a Slurm job
-    adds ``SLURM_JOB_ID % 1000``. Outside Slurm ``nodes`` is only validated: the run stays on this machine.
-    Inside Slurm, ``visible_gpus`` is what the job step was given (``CUDA_VISIBLE_DEVICES``).
+    ``gpus`` is the rule's GPU resource per node (0: take ``$SLURM_GPUS_ON_NODE`` inside Slurm, else every visible
+    GPU); ``visible_gpus`` is what this node (inside Slurm: the job step, ``CUDA_VISIBLE_DEVICES``) shows: fewer
+    than ``gpus`` is :class:`TooFewGPUs`, none is a CPU run of the command unchanged when ``allow_cpu``. ``port`` is
+    the rendezvous base port, to which a Slurm job adds ``SLURM_JOB_ID % 1000``. Outside Slurm ``nodes`` is only
+    validated: the run stays on this machine. A multi-node job checks the node the launcher runs on (the batch
+    host); torchrun on the other nodes starts ``gpus`` processes there.
     """
     if nodes < 1:
         raise ValueError(f"--nodes must be >= 1, got {nodes}")
@@ -201,10 +233,15 @@ def plan(command: list[str], *, gpus: int, nodes: int, env: Mapping[str, str], v
         raise ValueError("no command given after '--'")
     if "SLURM_JOB_ID" in env and nodes > 1:
         module, args = _python_module(command)
-        return _slurm_plan(module, args, gpus=gpus, nodes=nodes, env=env, port=port)
+        planned = _slurm_plan(module, args, gpus=gpus, nodes=nodes, env=env, port=port)
+        # Allowed CPU run: the same torchrun per node, its processes on the CPU (gloo).
+        check_gpus(gpus or _env_int(env, "SLURM_GPUS_ON_NODE") or 0, visible_gpus, allow_cpu=allow_cpu)
+        return planned
     # One node, in Slurm or not. Snakemake's slurm-jobstep executor already runs a one-node rule inside an
     # `srun -n1 --gpus=G` step; a second srun there would wait for resources its own step holds.
-    local = min(gpus or visible_gpus, visible_gpus)  # gpus 0: every GPU the machine (or the job step) shows
+    if check_gpus(gpus, visible_gpus, allow_cpu=allow_cpu):
+        return list(command)  # allowed CPU run: one process, the command as the rule wrote it
+    local = gpus or visible_gpus  # gpus 0: every GPU the machine (or the job step) shows
     if local > 1:
         module, args = _python_module(command)
         return ["torchrun", "--standalone", f"--nproc-per-node={local}", "-m", module, *args]
@@ -217,15 +254,11 @@ def plan(command: list[str], *, gpus: int, nodes: int, env: Mapping[str, str], v
 
 
 def visible_gpu_count() -> int:
-    """CUDA devices this process can see; 0 when torch is missing or has no CUDA."""
-    try:
-        import torch
-    except ImportError:
-        return 0
-    try:
-        return int(torch.cuda.device_count())
-    except RuntimeError:
-        return 0
+    """CUDA GPUs this process can use (``setok.devices.visible_gpu_count``: nvidia-smi and CUDA_VISIBLE_DEVICES,
+    torch only without nvidia-smi)."""
+    from setok.devices import visible_gpu_count as count
+
+    return count()
 
 
 def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -238,9 +271,13 @@ def _split_command(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m setok.launch", description=__doc__,
-                                 usage="%(prog)s [--gpus G] [--nodes N] [--dry-run] -- python -m MODULE [ARGS...]",
+                                 usage="%(prog)s [--gpus G] [--nodes N] [--allow-cpu] [--dry-run] "
+                                       "-- python -m MODULE [ARGS...]",
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--gpus", type=int, default=0, help="GPUs per node (0: from Slurm, else 1)")
+    ap.add_argument("--gpus", type=int, default=0,
+                    help="GPUs per node (0: from Slurm, else every visible one); fewer visible is an error")
+    ap.add_argument("--allow-cpu", action="store_true",
+                    help="with no GPU visible, run the command on the CPU (one process) instead of failing")
     ap.add_argument("--nodes", type=int, default=1, help="nodes the job needs (checked against the allocation)")
     ap.add_argument("--dry-run", action="store_true", help="print the planned command and exit")
     options, command = _split_command(sys.argv[1:] if argv is None else list(argv))
@@ -249,14 +286,18 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("give the command to run after '--', e.g. -- python -m setok.train.tokenizer --config C")
     try:
         env = slurm_env(os.environ) if args.nodes > 1 else dict(os.environ)
-        argv_out = plan(command, gpus=args.gpus, nodes=args.nodes, env=env, visible_gpus=visible_gpu_count())
+        visible = visible_gpu_count()
+        argv_out = plan(command, gpus=args.gpus, nodes=args.nodes, env=env, visible_gpus=visible,
+                        allow_cpu=args.allow_cpu)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.dry_run:
         print(shlex.join(argv_out))
         return 0
-    print(f"launch: {shlex.join(argv_out)}", file=sys.stderr, flush=True)
+    # plan() accepted no GPU only with --allow-cpu
+    line = cpu_note(args.gpus, argv_out) if visible == 0 else f"launch: {shlex.join(argv_out)}"
+    print(line, file=sys.stderr, flush=True)
     sys.stdout.flush()
     os.execvp(argv_out[0], argv_out)
     return 1  # not reached: execvp replaces this process or raises

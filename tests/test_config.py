@@ -136,3 +136,33 @@ def test_snakemake_rejects_a_bad_config_before_any_job(tmp_path):
 def test_unknown_variant_is_rejected():
     with pytest.raises(ConfigError, match="variants.nope: unknown variant"):
         resolve(raw(PAPER), "nope")
+
+
+# --- compute: where jobs may run (docs/cluster.md, "GPUs asked are GPUs used") ----------------------------------------
+
+
+def test_cpu_is_allowed_by_the_ci_and_learning_configs_only():
+    assert load_config(PAPER).compute.allow_cpu is False
+    assert load_config([PAPER, CI]).compute.allow_cpu is True
+    assert load_config([PAPER, CI, ROOT / "config/learn.yaml"]).compute.allow_cpu is True
+
+
+@pytest.mark.parametrize("value, message", [("yes", r"compute\.allow_cpu: expected true/false"),
+                                            (1, r"compute\.allow_cpu: expected true/false")])
+def test_compute_allow_cpu_rejects_a_non_boolean_naming_the_key(value, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve({**raw(PAPER), "compute": {"allow_cpu": value}})
+    import jsonschema
+
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**raw(PAPER), "compute": {"allow_cpu": value}}, json_schema())
+
+
+def test_compute_is_neither_in_a_resolved_config_nor_in_its_sha():
+    """Where a job may run is not what it computes: flipping allow_cpu changes no results/<v>/config.yaml (so no
+    rerun) and no config_sha."""
+    from setok.config import config_sha
+
+    gpu = resolve({**raw(PAPER, CI), "compute": {"allow_cpu": False}}, "no_pe")
+    cpu = resolve({**raw(PAPER, CI), "compute": {"allow_cpu": True}}, "no_pe")
+    assert dump(gpu) == dump(cpu) and "\ncompute:" not in dump(cpu) and config_sha(gpu) == config_sha(cpu)

@@ -304,3 +304,51 @@ def test_every_stage_of_the_stage_table_is_a_training_rule(ci_plan):
         assert re.search(rf"log: logs/\w+/train_{stage.name}\.log\n", block), block
         assert f"nodes={stage.local.nodes}, gpu={stage.local.gpu}, runtime={stage.local.runtime}, " \
                f"mem_mb={stage.local.mem_mb}" in block, block
+
+
+# --- GPUs asked are GPUs used (docs/cluster.md): the rules pass the device explicitly --------------------------------
+
+DEVICE_TARGETS = ["results/hard_cluster/eval/fid.json", "results/hard_cluster/eval/imagenet.json",
+                  "results/hard_cluster/eval/coco_fid.json", "results/hard_cluster/eval/pope.json",
+                  "results/hard_cluster/cost.json", "results/semhitok/tokenizer/codes.npz"]
+# every job of DEVICE_TARGETS that loads a model: calibration, both tokenizers' predictions, an MLLM prediction
+# (file and folder), the model cost, two scorers that run Inception
+MODEL_JOBS = [r"python -m setok\.calibrate_clustering ", r"python -m evaluation\.predict\.tokenizer ",
+              r"python -m evaluation\.predict\.semhitok ", r"python -m evaluation\.predict\.mllm .*--benchmark pope ",
+              r"python -m evaluation\.predict\.mllm .*--benchmark coco_fid ", r"python -m evaluation\.predict\.cost ",
+              r"python -m evaluation score fid ", r"python -m evaluation score coco_fid "]
+
+
+def _device_plan(*configs: str) -> dict[str, list[str]]:
+    """The shell commands of DEVICE_TARGETS' dry run: every training launch, every job that loads a model, and the
+    scorers that run none (imagenet, pope)."""
+    out = snakemake("-n", "-p", "--forceall", *DEVICE_TARGETS, "--configfile", *configs)
+    lines = [line for line in out.splitlines() if "python -m " in line]
+    found = {"launch": [line for line in lines if "python -m setok.launch " in line],
+             "no model": [line for line in lines if re.search(r"python -m evaluation score (imagenet|pope) ", line)]}
+    for job in MODEL_JOBS:
+        found[job] = [line for line in lines if re.search(job, line)]
+    assert all(found.values()), {k: len(v) for k, v in found.items()}  # the plan has every kind of job
+    return found
+
+
+def test_ci_plan_allows_the_cpu_explicitly():
+    found = _device_plan("config/ci.yaml")
+    assert all(" --allow-cpu -- " in line for line in found["launch"])
+    for job in MODEL_JOBS:
+        assert all(" --device cpu " in line for line in found[job]), job
+    assert not any("--device" in line for line in found["no model"])
+
+
+def test_paper_plan_asks_for_cuda_and_never_allows_the_cpu(tmp_path):
+    import yaml
+
+    benchmarks = yaml.safe_load((ROOT / "config" / "ci.yaml").read_text())["benchmarks"]
+    overlay = tmp_path / "fixtures.yaml"  # the official benchmark files are not in a fresh clone
+    overlay.write_text(yaml.safe_dump({"benchmarks": benchmarks}))
+    found = _device_plan("config/paper.yaml", str(overlay))
+    assert not any("--allow-cpu" in line for lines in found.values() for line in lines)
+    assert all(re.search(r"--nodes \d+ +-- ", line) for line in found["launch"])
+    for job in MODEL_JOBS:
+        assert all(" --device cuda " in line for line in found[job]), job
+    assert not any("--device" in line for line in found["no model"])

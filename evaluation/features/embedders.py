@@ -63,9 +63,12 @@ class TextEmbedder(Protocol):
 
 
 def default_device(device: str | None = None) -> str:
-    """``device`` if given, else ``"cuda"`` when available, else ``"cpu"``."""
+    """``device`` if given (a CUDA device that is not there is a one-line :class:`setok.devices.DeviceError`),
+    else ``"cuda"`` when available, else ``"cpu"`` (library use; the workflow always passes ``--device``)."""
     if device:
-        return device
+        from setok.devices import require_device
+
+        return require_device(device)
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"

@@ -193,9 +193,11 @@ def build_inception_extractor(
         weights_path: Converted weights; default :func:`ensure_inception_weights` at its default path.
         device: ``"cuda"``, ``"cpu"``, ...; default CUDA when available.
     """
-    import torch
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
+    from evaluation.features.embedders import default_device
+
+    device = default_device(device)  # first: an explicit CUDA device that is not there is a one-line DeviceError
     weights = ensure_inception_weights(weights_path)
     try:
         extractor = FeatureExtractorInceptionV3(
@@ -205,5 +207,4 @@ def build_inception_extractor(
         raise DataError(
             f"{weights}: not usable Inception weights ({str(e).splitlines()[0]})"
         ) from None
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return extractor.to(device).eval()

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from evaluation.features.images import list_images
 from evaluation.tasks.base import Query
 from setok.cli import run
+from setok.devices import add_device_argument, require_device
 from setok.io import DataError, write_json
 
 log = logging.getLogger(__name__)
@@ -109,12 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=8, help="how many images to average over")
     ap.add_argument("--prompt", default=PROMPT)
     ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_argument(ap)
     args = ap.parse_args(argv)
 
     def job() -> None:
+        device = require_device(args.device)  # first: a missing GPU fails before the model loads
         result = measure(args.model, args.tokenizer, args.images, limit=args.limit, prompt=args.prompt,
-                         device=args.device)
+                         device=device)
         write_json(args.out, result)
         log.info("%s: %.4g TFLOPs, %.1f visual tokens per image (%d images)", args.out, result["tflops"],
                  result["tokens"], result["n"])

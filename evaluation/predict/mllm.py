@@ -29,6 +29,7 @@ import torch
 from tqdm import tqdm
 
 from setok.cli import run
+from setok.devices import add_device_argument, require_device
 from setok.config import load_config
 from setok.data.geometry import letterbox_image, unletterbox_logits
 from setok.data.multimodal import ImageRef
@@ -292,10 +293,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--benchmark", required=True)
     ap.add_argument("--out", required=True, type=Path, help="the predictions file or folder the scorer reads")
     ap.add_argument("--batch-size", type=int)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_argument(ap)
     args = ap.parse_args(argv)
     return run(lambda: predict(args.model, args.tokenizer, args.config, args.benchmark, args.out,
-                               batch_size=args.batch_size, device=args.device))
+                               batch_size=args.batch_size, device=require_device(args.device)))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from evaluation.predict.tokenizer import to_uint8
 from evaluation.provenance import eval_set_provenance
 from setok.cli import run
+from setok.devices import add_device_argument, require_device
 from setok.config import load_config
 from setok.io import atomic_path, write_json
 from setok.modeling.build import load_semhitok
@@ -100,9 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", required=True, type=Path, help="resolved base config (datasets, eval settings)")
     ap.add_argument("--fid-size", type=int, help="side of the reconstructions (default: eval.fid_image_size)")
     ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_argument(ap)
     args = ap.parse_args(argv)
-    return run(lambda: predict(args.model, args.config, args.out, fid_size=args.fid_size, device=args.device))
+    return run(lambda: predict(args.model, args.config, args.out, fid_size=args.fid_size,
+                               device=require_device(args.device)))
 
 
 if __name__ == "__main__":

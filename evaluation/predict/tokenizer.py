@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from evaluation.provenance import eval_set_provenance
 from setok.cli import run
+from setok.devices import add_device_argument, require_device
 from setok.config import load_config
 from setok.io import atomic_path, read_json, write_json, write_jsonl
 from setok.modeling.build import load_setok
@@ -105,9 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", required=True, type=Path, help="resolved base config (datasets, eval settings)")
     ap.add_argument("--classes", required=True, type=Path, help="classes.json written by setok.data.prepare")
     ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_argument(ap)
     args = ap.parse_args(argv)
-    return run(lambda: predict(args.model, args.config, args.classes, args.out, device=args.device))
+    return run(lambda: predict(args.model, args.config, args.classes, args.out,
+                               device=require_device(args.device)))
 
 
 if __name__ == "__main__":

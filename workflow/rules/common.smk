@@ -120,6 +120,32 @@ def training_command(stage):
     return command
 
 
+# ------------------------------------------------------------------------- GPUs asked are GPUs used (docs/cluster.md)
+# compute.allow_cpu (config/paper.yaml: false; config/ci.yaml: true) is the only way a job runs on the CPU: training
+# rules pass --allow-cpu to setok.launch (which still fails when a node shows some GPUs but fewer than asked), every
+# other job that runs a model passes --device explicitly: cuda, or cpu where the config allows it (CI: CPU machines;
+# a GPU workstation running the CI config computes on the CPU too, so its numbers match CI's).
+ALLOW_CPU = BASE.compute.allow_cpu
+LAUNCH_FLAGS = "--allow-cpu" if ALLOW_CPU else ""
+DEVICE = "cpu" if ALLOW_CPU else "cuda"
+DEVICE_FLAG = f"--device {DEVICE}"
+
+
+def takes_device(benchmark):
+    """Whether ``python -m evaluation score <benchmark>`` runs a model (FID's Inception, the editing embedders, the
+    VQAScore grader): its options include ``--device``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(add_help=False)
+    registry.get(benchmark).add_arguments(parser)
+    return "--device" in parser._option_string_actions
+
+
+def score_device_flag(wildcards):
+    """``--device cuda|cpu`` for a scorer that runs a model, else nothing."""
+    return DEVICE_FLAG if wildcards.benchmark in registry.names() and takes_device(wildcards.benchmark) else ""
+
+
 def variant_benchmarks(variant):
     """The MLLM benchmarks a variant is scored on: its mllm_benchmarks (connector baselines: understanding only)."""
     own = list(resolve(config, variant).mllm_benchmarks)

@@ -14,6 +14,7 @@ rule score_tokenizer:
     params:
         bootstrap=BASE.eval.bootstrap,
         sha=variant_sha,
+        device=score_device_flag,  # --device for a scorer that runs a model (FID's Inception), else nothing
     log:
         "logs/{variant}/score_{benchmark}.log",
     resources:
@@ -28,7 +29,7 @@ rule score_tokenizer:
         "python -m evaluation score {wildcards.benchmark} --predictions {input.predictions} "
         "--annotations {input.annotations} --out {output.result} --variant {wildcards.variant} "
         "--checkpoint {input.model} --config-sha $sha --bootstrap {params.bootstrap} "
-        "--provenance-from {input.tokens} > {log} 2>&1"
+        "--provenance-from {input.tokens} {params.device} > {log} 2>&1"
 
 
 rule score_benchmark:
@@ -44,6 +45,7 @@ rule score_benchmark:
         flags=benchmark_flags,
         bootstrap=BASE.eval.bootstrap,
         sha=variant_sha,
+        device=score_device_flag,  # --device for a scorer that runs a model (FID's Inception), else nothing
     log:
         "logs/{variant}/score_{benchmark}.log",
     resources:
@@ -60,7 +62,8 @@ rule score_benchmark:
         "python -m setok.config sha results/{wildcards.variant}/config.yaml || echo {params.sha} ); "
         "python -m evaluation score {wildcards.benchmark} --predictions {input.predictions} {params.flags} "
         "--out {output.result} --variant {wildcards.variant} --config-sha $sha "
-        '$( [ -f "$model" ] && echo --checkpoint "$model" ) --bootstrap {params.bootstrap} > {log} 2>&1'
+        '$( [ -f "$model" ] && echo --checkpoint "$model" ) --bootstrap {params.bootstrap} {params.device} '
+        "> {log} 2>&1"
 
 
 for _v in VARIANTS:

@@ -14,6 +14,7 @@ rule predict_file:
     params:
         benchmark=prediction_name,
         flags=optional_flags,
+        device=DEVICE_FLAG,
     log:
         "logs/{variant}/predict_{prediction}.log",
     resources:
@@ -24,7 +25,7 @@ rule predict_file:
         ENV
     shell:
         "python -m evaluation.predict.mllm --model {input.model} {params.flags} "
-        "--config {input.config} --benchmark {params.benchmark} --out {output} > {log} 2>&1"
+        "--config {input.config} --benchmark {params.benchmark} --out {output} {params.device} > {log} 2>&1"
 
 
 rule predict_folder:
@@ -38,6 +39,7 @@ rule predict_folder:
     params:
         benchmark=prediction_name,
         flags=optional_flags,
+        device=DEVICE_FLAG,
     log:
         "logs/{variant}/predict_{prediction}.log",
     resources:
@@ -48,4 +50,4 @@ rule predict_folder:
         ENV
     shell:
         "python -m evaluation.predict.mllm --model {input.model} {params.flags} "
-        "--config {input.config} --benchmark {params.benchmark} --out {output} > {log} 2>&1"
+        "--config {input.config} --benchmark {params.benchmark} --out {output} {params.device} > {log} 2>&1"

@@ -127,6 +127,7 @@ rule model_cost:
         "results/{variant}/cost.json",
     params:
         flags=optional_flags,
+        device=DEVICE_FLAG,
     log:
         "logs/{variant}/model_cost.log",
     resources:
@@ -137,7 +138,7 @@ rule model_cost:
         ENV
     shell:
         "python -m evaluation.predict.cost --model {input.model} {params.flags} --images {input.images} "
-        "--out {output} > {log} 2>&1"
+        "--out {output} {params.device} > {log} 2>&1"
 
 
 rule make_tables:

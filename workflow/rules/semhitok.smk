@@ -18,6 +18,7 @@ rule semhitok_predictions:
         codes="results/{variant}/tokenizer/codes.npz",
     params:
         size=fid_size,
+        device=DEVICE_FLAG,
     log:
         "logs/{variant}/semhitok_predictions.log",
     resources:
@@ -28,4 +29,4 @@ rule semhitok_predictions:
         ENV
     shell:
         "python -m evaluation.predict.semhitok --model {input.model} --config {input.config} "
-        "--fid-size {params.size} --out results/{wildcards.variant}/tokenizer > {log} 2>&1"
+        "--fid-size {params.size} --out results/{wildcards.variant}/tokenizer {params.device} > {log} 2>&1"

@@ -46,6 +46,8 @@ rule calibrate_clustering:
     output:
         overlay="results/{variant}/calibration/clustering.yaml",
         report="results/{variant}/calibration/report.json",
+    params:
+        device=DEVICE_FLAG,
     log:
         "logs/{variant}/calibrate_clustering.log",
     threads: 8
@@ -57,7 +59,7 @@ rule calibrate_clustering:
         ENV
     shell:
         "python -m setok.calibrate_clustering --config {input.config} --out results/{wildcards.variant}/calibration "
-        "> {log} 2>&1"
+        "{params.device} > {log} 2>&1"
 
 
 rule tokenizer_predictions:
@@ -73,6 +75,8 @@ rule tokenizer_predictions:
         recon=directory("results/{variant}/tokenizer/recon"),
         scores="results/{variant}/tokenizer/imagenet.predictions.jsonl",
         tokens="results/{variant}/tokenizer/tokens.json",
+    params:
+        device=DEVICE_FLAG,
     log:
         "logs/{variant}/tokenizer_predictions.log",
     resources:
@@ -83,4 +87,4 @@ rule tokenizer_predictions:
         ENV
     shell:
         "python -m evaluation.predict.tokenizer --model {input.model} --config {input.config} "
-        "--classes {input.classes} --out results/{wildcards.variant}/tokenizer > {log} 2>&1"
+        "--classes {input.classes} --out results/{wildcards.variant}/tokenizer {params.device} > {log} 2>&1"

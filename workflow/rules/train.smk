@@ -17,6 +17,7 @@ for stage in STAGES.values():
         params:
             command=training_command(stage.name),
             out=f"results/{{variant}}/{stage.folder}",
+            launch=LAUNCH_FLAGS,  # --allow-cpu where compute.allow_cpu (docs/cluster.md)
         log:
             f"logs/{{variant}}/train_{stage.name}.log",
         threads: stage.local.threads
@@ -29,5 +30,6 @@ for stage in STAGES.values():
             ENV
         # No f-string in the command: Snakemake formats it when the job runs, when `stage` is the loop's last.
         shell:
-            "python -m setok.launch --gpus $(( {resources.gpu} / {resources.nodes} )) --nodes {resources.nodes} -- "
+            "python -m setok.launch --gpus $(( {resources.gpu} / {resources.nodes} )) --nodes {resources.nodes} "
+            "{params.launch} -- "
             "python -m {params.command} --out {params.out} > {log} 2>&1"
