@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", required=True, type=Path, help="resolved config with the benchmark's inputs")
     ap.add_argument("--benchmark", required=True)
     ap.add_argument("--out", required=True, type=Path, help="the predictions file or folder the scorer reads")
-    ap.add_argument("shards", nargs="+", type=Path, help="the shard folders (python -m evaluation.predict.mllm --shard)")
+    ap.add_argument("shards", nargs="+", type=Path,
+                    help="the shard folders (python -m evaluation.predict.mllm --shard)")
     args = ap.parse_args(argv)
     return run(lambda: merge(args.config, args.benchmark, args.shards, args.out))
 

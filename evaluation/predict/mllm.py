@@ -4,6 +4,9 @@ predictions in the benchmark's official format.
     python -m evaluation.predict.mllm --model results/<v>/stage2/model.pt --tokenizer results/<v>/tokenizer/model.pt
         --config results/<v>/config.yaml --benchmark vqav2 --out results/<v>/predictions/vqav2.json
 
+With ``--shard i --num-shards N`` the job answers every N-th batch only and writes a shard folder; merge the N of them
+with :mod:`evaluation.predict.merge_shards` (byte-identical to one job: :mod:`evaluation.predict.shards`).
+
 The benchmark's queries come from :mod:`evaluation.tasks` (official inputs, LLaVA-1.5 prompt conventions); the
 answers go through the task's writer (:mod:`evaluation.writers`), which checks the ids and writes atomically.
 

@@ -19,7 +19,6 @@ import pytest
 import torch
 import yaml
 
-from evaluation.predict.shards import batch_plan, shard_batches
 from evaluation.tasks.base import Query
 from setok.config import Config, ConfigError, deep_merge, dump, from_dict, read_yaml, resolve, to_dict, validate_all
 from setok.io import DataError
@@ -96,6 +95,8 @@ def test_three_shards_merge_to_the_unsharded_predictions_byte_for_byte(models, t
 
 def test_the_split_is_of_the_unsharded_runs_batches_round_robin():
     """Batches group queries by kind and by whether they read an image, in task order; shard i gets batches i, i+N."""
+    from evaluation.predict.shards import batch_plan, shard_batches
+
     qs = [Query(id=k, kind="answer" if k % 3 else "generate", prompt="p", image=None if k % 3 == 0 else Path("x"))
           for k in range(10)]
     plan = batch_plan(qs, 2)
