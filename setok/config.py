@@ -561,7 +561,15 @@ class BenchmarkConfig:
     images: str | None = None  # the image folder the model reads (prediction jobs only)
     inputs: str | None = None  # model inputs held in neither annotations nor questions (prompts, edit instructions)
     limit: int | None = None  # predict only the first N queries (CI; the scorer then needs a subset reference)
+    # Prediction jobs (one GPU each) sharing the benchmark: every N-th batch of an unsharded run, merged by a local
+    # job into the same file or folder (evaluation.predict.merge_shards; docs/cluster.md). 1: one job, as before.
+    shards: int = 1
     options: dict[str, Any] = field(default_factory=dict)
+
+    def check(self, path: str) -> None:
+        if isinstance(self.shards, bool) or self.shards < 1:
+            raise ConfigError(f"{path}.shards: must be an integer >= 1 (prediction jobs of the benchmark), "
+                              f"got {self.shards!r}")
 
 
 @dataclass(frozen=True)

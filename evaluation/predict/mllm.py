@@ -4,6 +4,9 @@ predictions in the benchmark's official format.
     python -m evaluation.predict.mllm --model results/<v>/stage2/model.pt --tokenizer results/<v>/tokenizer/model.pt
         --config results/<v>/config.yaml --benchmark vqav2 --out results/<v>/predictions/vqav2.json
 
+With ``--shard i --num-shards N`` the job answers every N-th batch only and writes a shard folder; merge the N of them
+with :mod:`evaluation.predict.merge_shards` (byte-identical to one job: :mod:`evaluation.predict.shards`).
+
 The benchmark's queries come from :mod:`evaluation.tasks` (official inputs, LLaVA-1.5 prompt conventions); the
 answers go through the task's writer (:mod:`evaluation.writers`), which checks the ids and writes atomically.
 
@@ -254,8 +257,12 @@ class Predictor:
 
 def predict(
     model: Path, tokenizer: Path | None, config: Path, benchmark: str, out: Path, *, batch_size: int | None = None,
-    device: str = "cpu",
+    device: str = "cpu", shard: int | None = None, num_shards: int = 1,
 ) -> Path:
+    """Answer every query of ``benchmark`` and write the official predictions to ``out``; or, with ``shard``, answer
+    that shard's batches (:mod:`evaluation.predict.shards`) and write the shard folder ``out`` for
+    :mod:`evaluation.predict.merge_shards`."""
+    from evaluation.predict.shards import batch_plan, fingerprint, shard_batches, write_shard
     from evaluation.tasks import build_task
 
     cfg = load_config(config)
@@ -263,23 +270,29 @@ def predict(
         raise DataError(f"{config}: benchmark {benchmark!r} is not configured (known: {', '.join(cfg.benchmarks)})")
     task = build_task(benchmark, cfg.benchmarks[benchmark])
     queries = task.queries()
+    size = batch_size or cfg.eval.batch_size
+    plan = batch_plan(queries, size)
+    if shard is not None:
+        plan = shard_batches(plan, shard, num_shards)
+    elif num_shards != 1:
+        raise DataError(f"--num-shards {num_shards}: give --shard too (which of the {num_shards} shards to run)")
     predictor = Predictor(model, tokenizer, device=device)
     run_kind = {"answer": predictor.answer, "caption": predictor.answer, "generate": predictor.generate,
                 "edit": predictor.edit, "segment": predictor.segment}
-    size = batch_size or cfg.eval.batch_size
-    outputs: dict[Any, Any] = {}
-    by_kind: dict[tuple[str, bool], list[Any]] = {}
-    for q in queries:
-        by_kind.setdefault((q.kind, q.image is None), []).append(q)
-    bar = tqdm(total=len(queries), desc=f"predict[{benchmark}]", file=sys.stderr)
-    for (kind, _), qs in by_kind.items():
-        for start in range(0, len(qs), size):
-            chunk = qs[start : start + size]
-            outputs.update({q.id: o for q, o in zip(chunk, run_kind[kind](chunk))})
-            bar.update(len(chunk))
+    outputs: dict[int, Any] = {}  # query index -> output
+    name = benchmark if shard is None else f"{benchmark} {shard}/{num_shards}"
+    bar = tqdm(total=sum(len(b) for b in plan), desc=f"predict[{name}]", file=sys.stderr)
+    for batch in plan:
+        chunk = [queries[k] for k in batch]
+        outputs.update(zip(batch, run_kind[chunk[0].kind](chunk)))
+        bar.update(len(chunk))
     bar.close()
-    path = task.write(outputs, out)
-    log.info("wrote %d predictions of %s to %s", len(outputs), benchmark, path)
+    if shard is not None:
+        path = write_shard(out, outputs, benchmark=benchmark, shard=shard, num_shards=num_shards,
+                           total=len(queries), batch_size=size, queries_sha=fingerprint(queries))
+    else:
+        path = task.write({queries[k].id: o for k, o in outputs.items()}, out)
+    log.info("wrote %d predictions of %s to %s", len(outputs), name, path)
     return path
 
 
@@ -294,9 +307,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, type=Path, help="the predictions file or folder the scorer reads")
     ap.add_argument("--batch-size", type=int)
     add_device_argument(ap)
+    ap.add_argument("--shard", type=int,
+                    help="run only this shard's batches (0-based) and write a shard folder to --out "
+                         "(merge: python -m evaluation.predict.merge_shards)")
+    ap.add_argument("--num-shards", type=int, default=1, help="how many shards the benchmark is split into")
     args = ap.parse_args(argv)
     return run(lambda: predict(args.model, args.tokenizer, args.config, args.benchmark, args.out,
-                               batch_size=args.batch_size, device=require_device(args.device)))
+                               batch_size=args.batch_size, device=require_device(args.device), shard=args.shard,
+                               num_shards=args.num_shards))
 
 
 if __name__ == "__main__":

@@ -111,8 +111,8 @@ def test_training_rules_are_one_job_per_stage_without_a_task_per_gpu():
         assert r["gpu"] == 8 * r["nodes"], rule  # gpu is the job's total (sbatch --gpus): 8 per node
     assert rules["train_stage1"]["nodes"] == rules["train_stage2"]["nodes"] == 8  # 64 GPUs, as the paper
     assert rules["train_tokenizer"]["nodes"] == rules["train_semantic_codebook"]["nodes"] == 1
-    for rule in ("score_benchmark", "score_tokenizer", "predict_file", "predict_folder", "tokenizer_predictions",
-                 "semhitok_predictions", "model_cost"):
+    for rule in ("score_benchmark", "score_tokenizer", "predict_file", "predict_folder", "predict_shard",
+                 "tokenizer_predictions", "semhitok_predictions", "model_cost"):
         assert rules[rule]["gpu"] == 1 and rules[rule]["nodes"] == 1 and "mpi" not in rules[rule], rule
 
 

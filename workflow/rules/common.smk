@@ -35,8 +35,14 @@ MLLM_BENCHMARKS = list(dict.fromkeys([*BASE.mllm_benchmarks,
                                       *(b for v in VARIANTS for b in resolve(config, v).mllm_benchmarks)]))
 # results/{variant}/predictions/<name> -> benchmark; a name with a suffix is a file, the others are folders.
 PREDICTION_BENCHMARK = {BASE.benchmarks[b].predictions: b for b in MLLM_BENCHMARKS}
-PREDICTION_FILES = [p for p in PREDICTION_BENCHMARK if "." in p]
-PREDICTION_FOLDERS = [p for p in PREDICTION_BENCHMARK if "." not in p]
+# benchmarks.<name>.shards > 1: predict_shard jobs + a local merge write the predictions (docs/cluster.md); the others
+# keep one predict_file / predict_folder job.
+PREDICTION_SHARDS = {p: BASE.benchmarks[b].shards for p, b in PREDICTION_BENCHMARK.items()}
+SHARDED_PREDICTIONS = [p for p, n in PREDICTION_SHARDS.items() if n > 1]
+PREDICTION_FILES = [p for p in PREDICTION_BENCHMARK if "." in p and p not in SHARDED_PREDICTIONS]
+PREDICTION_FOLDERS = [p for p in PREDICTION_BENCHMARK if "." not in p and p not in SHARDED_PREDICTIONS]
+SHARDED_FILES = [p for p in SHARDED_PREDICTIONS if "." in p]
+SHARDED_FOLDERS = [p for p in SHARDED_PREDICTIONS if "." not in p]
 # Benchmarks whose answers are images or masks (each benchmark's class declares its output): the Table 13 connector
 # baselines read images only and skip them.
 GENERATIVE_BENCHMARKS = {b for b in MLLM_BENCHMARKS if b in registry.names() and registry.get(b).generative}
@@ -302,6 +308,24 @@ def prediction_inputs(wildcards):
     files.update({k: getattr(b, k) for k in ("annotations", "questions", "images", "inputs") if getattr(b, k)})
     files["weights"] = WEIGHTS
     return files
+
+
+def prediction_shards(wildcards):
+    """How many shards the predictions results/{variant}/predictions/{prediction} are split into."""
+    return PREDICTION_SHARDS[wildcards.prediction]
+
+
+def shard_folders(wildcards):
+    """The shard folders of a sharded prediction, in shard order (the merge's input)."""
+    return [f"results/{wildcards.variant}/prediction_shards/{wildcards.prediction}/{i}"
+            for i in range(PREDICTION_SHARDS[wildcards.prediction])]
+
+
+def merge_inputs(wildcards):
+    """A merge's inputs: the shard folders, the resolved config and the benchmark's official files (the merge
+    rebuilds the task's query list to check the shards and writes through the task's writer)."""
+    files = {k: v for k, v in prediction_inputs(wildcards).items() if k not in ("model", "tokenizer")}
+    return {**files, "shards": shard_folders(wildcards)}
 
 
 # ------------------------------------------------------------------------------------------ paper tables (report)
