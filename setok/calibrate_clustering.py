@@ -30,8 +30,8 @@ from setok.calibration.content import complexity, content_relation
 from setok.calibration.overlay import SWEPT, overlay_text
 from setok.calibration.sweep import choose, grid_settings, summarize, token_counts
 from setok.cli import run
-from setok.devices import add_device_argument, require_device
 from setok.config import Config, ConfigError, config_sha, load_config
+from setok.devices import add_device_argument, require_device
 from setok.io import write_json, write_text
 from setok.modeling.build import build_setok
 

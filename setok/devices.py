@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from setok.io import DataError
 
+
 class DeviceError(DataError):
     """The machine lacks the device the job asks for; the message is one line (asked, visible, how to allow CPU)."""
 

@@ -32,12 +32,12 @@ import torch
 from tqdm import tqdm
 
 from setok.cli import run
-from setok.devices import add_device_argument, require_device
 from setok.config import load_config
 from setok.data.geometry import letterbox_image, unletterbox_logits
 from setok.data.multimodal import ImageRef
 from setok.data.templates import EOS, Piece, prompt_pieces
 from setok.data.transforms import image_transform
+from setok.devices import add_device_argument, require_device
 from setok.io import DataError, load_image
 from setok.modeling.build import frozen_tokenizer_dtype, load_mllm, load_semhitok, load_setok
 from setok.modeling.code_generation import generate_codes

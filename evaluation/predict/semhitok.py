@@ -27,8 +27,8 @@ from tqdm import tqdm
 from evaluation.predict.tokenizer import to_uint8
 from evaluation.provenance import eval_set_provenance
 from setok.cli import run
-from setok.devices import add_device_argument, require_device
 from setok.config import load_config
+from setok.devices import add_device_argument, require_device
 from setok.io import atomic_path, write_json
 from setok.modeling.build import load_semhitok
 from setok.modeling.quantizers import CodeUsage

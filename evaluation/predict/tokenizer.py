@@ -25,8 +25,8 @@ from tqdm import tqdm
 
 from evaluation.provenance import eval_set_provenance
 from setok.cli import run
-from setok.devices import add_device_argument, require_device
 from setok.config import load_config
+from setok.devices import add_device_argument, require_device
 from setok.io import atomic_path, read_json, write_json, write_jsonl
 from setok.modeling.build import load_setok
 
