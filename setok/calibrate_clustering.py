@@ -17,7 +17,6 @@ factory, seeded with ``train_tokenizer.seed``, at the stage's precision), encode
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 from pathlib import Path
@@ -29,7 +28,7 @@ from torch.utils.data import DataLoader, Subset
 from setok.calibration.content import complexity, content_relation
 from setok.calibration.overlay import SWEPT, overlay_text
 from setok.calibration.sweep import choose, grid_settings, summarize, token_counts
-from setok.cli import run
+from setok.cli import config_parser, run
 from setok.config import Config, ConfigError, config_sha, load_config
 from setok.devices import add_device_argument, require_device
 from setok.io import write_json, write_text
@@ -123,10 +122,7 @@ def calibrate(cfg: Config, out: Path, *, device: torch.device | str) -> dict[str
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m setok.calibrate_clustering", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", action="append", required=True, help="config file(s), merged in order")
-    ap.add_argument("--variant", help="variant to apply (omit for an already resolved config)")
+    ap = config_parser("python -m setok.calibrate_clustering", __doc__)
     ap.add_argument("--out", required=True, type=Path, help="output folder, e.g. results/<variant>/calibration")
     add_device_argument(ap)
     args = ap.parse_args(argv)

@@ -1,6 +1,7 @@
 """What every command-line entry point shares: logging set-up and one-line errors for bad input."""
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Callable
@@ -19,3 +20,13 @@ def run(job: Callable[[], object]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def config_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """The command line every trainer and the calibration share: ``--config`` (files merged in order) and
+    ``--variant``; each adds its own ``--out`` and the rest."""
+    ap = argparse.ArgumentParser(prog=prog, description=description,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", action="append", required=True, help="config file(s), merged in order")
+    ap.add_argument("--variant", help="variant to apply (omit for an already resolved config)")
+    return ap

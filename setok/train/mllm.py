@@ -24,7 +24,6 @@ Writes ``checkpoints/`` (atomic, resumable), ``train_log.jsonl``, ``config.yaml`
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -35,7 +34,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from setok.cli import run
+from setok.cli import config_parser, run
 from setok.config import Config, LoRAConfig, StageConfig, load_config
 from setok.io import DataError
 from setok.model_file import MLLM_FAMILY, read_model
@@ -392,11 +391,8 @@ def _mask_decoder_loss(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m setok.train.mllm", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = config_parser("python -m setok.train.mllm", __doc__)
     ap.add_argument("--stage", required=True, choices=MLLM_STAGES)
-    ap.add_argument("--config", action="append", required=True, help="config file(s), merged in order")
-    ap.add_argument("--variant", help="variant to apply (omit for an already resolved config)")
     ap.add_argument("--tokenizer", type=Path,
                     help="the trained SeTok (results/<v>/tokenizer/model.pt); not used by connector baselines")
     ap.add_argument("--init", type=Path, help="model.pt of the previous stage")

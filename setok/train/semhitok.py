@@ -25,7 +25,6 @@ which :func:`setok.modeling.build.load_semhitok` reads.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from setok.cli import run
+from setok.cli import config_parser, run
 from setok.config import Config, load_config, to_dict
 from setok.io import DataError
 from setok.model_file import read_model, write_model
@@ -174,11 +173,8 @@ def train(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m setok.train.semhitok", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = config_parser("python -m setok.train.semhitok", __doc__)
     ap.add_argument("--stage", required=True, choices=SEMHITOK_STAGES)
-    ap.add_argument("--config", action="append", required=True, help="config file(s), merged in order")
-    ap.add_argument("--variant", help="variant to apply (omit for an already resolved config)")
     ap.add_argument("--init", type=Path, help="model.pt of the previous stage")
     ap.add_argument("--out", required=True, type=Path, help="output folder, e.g. results/<variant>/pixel_codebook")
     ap.add_argument("--stop-after", type=int, help="stop after this step, as an interruption would (for tests)")

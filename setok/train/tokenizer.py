@@ -6,7 +6,6 @@ its presence means the stage is complete).
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from setok.cli import run
+from setok.cli import config_parser, run
 from setok.config import Config, load_config
 from setok.modeling.build import build_setok
 from setok.modeling.losses import concept_contrastive_loss, concept_similarities, reconstruction_loss
@@ -125,10 +124,7 @@ def train(cfg: Config, out: Path, *, stop_after: int | None = None) -> Path | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m setok.train.tokenizer", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", action="append", required=True, help="config file(s), merged in order")
-    ap.add_argument("--variant", help="variant to apply (omit for an already resolved config)")
+    ap = config_parser("python -m setok.train.tokenizer", __doc__)
     ap.add_argument("--out", required=True, type=Path, help="output folder, e.g. results/<variant>/tokenizer")
     ap.add_argument("--stop-after", type=int, help="stop after this step, as an interruption would (for tests)")
     args = ap.parse_args(argv)
