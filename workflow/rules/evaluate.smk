@@ -17,9 +17,7 @@ rule score_tokenizer:
     log:
         "logs/{variant}/score_{benchmark}.log",
     resources:
-        gpu=1,
-        mem_mb=32000,
-        runtime=120,
+        **scoring_resources(),
     conda:
         ENV
     shell:
@@ -46,10 +44,10 @@ rule score_benchmark:
         sha=variant_sha,
     log:
         "logs/{variant}/score_{benchmark}.log",
+    group:
+        cpu_scoring_group
     resources:
-        gpu=1,
-        mem_mb=32000,
-        runtime=120,
+        **scoring_resources(),
     conda:
         ENV
     shell:

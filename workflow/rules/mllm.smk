@@ -17,9 +17,7 @@ rule predict_file:
     log:
         "logs/{variant}/predict_{prediction}.log",
     resources:
-        gpu=1,
-        mem_mb=64000,
-        runtime=720,
+        **job_resources("predict_file"),
     conda:
         ENV
     shell:
@@ -41,9 +39,7 @@ rule predict_folder:
     log:
         "logs/{variant}/predict_{prediction}.log",
     resources:
-        gpu=1,
-        mem_mb=64000,
-        runtime=720,
+        **job_resources("predict_folder"),
     conda:
         ENV
     shell:
