@@ -36,6 +36,8 @@ def slurm_env(log: Path, **extra: str) -> dict[str, str]:
     env = clean_env(FAKE_SLURM_LOG=str(log), FAKE_SLURM_PYTHON=sys.executable, FAKE_SLURM_ACCOUNTS="fakeacct",
                     FAKE_SLURM_PARTITIONS="cpu*,gpu", **SITE, **extra)
     env["PATH"] = f"{FAKE_SLURM}{os.pathsep}{env['PATH']}"
+    # The profile imports setok and evaluation from the working directory; a stand-in workflow runs elsewhere.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
     return env
 
 
@@ -78,10 +80,10 @@ def jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
-def submission(log: Path, rule: str) -> dict[str, Any]:
+def submission(log: Path, rule: str, wildcards: str = ".*") -> dict[str, Any]:
     """The one sbatch call of ``rule`` (found by the plugin's --comment rule_<name>[_wildcards_...])."""
     calls = [c for c in jsonl(log / "sbatch.jsonl")
-             if re.fullmatch(rf"rule_{rule}(_wildcards_.*)?", option(c["argv"], "--comment"))]
+             if re.fullmatch(rf"rule_{rule}(_wildcards_{wildcards})?", option(c["argv"], "--comment"))]
     assert len(calls) == 1, f"{rule}: {len(calls)} sbatch calls in {log / 'sbatch.jsonl'}"
     return calls[0]
 
@@ -237,7 +239,7 @@ def test_paper_dag_submits_cpu_scoring_per_variant_and_the_reports_as_one_job(pa
 
 STAND_IN_WORKFLOW = """
 rule all:
-    input: "stage2.txt", "score.txt"
+    input: "stage2.txt", "score/fid.txt", "score/pope.txt"
 
 rule train_stage2:
     output: "stage2.txt"
@@ -247,8 +249,8 @@ rule train_stage2:
         "srun --nodes={resources.nodes} --ntasks-per-node=1 sh -c 'echo $SLURM_NODEID $SLURM_PROCID' | sort > {output}"
 
 rule score_benchmark:
-    output: "score.txt"
-    resources: gpu=1
+    output: "score/{benchmark}.txt"
+    resources: gpu=lambda wildcards: int(wildcards.benchmark == "fid")
     shell: "env | grep -E '^SLURM_(STEP_ID|NTASKS)=' | sort > {output}"
 """
 
@@ -275,13 +277,18 @@ def test_multi_node_stage_is_one_allocation_whose_command_starts_a_task_per_node
     # slurm-jobstep 0.6.1 drops the allocation variables before running the command: counts come from the rule.
     assert "SLURM_NNODES" not in batch_env and "SLURM_JOB_NODELIST" not in batch_env
     # A one-GPU job keeps the plugin's default: its command runs in an `srun -n1 --gpus=1` step.
-    score = submission(log, "score_benchmark")["argv"]
-    assert resources_sent(score)["gpu"] == "1" and resources_sent(score)["nodes"] == "1" and "--requeue" in score
+    score = submission(log, "score_benchmark", "fid")["argv"]
+    # one node by default (setok/resources.py sends no --nodes: a group would sum it)
+    assert resources_sent(score)["gpu"] == "1" and resources_sent(score)["nodes"] is None and "--requeue" in score
     score_id = next(c["jobid"] for c in jsonl(log / "sbatch.jsonl") if c["argv"] == score)
     wrapper = [s for s in steps if s["jobid"] == score_id]
     assert len(wrapper) == 1 and {"-n1", "--gpus=1", "--nodes=1"} <= set(wrapper[0]["argv"])
     assert "snakemake" in wrapper[0]["command"]
-    assert (tmp_path / "score.txt").read_text() == "SLURM_NTASKS=1\nSLURM_STEP_ID=0\n"
+    assert (tmp_path / "score/fid.txt").read_text() == "SLURM_NTASKS=1\nSLURM_STEP_ID=0\n"
+    assert resources_sent(score)["partition"] == "gpu"
+    # A CPU scorer (the profile's partition expression, per benchmark): the CPU partition, no GPU.
+    cpu_score = submission(log, "score_benchmark", "pope")["argv"]
+    assert resources_sent(cpu_score)["partition"] == "cpu" and resources_sent(cpu_score)["gpu"] is None
     assert [(log / "jobs" / i / "state").read_text() for i in (stage2_id, score_id)] == ["COMPLETED\n"] * 2
 
 
