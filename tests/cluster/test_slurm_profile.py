@@ -323,3 +323,38 @@ def test_train_tokenizer_is_submitted_with_the_profiles_resources_and_trains(tmp
     assert (log / "jobs" / calls[0]["jobid"] / "state").read_text() == "COMPLETED\n"
     train_log = (work / "logs/no_pe/train_tokenizer.log").read_text()
     assert "wrote results/no_pe/tokenizer/model.pt" in train_log
+
+
+GROUPED_WORKFLOW = """
+from setok.resources import CPU_SCORING_GROUP, SCORING
+
+def group(wildcards):
+    name = f"{CPU_SCORING_GROUP}_{wildcards.variant}"
+    workflow.parent_groupids[name] = CPU_SCORING_GROUP
+    return name
+
+rule all:
+    input: expand("{variant}/{benchmark}.txt", variant=["a"], benchmark=range(10))
+
+rule score_benchmark:
+    output: "{variant}/{benchmark}.txt"
+    group: group
+    resources: **SCORING[False].as_resources()
+    shell: "echo {wildcards.benchmark} > {output}"
+"""
+
+
+def test_cpu_scoring_of_a_variant_is_one_submission_sized_by_its_layers(tmp_path):
+    """Ten CPU scoring jobs of one variant, grouped as the workflow groups them, through the real profile: one sbatch
+    call, 8 jobs side by side (the profile's cores) and 2 after them: the memory and CPUs of 8, two layers' time."""
+    (tmp_path / "Snakefile").write_text(GROUPED_WORKFLOW)
+    log = tmp_path / "slurm"
+    snakemake("--profile", str(PROFILE), "--slurm-init-seconds-before-status-checks", "1", env=slurm_env(log),
+              cwd=tmp_path)
+    calls = jsonl(log / "sbatch.jsonl")
+    assert len(calls) == 1 and option(calls[0]["argv"], "--comment").startswith(f"rule_{CPU_SCORING_GROUP}_a_")
+    row = SCORING[False]
+    assert resources_sent(calls[0]["argv"]) == {
+        "gpu": None, "nodes": None, "runtime": str(2 * row.runtime), "mem_mb": str(8 * row.mem_mb),
+        "cpus_per_task": str(8 * row.cpus_per_task), "account": "fakeacct", "partition": "cpu"}
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(f"{i}.txt" for i in range(10))
