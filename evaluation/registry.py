@@ -99,7 +99,8 @@ class Benchmark(ABC):
     ``headline`` (the metric the paper's tables report; empty: the first metric of a result), ``output`` (what the
     model writes: ``text``, ``image``, ``mask`` or ``scores``; all but text and scores are generative),
     ``needs_annotations`` (with ``missing_annotations``, what ``--annotations`` names in the error when it is
-    absent), ``takes_questions`` and ``default_bootstrap``. ``name`` is set by :func:`register`. A subclass implements
+    absent), ``takes_questions``, ``default_bootstrap`` and ``scoring_needs_gpu`` (its scorer runs a model: the
+    workflow gives its scoring job a GPU, every other scoring job none). ``name`` is set by :func:`register`. A subclass implements
     :meth:`_score`; :meth:`score` does the checks every benchmark shares first. :meth:`check_layout` checks the
     benchmark's official files in place; :meth:`task`, on a benchmark the MLLM answers, builds its inference task
     from its config entry.
@@ -114,6 +115,10 @@ class Benchmark(ABC):
     missing_annotations: ClassVar[str] = "the reference files"
     takes_questions: ClassVar[bool] = False
     default_bootstrap: ClassVar[int] = 1000
+    # Whether scoring runs a model (Inception for FID, CLIP-I / DINO / LPIPS for editing, VQAScore) and so wants a
+    # GPU; string matching, counting and mask IoU are seconds of CPU work. The workflow sizes score_benchmark /
+    # score_tokenizer jobs by it (setok/resources.py: SCORING) and profiles/slurm picks their partition by it.
+    scoring_needs_gpu: ClassVar[bool] = False
 
     def score(
         self,

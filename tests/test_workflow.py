@@ -132,8 +132,9 @@ def plan_jobs(plan: str, rule: str) -> list[dict[str, str]]:
     """The jobs of ``rule`` in a dry run's output, in the order planned: input, output, wildcards (variant) and the
     job's position in the plan."""
     jobs = []
-    for m in re.finditer(rf"^rule {rule}:\n((?:    .*\n)+)", plan, re.M):
-        fields = dict(re.findall(r"^    (\w+): (.*)$", m.group(1), re.M))
+    # a dry run lists a group job's jobs (the reports, CPU scoring: setok/resources.py) indented under it
+    for m in re.finditer(rf"^( {{4}}|)rule {rule}:\n((?:\1    .*\n)+)", plan, re.M):
+        fields = dict(re.findall(r"^ {4,8}(\w+): (.*)$", m.group(2), re.M))
         variant = re.search(r"variant=([\w+-]+)", fields.get("wildcards", ""))
         jobs.append({"input": fields.get("input", ""), "output": fields["output"], "position": m.start(),
                      "wildcards": variant.group(1) if variant else ""})

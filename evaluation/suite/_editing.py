@@ -137,6 +137,7 @@ class EditingBenchmark(Benchmark):
 
     headline = "l1"
     output = "image"
+    scoring_needs_gpu = True  # CLIP-I, DINO and LPIPS embedders
 
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:

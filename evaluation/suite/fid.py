@@ -120,6 +120,7 @@ recomputes FID N times -- slow (about a second per resample on CPU at 2048-d) an
     missing_annotations = "the reference images or statistics"
 
     output = "image"
+    scoring_needs_gpu = True  # Inception features of both image sets
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Add ``--device`` and ``--batch-size``."""

@@ -198,6 +198,7 @@ ci95: percentile bootstrap over prompts (default 1000 resamples), every group me
 
     headline = "vqascore"
     output = "image"
+    scoring_needs_gpu = True  # the VQAScore model (--grader vqascore)
 
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:

@@ -68,6 +68,7 @@ resamples generated and reference features independently, per metric (slow: seco
 
     headline = "fid"
     output = "image"
+    scoring_needs_gpu = True  # Inception features of both image sets
 
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:

@@ -1,8 +1,8 @@
 """profiles/slurm as Snakemake reads it, and a small-node overlay of it for a one-node test cluster.
 
-The overlay is derived from the rendered profile, never written by hand: every rule keeps its partition and task
-geometry; only ``cpus_per_task``, ``mem_mb``, ``runtime``, ``nodes`` and ``gpu`` are capped at what the test cluster
-has, so a job that asks 72 CPUs and 256 GB of a 2-CPU node (or 8 nodes of a one-node cluster) is not left pending
+The overlay is derived from the rendered profile and the rules' sizes (setok/resources.py), never written by hand:
+every rule keeps its partition and task geometry; only ``cpus_per_task``, ``mem_mb``, ``runtime``, ``nodes`` and
+``gpu`` are capped at what the test cluster has, so a job that asks 72 CPUs and 256 GB of a 2-CPU node (or 8 nodes of a one-node cluster) is not left pending
 for ever. What only several nodes show (Stage I/II's 8 x 8 GPUs, ``srun`` across nodes) stays with the stand-in
 Slurm of tests/cluster/fake_slurm. It is layered after the real profile
 (``--profile profiles/slurm --profile <overlay>``; a later profile replaces whole top-level keys, which is why the
@@ -93,11 +93,21 @@ def write_small_node_profile(dest: Path, env: dict[str, str], *, cpus: int, mem_
     """Write the overlay profile into ``dest`` (its ``config.yaml``) for a cluster of ``nodes`` nodes with ``cpus``
     CPUs, ``mem_mb`` memory for a job and ``gpus`` GPUs; ``extra``: further top-level keys (e.g. the status
     command). Returns ``dest``."""
+    from setok.resources import JOBS, SCORING, SCORING_RULES
+
     prof = rendered_profile(env, evaluate=False)
     caps = {"cpus": cpus, "mem_mb": mem_mb, "runtime": runtime, "nodes": nodes, "gpus": gpus}
+    # The rules' own sizes (setok/resources.py) capped too: a rule's row, or for a scoring rule the largest of its
+    # rows (its GPU count stays the rule's, per benchmark).
+    sizes = {rule: {k: str(v) for k, v in job.as_resources().items()} for rule, job in JOBS.items()}
+    for rule in SCORING_RULES:
+        sizes[rule] = {k: str(max(getattr(row, k) for row in SCORING.values()))
+                       for k in ("mem_mb", "runtime", "cpus_per_task")}
+    per_rule = {rule: {**sizes.get(rule, {}), **res} for rule, res in prof["set-resources"].items()}
+    per_rule.update({rule: size for rule, size in sizes.items() if rule not in per_rule})
     overlay: dict[str, Any] = {
         "default-resources": scaled(prof["default-resources"], **caps),
-        "set-resources": {rule: scaled(res, **caps) for rule, res in prof["set-resources"].items()},
+        "set-resources": {rule: scaled(res, **caps) for rule, res in per_rule.items()},
         **(extra or {}),
     }
     dest.mkdir(parents=True, exist_ok=True)

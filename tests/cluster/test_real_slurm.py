@@ -25,7 +25,11 @@ from typing import Any
 import pytest
 import torch
 from one_node_slurm import OneNodeSlurm
-from profile_tools import BIN, ROOT, clean_env, job_stats, rendered_profile, write_small_node_profile
+from profile_tools import BIN, ROOT, clean_env, job_stats, write_small_node_profile
+
+from evaluation import registry
+from setok.resources import CPU_SCORING_GROUP, JOBS, REPORT_GROUP, REPORT_RULES, SCORING, SCORING_RULES
+from setok.stages import STAGES
 
 pytestmark = pytest.mark.skipif(os.environ.get("SETOK_REAL_SLURM") != "1",
                                 reason="starts a real Slurm as root: run `make cluster-test`")
@@ -164,19 +168,49 @@ def local_rules(output: str) -> set[str]:
     return set(re.findall(r"^localrule (\w+):$", output, re.M))
 
 
+def rules_of(job: dict[str, str]) -> set[str]:
+    """The rules a Slurm job ran: its rule, or a group job's (the plugin's comment names a group job
+    ``rule_<group id>_<its rules joined by _>``)."""
+    name = rule_of(job)
+    if name.startswith(REPORT_GROUP + "_"):
+        return {r for r in REPORT_RULES if re.search(rf"(^|_){r}(_|$)", name.removeprefix(REPORT_GROUP + "_"))}
+    if name.startswith(CPU_SCORING_GROUP + "_"):
+        return {"score_benchmark"}
+    return {name}
+
+
+def gpus_wanted(job: dict[str, str]) -> int:
+    """The GPUs a Slurm job asks by the one source: the stage table's cluster row (training), setok/resources.py
+    (every other rule; a scoring job by its benchmark's scoring_needs_gpu), none for a group of CPU jobs."""
+    rules = rules_of(job)
+    if len(rules) > 1 or rule_of(job).startswith((REPORT_GROUP + "_", CPU_SCORING_GROUP + "_")):
+        return 0
+    (rule,) = rules
+    if rule.startswith("train_"):
+        return STAGES[rule.removeprefix("train_")].cluster.gpu
+    if rule in SCORING_RULES:
+        wildcards = re.fullmatch(r"rule_\w+?_wildcards_(.*)", job["Comment"]).group(1)
+        benchmark = max((b for b in registry.names() if wildcards.endswith("_" + b)), key=len)
+        return SCORING[registry.get(benchmark).scoring_needs_gpu].gpu
+    return JOBS[rule].gpu
+
+
 def test_every_job_ran_as_a_slurm_job_with_the_profiles_request(run: ClusterRun) -> None:
     # The rules the local run executed, less the submit host's own (localrules), are exactly the Slurm jobs' rules.
     executed = {r for r, n in job_stats(run.local_output).items() if r != "total" and n > 0}
-    submitted = {rule_of(j) for j in run.jobs}
+    submitted = set().union(*(rules_of(j) for j in run.jobs))
     assert submitted == executed - local_rules(run.output), (submitted, executed)
-    requested = rendered_profile(clean_env(**SITE))
+    assert any(rule_of(j).startswith(REPORT_GROUP + "_") for j in run.jobs)  # the table ran in the reports group
     for job in run.jobs:
-        want = requested["set-resources"].get(rule_of(job), {})
-        assert job["Partition"] == want.get("slurm_partition", SITE["SBATCH_PARTITION"]), job
+        gpus = min(gpus_wanted(job), 8)  # the small-node overlay caps at the node's 8 GPUs
+        # a job asking a GPU goes to the GPU partition, every other one to the CPU partition
+        assert job["Partition"] == (SITE["SETOK_GPU_PARTITION"] if gpus else SITE["SBATCH_PARTITION"]), job
         assert job["Requeue"] == "1", job  # slurm-requeue: true
-        gpus = min(int(want.get("gpu", 0)), 8)  # the small-node overlay caps at the node's 8 GPUs
         assert (job.get("TresPerJob") or "") == (f"gres:gpu:{gpus}" if gpus else ""), job
         assert job["NumNodes"] == "1", job  # multi-node geometry: the stand-in tests
+    # both kinds of scoring job ran: rFID on the GPU partition, ImageNet top-1 on the CPU partition
+    scoring = {j["Comment"].rsplit("_", 1)[-1]: j["Partition"] for j in run.jobs if rule_of(j) == "score_tokenizer"}
+    assert scoring == {"fid": "gpu", "imagenet": "cpu"}, scoring
     training = [j for j in run.jobs if rule_of(j) == "train_tokenizer"]
     print("\n".join(" ".join(f"{k}={j[k]}" for k in ("JobId", "JobState", "Partition", "TresPerJob", "NumNodes",
                                                        "Requeue", "Comment")) for j in training))

@@ -387,3 +387,46 @@ def trained_models(variants):
     once these exist."""
     return [f"results/{v}/stage2/model.pt" if v in MLLM_VARIANTS else f"results/{v}/tokenizer/model.pt"
             for v in variants]
+
+
+# ------------------------------------------------------------------------------------------- job resources
+# What each job asks for comes from one table, setok/resources.py (training: setok/stages.py); profiles/slurm reads
+# the same table and adds only where a job goes. tests/cluster/test_slurm_profile.py plans the paper DAG with and
+# without the profile and fails where the two disagree.
+from setok.resources import CPU_SCORING_GROUP, JOBS, REPORT_GROUP, SCORING
+
+
+def job_resources(rule):
+    """The ``resources:`` of a non-training, non-scoring rule: its row of setok/resources.py JOBS."""
+    return JOBS[rule].as_resources()
+
+
+def scoring_needs_gpu(benchmark):
+    """Whether scoring ``benchmark`` runs a model (the registry's scoring_needs_gpu); an unregistered one does."""
+    return benchmark not in registry.names() or registry.get(benchmark).scoring_needs_gpu
+
+
+def _scoring_resource(name):
+    def resource(wildcards):
+        return getattr(SCORING[scoring_needs_gpu(wildcards.benchmark)], name)
+
+    resource.__name__ = f"scoring_{name}"
+    return resource
+
+
+def scoring_resources():
+    """The ``resources:`` of score_tokenizer / score_benchmark, per job: setok/resources.py SCORING[True] (one GPU)
+    for a benchmark whose scorer runs a model, SCORING[False] (CPU) for the others."""
+    return {name: _scoring_resource(name) for name in SCORING[True].as_resources()}
+
+
+def cpu_scoring_group(wildcards):
+    """score_benchmark's job group: f"cpu_scoring_{variant}" for a CPU scorer (one Slurm job runs every CPU
+    scoring job of a variant), none for a GPU scorer. Recorded as an instance of the group `cpu_scoring`, as
+    Snakemake does for a group name with wildcards, so profiles/slurm's `group-components: cpu_scoring=N` merges
+    the variant's otherwise unconnected scoring jobs."""
+    if scoring_needs_gpu(wildcards.benchmark):
+        return None
+    group = f"{CPU_SCORING_GROUP}_{wildcards.variant}"
+    workflow.parent_groupids[group] = CPU_SCORING_GROUP
+    return group

@@ -49,6 +49,8 @@ rule prepare_eval_data:
         classes="results/data/{dataset}/classes.json",
     log:
         "logs/prepare_eval_data/{dataset}.log",
+    resources:
+        **job_resources("prepare_eval_data"),
     conda:
         ENV
     shell:
@@ -66,6 +68,8 @@ rule prepare_fid_references:
         directory("results/data/{dataset}/fid{size}/images"),
     log:
         "logs/prepare_fid_references/{dataset}_{size}.log",
+    resources:
+        **job_resources("prepare_fid_references"),
     conda:
         ENV
     shell:

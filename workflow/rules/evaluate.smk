@@ -18,9 +18,7 @@ rule score_tokenizer:
     log:
         "logs/{variant}/score_{benchmark}.log",
     resources:
-        gpu=1,
-        mem_mb=32000,
-        runtime=120,
+        **scoring_resources(),
     conda:
         ENV
     shell:
@@ -48,10 +46,10 @@ rule score_benchmark:
         device=score_device_flag,  # --device for a scorer that runs a model (FID's Inception), else nothing
     log:
         "logs/{variant}/score_{benchmark}.log",
+    group:
+        cpu_scoring_group
     resources:
-        gpu=1,
-        mem_mb=32000,
-        runtime=120,
+        **scoring_resources(),
     conda:
         ENV
     shell:

@@ -25,9 +25,7 @@ rule predict_file:
     log:
         "logs/{variant}/predict_{prediction}.log",
     resources:
-        gpu=1,
-        mem_mb=64000,
-        runtime=720,
+        **job_resources("predict_file"),
     conda:
         ENV
     shell:
@@ -50,9 +48,7 @@ rule predict_folder:
     log:
         "logs/{variant}/predict_{prediction}.log",
     resources:
-        gpu=1,
-        mem_mb=64000,
-        runtime=720,
+        **job_resources("predict_folder"),
     conda:
         ENV
     shell:
@@ -78,9 +74,7 @@ rule predict_shard:
     log:
         "logs/{variant}/predict_{prediction}.shard{shard}.log",
     resources:
-        gpu=1,
-        mem_mb=64000,
-        runtime=720,
+        **job_resources("predict_shard"),
     conda:
         ENV
     shell:

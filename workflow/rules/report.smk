@@ -11,6 +11,10 @@ rule tokenizer_table:
         variants=SETOK_RUN_VARIANTS,
     log:
         "logs/tokenizer_table.log",
+    group:
+        REPORT_GROUP
+    resources:
+        **job_resources("tokenizer_table"),
     conda:
         ENV
     shell:
@@ -30,6 +34,10 @@ rule tokenizer_figures:
         variants=SETOK_RUN_VARIANTS,
     log:
         "logs/tokenizer_figures.log",
+    group:
+        REPORT_GROUP
+    resources:
+        **job_resources("tokenizer_figures"),
     conda:
         ENV
     shell:
@@ -50,6 +58,10 @@ rule semhitok_table:
         variants=SEMHITOK_RUN_VARIANTS,
     log:
         "logs/semhitok_table.log",
+    group:
+        REPORT_GROUP
+    resources:
+        **job_resources("semhitok_table"),
     conda:
         ENV
     shell:
@@ -69,6 +81,10 @@ rule semhitok_figures:
         variants=SEMHITOK_RUN_VARIANTS,
     log:
         "logs/semhitok_figures.log",
+    group:
+        REPORT_GROUP
+    resources:
+        **job_resources("semhitok_figures"),
     conda:
         ENV
     shell:
@@ -89,6 +105,10 @@ rule mllm_table:
         benchmarks=MLLM_BENCHMARKS,
     log:
         "logs/mllm_table.log",
+    group:
+        REPORT_GROUP
+    resources:
+        **job_resources("mllm_table"),
     conda:
         ENV
     shell:
@@ -108,6 +128,10 @@ rule comparison_table:
         benchmarks=comparison_benchmarks(),
     log:
         "logs/comparison_table.log",
+    group:
+        REPORT_GROUP
+    resources:
+        **job_resources("comparison_table"),
     conda:
         ENV
     shell:
@@ -131,9 +155,7 @@ rule model_cost:
     log:
         "logs/{variant}/model_cost.log",
     resources:
-        gpu=1,
-        mem_mb=64000,
-        runtime=60,
+        **job_resources("model_cost"),
     conda:
         ENV
     shell:
@@ -156,6 +178,10 @@ rule make_tables:
         variants=lambda w: table_variants(w.table),
     log:
         "logs/tables/{table}.log",
+    group:
+        REPORT_GROUP
+    resources:
+        **job_resources("make_tables"),
     conda:
         ENV
     shell:
@@ -191,6 +217,10 @@ rule ablation_figure:
         title=lambda w: caption(TABLE_SPECS[w.table]),
     log:
         "logs/figures/ablation_{table}.log",
+    group:
+        REPORT_GROUP
+    resources:
+        **job_resources("ablation_figure"),
     conda:
         ENV
     shell:
@@ -210,6 +240,10 @@ rule training_figures:
         variants=SHOWN_VARIANTS,
     log:
         "logs/figures/training.log",
+    group:
+        REPORT_GROUP
+    resources:
+        **job_resources("training_figures"),
     conda:
         ENV
     shell:
@@ -233,6 +267,10 @@ rule calibration_report:
         variants=CALIBRATION_VARIANTS,
     log:
         "logs/calibration_report.log",
+    group:
+        REPORT_GROUP
+    resources:
+        **job_resources("calibration_report"),
     conda:
         ENV
     shell:
@@ -264,6 +302,10 @@ rule report:
         variants=SHOWN_VARIANTS,
     log:
         "logs/report.log",
+    group:
+        REPORT_GROUP
+    resources:
+        **job_resources("report"),
     conda:
         ENV
     shell:

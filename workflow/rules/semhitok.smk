@@ -22,9 +22,7 @@ rule semhitok_predictions:
     log:
         "logs/{variant}/semhitok_predictions.log",
     resources:
-        gpu=1,
-        mem_mb=64000,
-        runtime=240,
+        **job_resources("semhitok_predictions"),
     conda:
         ENV
     shell:

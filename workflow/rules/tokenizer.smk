@@ -52,9 +52,7 @@ rule calibrate_clustering:
         "logs/{variant}/calibrate_clustering.log",
     threads: 8
     resources:
-        gpu=1,
-        mem_mb=64000,
-        runtime=60,
+        **job_resources("calibrate_clustering"),
     conda:
         ENV
     shell:
@@ -80,9 +78,7 @@ rule tokenizer_predictions:
     log:
         "logs/{variant}/tokenizer_predictions.log",
     resources:
-        gpu=1,
-        mem_mb=64000,
-        runtime=240,
+        **job_resources("tokenizer_predictions"),
     conda:
         ENV
     shell:
