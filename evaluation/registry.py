@@ -100,10 +100,10 @@ class Benchmark(ABC):
     model writes: ``text``, ``image``, ``mask`` or ``scores``; all but text and scores are generative),
     ``needs_annotations`` (with ``missing_annotations``, what ``--annotations`` names in the error when it is
     absent), ``takes_questions``, ``default_bootstrap`` and ``scoring_needs_gpu`` (its scorer runs a model: the
-    workflow gives its scoring job a GPU, every other scoring job none). ``name`` is set by :func:`register`. A subclass implements
-    :meth:`_score`; :meth:`score` does the checks every benchmark shares first. :meth:`check_layout` checks the
-    benchmark's official files in place; :meth:`task`, on a benchmark the MLLM answers, builds its inference task
-    from its config entry.
+    workflow gives its scoring job a GPU, every other scoring job none). ``name`` is set by :func:`register`. A
+    subclass implements :meth:`_score`; :meth:`score` does the checks every benchmark shares first.
+    :meth:`check_layout` checks the benchmark's official files in place; :meth:`task`, on a benchmark the MLLM
+    answers, builds its inference task from its config entry.
     """
 
     name: ClassVar[str] = ""

@@ -2,9 +2,9 @@
 
 The overlay is derived from the rendered profile and the rules' sizes (setok/resources.py), never written by hand:
 every rule keeps its partition and task geometry; only ``cpus_per_task``, ``mem_mb``, ``runtime``, ``nodes`` and
-``gpu`` are capped at what the test cluster has, so a job that asks 72 CPUs and 256 GB of a 2-CPU node (or 8 nodes of a one-node cluster) is not left pending
-for ever. What only several nodes show (Stage I/II's 8 x 8 GPUs, ``srun`` across nodes) stays with the stand-in
-Slurm of tests/cluster/fake_slurm. It is layered after the real profile
+``gpu`` are capped at what the test cluster has, so a job that asks 72 CPUs and 256 GB of a 2-CPU node (or 8 nodes
+of a one-node cluster) is not left pending for ever. What only several nodes show (Stage I/II's 8 x 8 GPUs, ``srun``
+across nodes) stays with the stand-in Slurm of tests/cluster/fake_slurm. It is layered after the real profile
 (``--profile profiles/slurm --profile <overlay>``; a later profile replaces whole top-level keys, which is why the
 overlay repeats every rule of ``set-resources``).
 """

@@ -98,3 +98,15 @@ def test_score_checks_annotations_resolves_bootstrap_and_passes_paths(clean_regi
     assert seen["annotations"] == [Path("a"), Path("b")] and seen["n_bootstrap"] == 0
     with pytest.raises(ValueError, match="n_bootstrap must be >= 0"):
         registry.get("refs").score("p", "a", n_bootstrap=-1)
+
+
+def test_a_scorer_gets_a_gpu_exactly_when_it_takes_a_device():
+    """Two facts the workflow reads must agree: `scoring_needs_gpu` (the job's resources, setok/resources.py) and a
+    `--device` option (the rule passes --device cuda|cpu to it): a GPU job whose scorer ignores the GPU, or a CPU job
+    told --device cuda, would be a bug."""
+    import argparse
+
+    for name in registry.names():
+        parser = argparse.ArgumentParser(add_help=False)
+        registry.get(name).add_arguments(parser)
+        assert ("--device" in parser._option_string_actions) == registry.get(name).scoring_needs_gpu, name
