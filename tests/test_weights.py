@@ -52,6 +52,8 @@ def test_fetch_weights_on_the_ci_config_succeeds_offline(tmp_path: Path, monkeyp
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    # tests/evaluation's session fixture points this at its own converted Inception for the rest of the session
+    monkeypatch.delenv("SETOK_INCEPTION_WEIGHTS", raising=False)
     monkeypatch.setattr(W.urllib.request, "urlopen", lambda *a, **k: pytest.fail("network used"))
     (tmp_path / "config.yaml").write_text(dump(resolve(ci_raw())))
     assert main(["fetch", "--config", str(tmp_path / "config.yaml"), "--out", str(tmp_path / "weights.json")]) == 0

@@ -109,7 +109,8 @@ def resources_sent(argv: list[str]) -> dict[str, Any]:
 
 
 GPU_SCORED = {"fid", "coco_fid", "mjhq_fid", "evr", "ma5k", "magicbrush", "genai_bench"}  # scorers that run a model
-LOCAL = {"prepare_data", "resolve_base_config", "resolve_config", "resolve_calibration_config", "all"}  # never sbatch
+LOCAL = {"prepare_data", "resolve_base_config", "resolve_config", "resolve_calibration_config", "fetch_weights",
+         "merge_prediction_file", "merge_prediction_folder", "all"}  # localrules: never sbatch
 SIZES = ("gpu", "nodes", "mem_mb", "runtime", "cpus_per_task")
 
 

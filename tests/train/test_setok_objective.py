@@ -135,7 +135,7 @@ def test_pixel_objective_is_the_old_mse_loss_and_vqgan_without_lpips_or_gan_equa
     model, text = build_setok(cfg.tokenizer)
     batch = {"image": torch.rand(2, 3, 32, 32), "labels": [["cat"], ["dog"]], "contrastive": torch.tensor([True, True])}
     loss, logs = setok_loss(model, text, batch, cfg, step=0)
-    assert set(logs) == {"rec", "tokens", "contrastive", "loss"}
+    assert set(logs) == {"rec", "tokens", "tokens_std", "tokens_min", "tokens_max", "contrastive", "loss"}
     vq = tiny_config(loss={"objective": "vqgan", "rec": "mse", "perceptual_weight": 0.0, "disc_start": 1})
     obj, perceptual = build_reconstruction(vq.tokenizer.loss, model)
     assert perceptual is None
