@@ -137,19 +137,12 @@ DEVICE = "cpu" if ALLOW_CPU else "cuda"
 DEVICE_FLAG = f"--device {DEVICE}"
 
 
-def takes_device(benchmark):
-    """Whether ``python -m evaluation score <benchmark>`` runs a model (FID's Inception, the editing embedders, the
-    VQAScore grader): its options include ``--device``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(add_help=False)
-    registry.get(benchmark).add_arguments(parser)
-    return "--device" in parser._option_string_actions
-
-
 def score_device_flag(wildcards):
-    """``--device cuda|cpu`` for a scorer that runs a model, else nothing."""
-    return DEVICE_FLAG if wildcards.benchmark in registry.names() and takes_device(wildcards.benchmark) else ""
+    """``--device cuda|cpu`` for a scorer that runs a model (the registry's ``scoring_needs_gpu``, which also sizes the
+    job: setok/resources.py SCORING; every such scorer takes ``--device``, tests/evaluation/test_eval_registry.py),
+    else nothing."""
+    b = wildcards.benchmark
+    return DEVICE_FLAG if b in registry.names() and registry.get(b).scoring_needs_gpu else ""
 
 
 def variant_benchmarks(variant):
