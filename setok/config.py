@@ -472,6 +472,39 @@ class MLLMConfig:
 
 
 @dataclass(frozen=True)
+class ReferenceConfig:
+    """A public checkpoint run through the evaluation pipeline unchanged, with no training (``reference_variants``;
+    ``snakemake validate_eval``): the same task builders, prompts, prediction writers and scorers as SeTokIM, so a
+    published row landing where it should shows that the pipeline measures what the papers measure.
+
+    ``kind``: ``none`` (a variant the harness trains) or ``llava_hf`` (transformers' ``LlavaForConditionalGeneration``
+    and its processor). ``source``: ``pretrained`` (``from_pretrained(name)`` from the cache ``fetch_weights`` fills)
+    or ``random`` (CI: a random ``LlavaConfig`` of the sizes in ``model_config``, tokenizer ``tokenizer``).
+    ``template``: the conversation the checkpoint was tuned with (LLaVA-1.5: ``vicuna_v1``). ``image_aspect_ratio``:
+    ``pad`` (LLaVA-1.5's evaluation: the image expanded to a square of the processor's mean colour, then resized) or
+    ``crop`` (the processor's own resize and centre crop).
+    """
+
+    kind: Literal["none", "llava_hf"] = "none"
+    source: Literal["pretrained", "random"] = "pretrained"
+    name: str = "llava-hf/llava-1.5-7b-hf"
+    model_config: dict[str, Any] | None = None
+    tokenizer: str | None = None
+    dtype: Literal["float32", "bfloat16", "float16"] = "float16"
+    template: Literal["vicuna_v1"] = "vicuna_v1"
+    image_aspect_ratio: Literal["pad", "crop"] = "pad"
+
+    def check(self, path: str) -> None:
+        if self.kind != "none" and self.source == "random" and not self.model_config:
+            raise ConfigError(f"{path}.model_config: source 'random' needs the model's sizes (a LlavaConfig mapping)")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether this variant runs a public checkpoint instead of a model the harness trains."""
+        return self.kind != "none"
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Optimisation schedule of one training stage (App. D.3 / Table 9)."""
 
@@ -604,6 +637,8 @@ class Config:
     train_pixel_finetune: TrainConfig = field(default_factory=TrainConfig)
     train_pixel_decoder: TrainConfig = field(default_factory=TrainConfig)
     mllm: MLLMConfig = field(default_factory=MLLMConfig)
+    # A public checkpoint in place of a trained model (reference_variants only; kind none everywhere else).
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     train_stage1: StageConfig = field(default_factory=StageConfig)  # Stage-I multimodal pretraining
     train_mask_decoder: StageConfig = field(default_factory=StageConfig)  # end of Stage-I: mask decoder alone
     # Stage-II instruction tuning; LoRA unless the stage says otherwise (train_stage2.llm, paper-notes S7)
@@ -617,6 +652,10 @@ class Config:
     mllm_variants: list[str] = field(default_factory=list)  # variants whose SeTokIM is trained and benchmarked
     # One MLLM recipe over different tokenizers (reports/tables/comparison.md); each must be in mllm_variants.
     comparison_variants: list[str] = field(default_factory=list)
+    # Public checkpoints run through the evaluation pipeline with no training (`snakemake validate_eval`): each names
+    # a variant whose `reference` sets the checkpoint; its mllm_benchmarks are predicted and scored, and the
+    # validation table holds them against the published numbers (evaluation/paper_numbers.yaml).
+    reference_variants: list[str] = field(default_factory=list)
     default_variant: str = "hard_cluster"
     # Where jobs may run; DAG-level like run_variants: not part of a resolved variant config nor of its config_sha
     # (the same experiment on another machine), so flipping it reruns nothing.
@@ -630,10 +669,14 @@ class Config:
         for b in self.mllm_benchmarks:
             if b not in self.benchmarks:
                 raise ConfigError(f"mllm_benchmarks: {b!r} is not a key of benchmarks")
-        for key in ("run_variants", "mllm_variants", "comparison_variants"):
+        for key in ("run_variants", "mllm_variants", "comparison_variants", "reference_variants"):
             for v in getattr(self, key):
                 if v not in self.variants:
                     raise ConfigError(f"{key}: {v!r} is not a key of variants")
+        for v in self.reference_variants:
+            for key in ("run_variants", "mllm_variants"):
+                if v in getattr(self, key):
+                    raise ConfigError(f"{key}: {v!r} is a reference variant (a public checkpoint): it trains nothing")
         for v in self.comparison_variants:
             if v not in self.mllm_variants:
                 raise ConfigError(f"comparison_variants: {v!r} is not in mllm_variants (its MLLM must be trained)")
@@ -660,7 +703,7 @@ class Config:
 # --------------------------------------------------------------------------------------------- loading
 
 # Keys the DAG reads from the top-level config only: a resolved variant config holds none of them.
-DAG_KEYS = ("variants", "run_variants", "mllm_variants", "comparison_variants", "compute")
+DAG_KEYS = ("variants", "run_variants", "mllm_variants", "comparison_variants", "reference_variants", "compute")
 # Keys that say where a job runs, not what it computes: left out of dump() and config_sha().
 NOT_RECORDED = ("compute",)
 
@@ -699,7 +742,11 @@ def validate_all(raw: dict[str, Any]) -> Config:
     """Validate the base and every variant (called by Snakemake before any job is planned)."""
     base = resolve(raw)
     for v in base.variants:
-        resolve(raw, v)
+        cfg = resolve(raw, v)
+        if (v in base.reference_variants) != cfg.reference.enabled:
+            raise ConfigError(f"variants.{v}.reference.kind: {cfg.reference.kind!r}, but the variant is "
+                              f"{'' if v in base.reference_variants else 'not '}in reference_variants (a public "
+                              "checkpoint needs both, a trained variant neither)")
     return base
 
 
