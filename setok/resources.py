@@ -34,7 +34,7 @@ class JobResources:
 
 REPORT_RULES = ("tokenizer_table", "tokenizer_figures", "semhitok_table", "semhitok_figures", "mllm_table",
                 "comparison_table", "make_tables", "ablation_figure", "training_figures", "calibration_report",
-                "report")
+                "validation_table", "report")
 # A one-GPU model job: 8 CPUs feed the data loader (and the image decoding of the predictions).
 _ONE_GPU = dict(gpu=1, cpus_per_task=8)
 # A CPU job: the command is one single-threaded Python process.

@@ -69,7 +69,10 @@ def test_paper_dry_run_plans_every_table_variant(tmp_path):
     assert jobs["train_stage1"] == jobs["train_stage2"] == 14 + 3 + len(semhitok)
     assert jobs["train_mask_decoder"] == 14  # connector baselines read images only; SemHiTok has no mask decoder
     own = sum(len(paper["variants"][v]["mllm_benchmarks"]) for v in [*semhitok, "setok_llava"])
-    assert jobs["score_benchmark"] == 13 * 15 + 3 * 8 + own  # connectors: the 8 understanding benchmarks
+    reference = len(paper["variants"]["llava15_7b"]["mllm_benchmarks"])  # validate_eval's public checkpoint
+    # connectors: the 8 understanding benchmarks
+    assert jobs["score_benchmark"] == 13 * 15 + 3 * 8 + own + reference
+    assert jobs["validation_table"] == 1
     # every paper table once; TFLOPs for the MLLMs of Tables 5 and 13; a bar chart per table with >= 2 variants
     assert jobs["make_tables"] == len(yaml.safe_load((ROOT / "reports/tables.yaml").read_text())["tables"]) == 17
     assert jobs["model_cost"] == 6 + 3 and jobs["ablation_figure"] == 11 and jobs["report"] == 1
@@ -115,6 +118,33 @@ def assert_weights_fetched_before_gpu_jobs(plan: str, raw: dict, min_gpu_jobs: i
         assert "results/weights.json" in re.search(r"^    input: (.*)$", body, re.M).group(1), (rule, output)
         assert fetch[0] < start, (rule, output)
     assert gpu_jobs >= min_gpu_jobs, gpu_jobs
+
+
+UNDERSTANDING = ["vqav2", "gqa", "vizwiz", "okvqa", "pope", "mme", "mmvet", "seed", "mmbench", "mmmu", "flickr30k"]
+
+
+def test_validate_eval_plans_the_reference_checkpoint_on_every_understanding_benchmark_and_no_training(tmp_path):
+    """Issue 20: `snakemake -n validate_eval --configfile config/paper.yaml` (fixtures in place of the official
+    files) predicts and scores llava15_7b on each benchmark both papers report for LLaVA-1.5, and trains nothing."""
+    import yaml
+
+    benchmarks = yaml.safe_load((ROOT / "config" / "ci.yaml").read_text())["benchmarks"]
+    overlay = tmp_path / "fixtures.yaml"
+    overlay.write_text(yaml.safe_dump({"benchmarks": benchmarks}))
+    plan = snakemake("validate_eval", "-n", "--forceall", "--configfile", "config/paper.yaml", str(overlay))
+    jobs = planned(plan)
+    assert not [r for r in jobs if r.startswith(("train_", "calibrate")) or r.endswith("_predictions")], jobs
+    predicted = {re.search(r"predictions/([^\s,]+)", j["output"]).group(1)
+                 for rule in ("predict_file", "predict_folder") for j in plan_jobs(plan, rule)}
+    scored = {re.search(r"eval/([^/,]+?)\.json", j["output"]).group(1) for j in plan_jobs(plan, "score_benchmark")}
+    assert scored == set(UNDERSTANDING)
+    assert len(predicted) == len(UNDERSTANDING) == jobs["predict_file"] + jobs["predict_folder"]
+    # the prediction jobs read the config and the weights record, never a trained model or tokenizer
+    for rule in ("predict_file", "predict_folder"):
+        for j in plan_jobs(plan, rule):
+            assert j["wildcards"] == "llava15_7b" and "model.pt" not in j["input"], j
+            assert "results/weights.json" in j["input"], j
+    assert jobs["validation_table"] == 1 and jobs["fetch_weights"] == 1
 
 
 def test_fetch_weights_is_a_target_rule_and_gates_every_gpu_job_of_the_ci_plan(ci_plan):

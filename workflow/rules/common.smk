@@ -47,6 +47,9 @@ SHARDED_FOLDERS = [p for p in SHARDED_PREDICTIONS if "." not in p]
 # baselines read images only and skip them.
 GENERATIVE_BENCHMARKS = {b for b in MLLM_BENCHMARKS if b in registry.names() and registry.get(b).generative}
 BASELINES = {v for v in VARIANTS if resolve(config, v).mllm.connector.kind != "setok"}
+# Public checkpoints run through the evaluation pipeline with no training (config `reference_variants`, the
+# `reference` section of each; `snakemake validate_eval`): prediction and scoring jobs only.
+REFERENCE_VARIANTS = list(BASE.reference_variants)
 # The tokenizer axis: SemHiTok variants train through semhitok.smk, the others through train_tokenizer (SeTok).
 TOKENIZER_KIND = {v: resolve(config, v).tokenizer.kind for v in VARIANTS}  # setok or semhitok
 SEMHITOK_VARIANTS = [v for v in VARIANTS if TOKENIZER_KIND[v] == "semhitok"]
@@ -55,7 +58,8 @@ SETOK_RUN_VARIANTS = [v for v in RUN_VARIANTS if v in SETOK_VARIANTS]
 SEMHITOK_RUN_VARIANTS = [v for v in RUN_VARIANTS if v in SEMHITOK_VARIANTS]
 # SeTok variants whose clustering values come from calibrate_clustering (hard or soft mode, tokenizer.calibration.enabled;
 # not the connector baselines, which never run a SeTok tokenizer): results/{variant}/config.yaml waits for it.
-CALIBRATED_VARIANTS = [v for v in SETOK_VARIANTS if v not in BASELINES and resolve(config, v).tokenizer.calibrates]
+CALIBRATED_VARIANTS = [v for v in SETOK_VARIANTS
+                       if v not in BASELINES and v not in REFERENCE_VARIANTS and resolve(config, v).tokenizer.calibrates]
 # Every benchmark a tokenizer can be scored on (a variant picks its own with eval.benchmarks).
 TOKENIZER_BENCHMARKS = sorted({b for v in VARIANTS for b in resolve(config, v).eval.benchmarks} | set(
     TOKENIZER_BENCHMARKS))
@@ -284,19 +288,33 @@ def optional_flags(wildcards, input):
     return " ".join(f"--{k} {input[k]}" for k in ("tokenizer", "init") if k in input.keys())
 
 
+def prediction_flags(wildcards, input):
+    """--model / --tokenizer of a prediction job, for the inputs it has (a reference variant has neither)."""
+    return " ".join(f"--{k} {input[k]}" for k in ("model", "tokenizer") if k in input.keys())
+
+
+def checkpoint_flag(wildcards):
+    """``--checkpoint <hub name>`` for a reference variant's scoring job (the public checkpoint its predictions come
+    from; ``random:<name>`` for CI's random stand-in), else nothing (the Stage-II model is recorded when it exists)."""
+    if wildcards.variant not in REFERENCE_VARIANTS:
+        return ""
+    ref = resolve(config, wildcards.variant).reference
+    return f"--checkpoint {ref.name if ref.source == 'pretrained' else 'random:' + ref.name}"
+
+
 def prediction_name(wildcards):
     """The benchmark whose prediction file or folder is results/{variant}/predictions/{prediction}."""
     return PREDICTION_BENCHMARK[wildcards.prediction]
 
 
 def prediction_inputs(wildcards):
-    """The Stage-II model, the tokenizer, the resolved config and the benchmark's official input files."""
+    """The Stage-II model, the tokenizer (neither for a reference variant: its config names the public checkpoint),
+    the resolved config and the benchmark's official input files."""
     b = BASE.benchmarks[PREDICTION_BENCHMARK[wildcards.prediction]]
-    files = {
-        "model": f"results/{wildcards.variant}/stage2/model.pt",
-        "config": f"results/{wildcards.variant}/config.yaml",
-    }
-    if wildcards.variant not in BASELINES:
+    files = {"config": f"results/{wildcards.variant}/config.yaml"}
+    if wildcards.variant not in REFERENCE_VARIANTS:
+        files["model"] = f"results/{wildcards.variant}/stage2/model.pt"
+    if wildcards.variant not in BASELINES and wildcards.variant not in REFERENCE_VARIANTS:
         files["tokenizer"] = f"results/{wildcards.variant}/tokenizer/model.pt"
     files.update({k: getattr(b, k) for k in ("annotations", "questions", "images", "inputs") if getattr(b, k)})
     files["weights"] = WEIGHTS

@@ -44,6 +44,7 @@ rule score_benchmark:
         bootstrap=BASE.eval.bootstrap,
         sha=variant_sha,
         device=score_device_flag,  # --device for a scorer that runs a model (FID's Inception), else nothing
+        checkpoint=checkpoint_flag,  # a reference variant: the public checkpoint's name
     log:
         "logs/{variant}/score_{benchmark}.log",
     group:
@@ -60,16 +61,18 @@ rule score_benchmark:
         "python -m setok.config sha results/{wildcards.variant}/config.yaml || echo {params.sha} ); "
         "python -m evaluation score {wildcards.benchmark} --predictions {input.predictions} {params.flags} "
         "--out {output.result} --variant {wildcards.variant} --config-sha $sha "
-        '$( [ -f "$model" ] && echo --checkpoint "$model" ) --bootstrap {params.bootstrap} {params.device} '
-        "> {log} 2>&1"
+        '{params.checkpoint} $( [ -f "$model" ] && echo --checkpoint "$model" ) --bootstrap {params.bootstrap} '
+        "{params.device} > {log} 2>&1"
 
 
+# A reference variant's `ablation_<v>` is its benchmarks alone (it trains nothing); `validate_eval` runs them all.
 for _v in VARIANTS:
 
     rule:
         name:
             f"ablation_{_v}"
         input:
-            [] if _v in BASELINES else tokenizer_results([_v]),
-            [] if _v in BASELINES else expand("results/{variant}/tokenizer/tokens.json", variant=_v),
+            [] if _v in BASELINES or _v in REFERENCE_VARIANTS else tokenizer_results([_v]),
+            [] if _v in BASELINES or _v in REFERENCE_VARIANTS else expand(
+                "results/{variant}/tokenizer/tokens.json", variant=_v),
             mllm_results([_v]) if _v in MLLM_VARIANTS or _v not in SEMHITOK_VARIANTS else [],

@@ -20,7 +20,7 @@ rule predict_file:
         "results/{variant}/predictions/{prediction}",
     params:
         benchmark=prediction_name,
-        flags=optional_flags,
+        flags=prediction_flags,
         device=DEVICE_FLAG,
     log:
         "logs/{variant}/predict_{prediction}.log",
@@ -29,7 +29,7 @@ rule predict_file:
     conda:
         ENV
     shell:
-        "python -m evaluation.predict.mllm --model {input.model} {params.flags} "
+        "python -m evaluation.predict.mllm {params.flags} "
         "--config {input.config} --benchmark {params.benchmark} --out {output} {params.device} > {log} 2>&1"
 
 
@@ -43,7 +43,7 @@ rule predict_folder:
         directory("results/{variant}/predictions/{prediction}"),
     params:
         benchmark=prediction_name,
-        flags=optional_flags,
+        flags=prediction_flags,
         device=DEVICE_FLAG,
     log:
         "logs/{variant}/predict_{prediction}.log",
@@ -52,7 +52,7 @@ rule predict_folder:
     conda:
         ENV
     shell:
-        "python -m evaluation.predict.mllm --model {input.model} {params.flags} "
+        "python -m evaluation.predict.mllm {params.flags} "
         "--config {input.config} --benchmark {params.benchmark} --out {output} {params.device} > {log} 2>&1"
 
 
@@ -68,7 +68,7 @@ rule predict_shard:
         directory("results/{variant}/prediction_shards/{prediction}/{shard}"),
     params:
         benchmark=prediction_name,
-        flags=optional_flags,
+        flags=prediction_flags,
         num_shards=prediction_shards,
         device=DEVICE_FLAG,
     log:
@@ -78,7 +78,7 @@ rule predict_shard:
     conda:
         ENV
     shell:
-        "python -m evaluation.predict.mllm --model {input.model} {params.flags} "
+        "python -m evaluation.predict.mllm {params.flags} "
         "--config {input.config} --benchmark {params.benchmark} "
         "--shard {wildcards.shard} --num-shards {params.num_shards} --out {output} {params.device} > {log} 2>&1"
 

@@ -278,9 +278,50 @@ rule calibration_report:
         "--md {output.md} --figure {output.figure} > {log} 2>&1"
 
 
+rule validation_table:
+    """reports/tables/validation.md and .tex: each reference variant (a public checkpoint, no training) scored through
+    this harness's prompts, predictors and scorers, beside its published numbers, with a verdict per benchmark."""
+    input:
+        results=mllm_results(REFERENCE_VARIANTS),
+        configs=expand("results/{variant}/config.yaml", variant=REFERENCE_VARIANTS),
+        references="evaluation/references.yaml",
+        paper="evaluation/paper_numbers.yaml",
+    output:
+        md="reports/tables/validation.md",
+        tex="reports/tables/validation.tex",
+    params:
+        variants=REFERENCE_VARIANTS,
+    log:
+        "logs/validation_table.log",
+    group:
+        REPORT_GROUP
+    resources:
+        **job_resources("validation_table"),
+    conda:
+        ENV
+    shell:
+        "python -m evaluation.report.validation_table --results results --variants {params.variants} "
+        "--references {input.references} --paper {input.paper} --md {output.md} --tex {output.tex} > {log} 2>&1"
+
+
+# Prints the finished table on the submitting host (a cat, no job to submit).
+localrules:
+    validate_eval,
+
+
+rule validate_eval:
+    """Is the evaluation pipeline trustworthy? Every reference variant predicted and scored on each of its benchmarks
+    (no training job), then the validation table (published / ours with its interval / Δ / verdict)."""
+    input:
+        "reports/tables/validation.md",
+    shell:
+        "cat {input}"
+
+
+VALIDATION_TABLES = ["reports/tables/validation.md"] if REFERENCE_VARIANTS else []
 REPORT_TABLES = [*(f"reports/tables/{t}.md" for t in TABLE_SPECS), "reports/tables/tokenizer.md",
                  "reports/tables/semhitok.md", "reports/tables/setokim.md", "reports/tables/comparison.md",
-                 *(["reports/tables/calibration.md"] if CALIBRATION_VARIANTS else [])]
+                 *(["reports/tables/calibration.md"] if CALIBRATION_VARIANTS else []), *VALIDATION_TABLES]
 REPORT_FIGURES = [*(f"reports/figures/tokenizer/{n}.png" for n in ("token_masks", "reconstructions", "token_counts")),
                   *(f"reports/figures/semhitok/{n}.png" for n in ("codebook_usage", "code_maps", "reconstructions")),
                   *(f"reports/figures/ablations/{t}.png" for t in ABLATION_TABLES),
@@ -294,12 +335,12 @@ rule report:
         tables=REPORT_TABLES,
         figures=REPORT_FIGURES,
         training="reports/figures/training",
-        configs=expand("results/{variant}/config.yaml", variant=SHOWN_VARIANTS),
+        configs=expand("results/{variant}/config.yaml", variant=[*SHOWN_VARIANTS, *REFERENCE_VARIANTS]),
         notes="docs/paper-notes.md",
     output:
         "reports/index.html",
     params:
-        variants=SHOWN_VARIANTS,
+        variants=[*SHOWN_VARIANTS, *REFERENCE_VARIANTS],
     log:
         "logs/report.log",
     group:
@@ -322,13 +363,15 @@ rule smoke:
         mllm="reports/tables/setokim.md",
         comparison="reports/tables/comparison.md",
         ablation="reports/tables/setok_table6.md",
+        validation=VALIDATION_TABLES,
         report="reports/index.html",
     log:
         "logs/smoke.log",
     conda:
         ENV
     shell:
-        "cat {input.table} {input.ablation} {input.semhitok} {input.mllm} {input.comparison} | tee {log}; "
+        "cat {input.table} {input.ablation} {input.semhitok} {input.mllm} {input.comparison} {input.validation} "
+        "| tee {log}; "
         "echo 'every paper table: reports/tables/ (snakemake tables); figures: reports/figures/' | tee -a {log}; "
         "echo \"report: $(realpath {input.report})\" | tee -a {log}"
 
@@ -343,6 +386,7 @@ rule tables:
         "reports/tables/setokim.md",
         "reports/tables/comparison.md",
         ["reports/tables/calibration.md"] if CALIBRATION_VARIANTS else [],
+        VALIDATION_TABLES,
 
 
 rule figures:
