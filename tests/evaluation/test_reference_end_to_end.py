@@ -57,12 +57,14 @@ def test_pope_through_the_cli_without_a_model(config, tmp_path) -> None:
 
 
 @pytest.mark.slow  # loads the tiny checkpoint and generates: ~5-15 s on a shared CPU
-def test_two_shards_merge_to_the_unsharded_predictions(config, tmp_path) -> None:
-    whole = mllm.predict(None, None, config, "vqav2", tmp_path / "whole.json", batch_size=2)
-    shards = [mllm.predict(None, None, config, "vqav2", tmp_path / f"s{i}", batch_size=2, shard=i, num_shards=2)
+def test_two_shards_merge_to_the_unsharded_predictions(tmp_path) -> None:
+    config = tmp_path / "config.yaml"  # the first 3 questions, one batch each: shard 0 answers 2, shard 1 answers 1
+    config.write_text(dump(reference_config(limits={"vqav2": 3})))
+    whole = mllm.predict(None, None, config, "vqav2", tmp_path / "whole.json", batch_size=1)
+    shards = [mllm.predict(None, None, config, "vqav2", tmp_path / f"s{i}", batch_size=1, shard=i, num_shards=2)
               for i in (1, 0)]
     merged = merge(config, "vqav2", shards, tmp_path / "merged.json")
-    assert filecmp.cmp(whole, merged, shallow=False)
+    assert len(read_json(whole)) == 3 and filecmp.cmp(whole, merged, shallow=False)
 
 
 def test_a_trained_variant_still_needs_its_model(tmp_path) -> None:

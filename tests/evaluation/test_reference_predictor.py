@@ -165,6 +165,22 @@ def test_a_question_holding_the_placeholder_is_refused() -> None:
         prompt_parts("What is <image>?", image=True)
 
 
+@pytest.mark.slow  # saves, reloads and generates with the tiny checkpoint
+def test_a_saved_checkpoint_loads_as_pretrained_with_the_pil_processor(predictor, queries, tmp_path: Path) -> None:
+    """The ``pretrained`` path on a local stand-in of the hub folder (the random model saved as transformers saves
+    llava-hf's): the image processor comes back as the PIL one, and the answers are the random model's."""
+    from dataclasses import replace
+
+    predictor.model.save_pretrained(tmp_path)
+    predictor.processor.save_pretrained(tmp_path)  # image_processor_type: CLIPImageProcessor, as on the hub
+    cfg = reference_config()
+    cfg = replace(cfg, reference=replace(cfg.reference, source="pretrained", name=str(tmp_path)))
+    loaded = ReferencePredictor(cfg)
+    assert type(loaded.processor.image_processor).__name__ == "CLIPImageProcessorPil"
+    assert loaded.tokenizer.padding_side == "left" and loaded.image_token_id == predictor.image_token_id
+    assert loaded.answer(queries[:2]) == predictor.answer(queries[:2])
+
+
 def test_a_missing_pretrained_checkpoint_is_one_line_naming_fetch_weights(monkeypatch, tmp_path: Path) -> None:
     from dataclasses import replace
 

@@ -12,9 +12,10 @@ with NO space after the final colon (an empty message renders as ``role + ":"``)
 
 The tokenization (``llava/mm_utils.py`` ``tokenizer_image_token``): the prompt is cut at ``<image>`` and each piece is
 tokenized ON ITS OWN with the tokenizer's special tokens (LLaMA: a BOS in front of each piece); the BOS of every piece
-after the first is dropped, and the image's tokens go between the pieces. Tokenizing the pieces apart matters for a
-SentencePiece tokenizer: the piece after the image starts a new text, so it gets the leading ``"▁"`` that tokenizing
-the whole string through the processor (``<image>`` an added token in the middle) would not give it. Here the image
+after the first is dropped, and the image's tokens go between the pieces. Tokenizing the pieces apart can matter for a
+SentencePiece tokenizer: the piece after the image starts a new text and gets a leading ``"▁"``, which tokenizing the
+whole string through the processor (``<image>`` an added token mid-string) may not give it, depending on the
+tokenizer's ``legacy`` setting; pieces reproduce LLaVA's ids whatever that setting is. Here the image
 stands for ``num_image_tokens`` copies of the image token id, as transformers' ``LlavaForConditionalGeneration``
 expects (one placeholder per projected patch feature).
 """
