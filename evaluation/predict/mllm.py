@@ -4,6 +4,13 @@ predictions in the benchmark's official format.
     python -m evaluation.predict.mllm --model results/<v>/stage2/model.pt --tokenizer results/<v>/tokenizer/model.pt
         --config results/<v>/config.yaml --benchmark vqav2 --out results/<v>/predictions/vqav2.json
 
+A reference variant (``reference.kind`` set: a public checkpoint such as LLaVA-1.5-7B, issue 20) needs no
+``--model`` / ``--tokenizer``: :class:`evaluation.predict.reference.ReferencePredictor` loads the checkpoint its config
+names and answers the text queries as LLaVA-1.5's evaluation would.
+
+    python -m evaluation.predict.mllm --config results/llava15_7b/config.yaml --benchmark vqav2
+        --out results/llava15_7b/predictions/vqav2.json
+
 With ``--shard i --num-shards N`` the job answers every N-th batch only and writes a shard folder; merge the N of them
 with :mod:`evaluation.predict.merge_shards` (byte-identical to one job: :mod:`evaluation.predict.shards`).
 
@@ -23,7 +30,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +39,7 @@ import torch
 from tqdm import tqdm
 
 from setok.cli import run
-from setok.config import load_config
+from setok.config import Config, load_config
 from setok.data.geometry import letterbox_image, unletterbox_logits
 from setok.data.multimodal import ImageRef
 from setok.data.templates import EOS, Piece, prompt_pieces
@@ -255,13 +262,44 @@ class Predictor:
         return masks
 
 
+Runner = dict[str, Callable[[list[Any]], list[Any]]]  # query kind -> batch of queries -> outputs
+
+
+def trained_runner(model: Path | None, tokenizer: Path | None, config: Path, device: str) -> Runner:
+    """A trained MLLM's :class:`Predictor`, per query kind."""
+    if model is None:
+        raise DataError(f"--model: required for {config} (a trained variant; only a reference variant, "
+                        "reference.kind set, runs without one)")
+    predictor = Predictor(model, tokenizer, device=device)
+    return {"answer": predictor.answer, "caption": predictor.answer, "generate": predictor.generate,
+            "edit": predictor.edit, "segment": predictor.segment}
+
+
+def reference_runner(cfg: Config, queries: Sequence[Any], device: str) -> Runner:
+    """A reference checkpoint's :class:`~evaluation.predict.reference.ReferencePredictor` (text kinds only; other
+    kinds are refused before the checkpoint loads)."""
+    from evaluation.predict.reference import ReferencePredictor, model_label, require_text_kinds
+
+    require_text_kinds(queries, model_label(cfg))
+    predictor = ReferencePredictor(cfg, device=device)
+    return {"answer": predictor.answer, "caption": predictor.answer}
+
+
 def predict(
-    model: Path, tokenizer: Path | None, config: Path, benchmark: str, out: Path, *, batch_size: int | None = None,
-    device: str = "cpu", shard: int | None = None, num_shards: int = 1,
+    model: Path | None, tokenizer: Path | None, config: Path, benchmark: str, out: Path, *,
+    batch_size: int | None = None, device: str = "cpu", shard: int | None = None, num_shards: int = 1,
 ) -> Path:
     """Answer every query of ``benchmark`` and write the official predictions to ``out``; or, with ``shard``, answer
     that shard's batches (:mod:`evaluation.predict.shards`) and write the shard folder ``out`` for
-    :mod:`evaluation.predict.merge_shards`."""
+    :mod:`evaluation.predict.merge_shards`.
+
+    ``model`` (and ``tokenizer``) name the trained MLLM; a reference variant's config names its checkpoint itself,
+    so both are ignored there.
+
+    Raises:
+        DataError: ``model`` missing for a trained variant, an unconfigured benchmark, a bad shard request, or
+            (reference variants) queries that want images or masks back.
+    """
     from evaluation.predict.shards import batch_plan, fingerprint, shard_batches, write_shard
     from evaluation.tasks import build_task
 
@@ -276,9 +314,8 @@ def predict(
         plan = shard_batches(plan, shard, num_shards)
     elif num_shards != 1:
         raise DataError(f"--num-shards {num_shards}: give --shard too (which of the {num_shards} shards to run)")
-    predictor = Predictor(model, tokenizer, device=device)
-    run_kind = {"answer": predictor.answer, "caption": predictor.answer, "generate": predictor.generate,
-                "edit": predictor.edit, "segment": predictor.segment}
+    run_kind = reference_runner(cfg, queries, device) if cfg.reference.enabled else \
+        trained_runner(model, tokenizer, config, device)
     outputs: dict[int, Any] = {}  # query index -> output
     name = benchmark if shard is None else f"{benchmark} {shard}/{num_shards}"
     bar = tqdm(total=sum(len(b) for b in plan), desc=f"predict[{name}]", file=sys.stderr)
@@ -299,7 +336,8 @@ def predict(
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m evaluation.predict.mllm", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, type=Path, help="SeTokIM model.pt (results/<v>/stage2/model.pt)")
+    ap.add_argument("--model", type=Path, help="SeTokIM model.pt (results/<v>/stage2/model.pt); not used by a "
+                    "reference variant (its config names the checkpoint)")
     ap.add_argument("--tokenizer", type=Path,
                     help="SeTok model.pt (results/<v>/tokenizer/model.pt); not used by connector baselines")
     ap.add_argument("--config", required=True, type=Path, help="resolved config with the benchmark's inputs")
