@@ -493,8 +493,13 @@ class ReferenceConfig:
     dtype: Literal["float32", "bfloat16", "float16"] = "float16"
     template: Literal["vicuna_v1"] = "vicuna_v1"
     image_aspect_ratio: Literal["pad", "crop"] = "pad"
+    # A cap on every query's text budget (None: each benchmark's own, as the paper config runs). CI caps the random
+    # stand-in, which never emits its end of sequence, so MM-Vet's 1024-token answers do not take minutes.
+    max_new_tokens: int | None = None
 
     def check(self, path: str) -> None:
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ConfigError(f"{path}.max_new_tokens: must be >= 1 or null, got {self.max_new_tokens}")
         if self.kind != "none" and self.source == "random" and not self.model_config:
             raise ConfigError(f"{path}.model_config: source 'random' needs the model's sizes (a LlavaConfig mapping)")
 

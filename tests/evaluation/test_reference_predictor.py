@@ -194,3 +194,17 @@ def test_a_missing_pretrained_checkpoint_is_one_line_naming_fetch_weights(monkey
                                              r"fetch_weights") as e:
         ReferencePredictor(cfg)
     assert "\n" not in str(e.value)
+
+
+def test_reference_max_new_tokens_caps_each_query_budget_and_nothing_else() -> None:
+    from setok.config import ConfigError, ReferenceConfig
+
+    p = ReferencePredictor.__new__(ReferencePredictor)  # the budget rule alone, no model
+    long, short = Query(id=1, kind="answer", prompt="q", image=None, max_new_tokens=1024), \
+        Query(id=2, kind="answer", prompt="q", image=None, max_new_tokens=16)
+    p.max_new_tokens_cap = 64
+    assert (p.budget(long), p.budget(short)) == (64, 16)
+    p.max_new_tokens_cap = None
+    assert (p.budget(long), p.budget(short)) == (1024, 16)
+    with pytest.raises(ConfigError, match="reference.max_new_tokens: must be >= 1"):
+        ReferenceConfig(max_new_tokens=0).check("reference")

@@ -78,6 +78,7 @@ class ReferencePredictor:
             raise ConfigError(f"{cfg.name}: reference.kind is 'none' (a trained variant, not a public checkpoint)")
         self.name = model_label(cfg)
         self.template, self.aspect_ratio = ref.template, ref.image_aspect_ratio
+        self.max_new_tokens_cap = ref.max_new_tokens  # None: each query's own budget
         self.model, self.processor = load_reference(source=ref.source, name=ref.name, model_config=ref.model_config,
                                                     tokenizer=ref.tokenizer, dtype=ref.dtype)
         self.device = torch.device(device)
@@ -126,6 +127,12 @@ class ReferencePredictor:
     def answer(self, queries: Sequence[Query]) -> list[str]:
         """The text answer of each query (see the module docstring for how)."""
         inputs = self.inputs(queries)
-        new = self.generate(inputs, max(q.max_new_tokens for q in queries))
-        return [self.tokenizer.decode(row[: q.max_new_tokens], skip_special_tokens=True).strip()
-                for row, q in zip(new.tolist(), queries)]
+        budgets = [self.budget(q) for q in queries]
+        new = self.generate(inputs, max(budgets))
+        return [self.tokenizer.decode(row[:n], skip_special_tokens=True).strip()
+                for row, n in zip(new.tolist(), budgets)]
+
+    def budget(self, query: Query) -> int:
+        """The query's ``max_new_tokens``, capped by ``reference.max_new_tokens`` when that is set."""
+        cap = self.max_new_tokens_cap
+        return query.max_new_tokens if cap is None else min(query.max_new_tokens, cap)
