@@ -2,7 +2,7 @@
 
     python benchmarks/loader_speed.py [--images 2000] [--size 384] [--workers 0 1] [--repeats 2] [--data DIR]
 
-Writes an ImageNet-like set (``--images`` JPEGs of ImageNet's sizes, ~110 KB each, made from the bundled real
+Writes an ImageNet-like set (``--images`` JPEGs of ImageNet's sizes, ~100 KB each, made from the bundled real
 photographs; ``benchmarks/loaders/data.py``) twice, as ImageNet class folders and as img2dataset shards, then times,
 with the training transform at ``--size`` px and ``--batch`` images per batch, each with ``num_workers`` 0 (decoding
 in this process) and 1:

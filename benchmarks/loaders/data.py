@@ -3,8 +3,9 @@
 ``<key>.txt``, ``<key>.json``), the same JPEG bytes in both, so the readers decode exactly the same files.
 
 The pixel sizes follow ImageNet-1K's training set (most images 500 px on the long side, 500 x 375 the commonest,
-a few percent much larger), JPEG quality 90, and mild sensor-like noise so that the files weigh what ImageNet's do
-(about 110 KB on average: 1.28 M images in ~140 GB). A few are greyscale JPEGs, as in ImageNet.
+a few percent much larger), JPEG quality 90, and sensor-like noise so that the files weigh about what ImageNet's do
+(ImageNet: ~110 KB on average, 1.28 M images in ~140 GB; this set: ~100 KB). A few are greyscale JPEGs, as in
+ImageNet.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ SIZES: tuple[tuple[tuple[int, int], float], ...] = (
 )
 GREY_SHARE = 0.02
 QUALITY = 90
-NOISE = 12.0  # standard deviation of the added noise, in 8-bit levels (brings the mean file to ~110 KB)
+NOISE = 12.0  # standard deviation of the added noise, in 8-bit levels (brings the mean file to ~100 KB)
 
 
 @dataclass(frozen=True)

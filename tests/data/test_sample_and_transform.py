@@ -89,3 +89,17 @@ def test_any_mode_reads_and_transforms_as_its_rgb_conversion(mode: str, tmp_path
     transform = image_transform(24)
     assert torch.equal(transform(original), transform(original.convert("RGB")))
     assert torch.equal(transform(loaded), transform(expected))
+
+
+def test_collate_stacks_into_shared_memory_inside_a_worker(monkeypatch) -> None:
+    """In a DataLoader worker the batch is built in shared memory (no second copy to send it); same values."""
+    import torch.utils.data as data
+
+    samples = [_sample(i) for i in (1, 2, 3)]
+    plain = collate(samples)
+    assert not plain["image"].is_shared()
+    monkeypatch.setattr(data, "get_worker_info", lambda: object())  # what a worker process sees
+    in_worker = collate(samples)
+    assert in_worker["image"].is_shared() and in_worker["image"].shape == (3, 3, 8, 8)
+    assert torch.equal(in_worker["image"], torch.stack([s["image"] for s in samples]))
+    assert torch.equal(in_worker["image"], plain["image"])
