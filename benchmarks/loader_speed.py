@@ -105,8 +105,12 @@ def verdict(plan: Plan, *, rate: float, workers: int, label: str) -> str:
 def need(rows: list[dict[str, object]], *, scaling: Path, cluster: Path, workers: int, semhitok_batch: int,
          semhitok_size: int, size: int) -> str:
     """The planned pace of the tokenizer stages on 8 GPUs and whether the measured one-worker rates meet it."""
-    one = {r["what"]: r for r in rows if r["workers"] == 1} or {r["what"]: r for r in rows}
+    one: dict[str, dict[str, object]] = {}  # per data: the one-worker row, else the first timed
+    for r in rows:
+        if r["what"] not in one or r["workers"] == 1:
+            one[r["what"]] = r
     folders, shards = one["ImageNet folders"], one["img2dataset shards"]
+    folders_rate, shards_rate = (r["ours_rate"] / max(1, r["workers"]) for r in (folders, shards))
     cpu_rate = 1000.0 / folders["ours_cpu"]
     gpus, cpus = node_cpus(cluster)
     lines = ["", f"Need on one {gpus}-GPU node ({cpus} CPUs, docs/cluster.md: {cpus / gpus:g} per GPU = {workers} "
@@ -117,14 +121,14 @@ def need(rows: list[dict[str, object]], *, scaling: Path, cluster: Path, workers
                      f"img/s per GPU = {plan.step_seconds:.2f} s per step; {plan.per_gpu * plan.gpus:,.0f} img/s per "
                      f"node, {plan.per_worker(workers):.1f} img/s per worker")
     plan = planned(scaling, "tokenizer")
-    lines.append(verdict(plan, rate=folders["ours_rate"], workers=workers,
+    lines.append(verdict(plan, rate=folders_rate, workers=workers,
                          label=f"ImageNetFolder, measured wall clock, num_workers={folders['workers']}"))
     lines.append(verdict(plan, rate=cpu_rate, workers=workers,
                          label="ImageNetFolder, one dedicated core (1000 / CPU ms per image)"))
-    step = semhitok_batch / (gpus * workers * shards["ours_rate"])
+    step = semhitok_batch / (gpus * workers * shards_rate)
     lines.append(f"- SemHiTok stages (ImageShards, batch {semhitok_batch} on {gpus} GPUs at {semhitok_size} px): no "
                  f"step time is planned in docs/scaling.md; {workers} workers per GPU at the measured "
-                 f"{shards['ours_rate']:.1f} img/s (at {size} px) keep up with any step of {step:.2f} s or more.")
+                 f"{shards_rate:.1f} img/s (at {size} px) keep up with any step of {step:.2f} s or more.")
     return "\n".join(lines)
 
 

@@ -95,6 +95,7 @@ THROUGHPUT = """\
 | stage | steps x batch | GPUs | positions/s/GPU | samples/s/GPU | frozen SeTok share of time |
 |---|---|---|---|---|---|
 | tokenizer | 100,000 x 512 | 64 | 114,725 | 160.00 | 0% |
+| tokenizer (skewed clusters) | 100,000 x 512 | 64 | 61,959 | 80.00 | 0% |
 | stage1 | 60,000 x 1,024 | 64 | 9,206 | 1,204.50 | 0% |
 
 after the table
@@ -145,3 +146,24 @@ def test_verdict_and_table_known_answers():
            "theirs_rate": 40.0, "ours_cpu": 8.0, "theirs_cpu": 9.25}
     assert loader_speed.table([row]).splitlines()[-1] == (
         "| ImageNet folders | A | B | 1 | 50.0 | 40.0 | 1.25 | 8.0 | 9.2 |")
+
+
+def test_need_compares_the_one_worker_rate_with_the_plan(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import loader_speed
+
+    (tmp_path / "scaling.md").write_text(THROUGHPUT)
+    (tmp_path / "cluster.md").write_text(CLUSTER)
+    rows = [{"what": "ImageNet folders", "workers": 0, "ours_rate": 99.0, "ours_cpu": 1.0},
+            {"what": "ImageNet folders", "workers": 1, "ours_rate": 25.0, "ours_cpu": 10.0},
+            {"what": "img2dataset shards", "workers": 2, "ours_rate": 80.0, "ours_cpu": 5.0}]
+    text = loader_speed.need(rows, scaling=tmp_path / "scaling.md", cluster=tmp_path / "cluster.md", workers=8,
+                             semhitok_batch=256, semhitok_size=256, size=384)
+    lines = text.splitlines()
+    assert lines[1].startswith("Need on one 8-GPU node (72 CPUs, docs/cluster.md: 9 per GPU = 8 data workers")
+    assert lines[2].endswith("160.00 img/s per GPU = 0.40 s per step; 1,280 img/s per node, 20.0 img/s per worker")
+    assert lines[3].endswith("80.00 img/s per GPU = 0.80 s per step; 640 img/s per node, 10.0 img/s per worker")
+    assert lines[4] == ("- ImageNetFolder, measured wall clock, num_workers=1: 8 workers x 25.0 img/s = 200 img/s "
+                        "per GPU against 160.0 needed: yes (+25%)")
+    assert lines[5].endswith("8 workers x 100.0 img/s = 800 img/s per GPU against 160.0 needed: yes (+400%)")
+    assert lines[6].endswith("at the measured 40.0 img/s (at 384 px) keep up with any step of 0.10 s or more.")
