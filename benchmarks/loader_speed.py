@@ -122,9 +122,9 @@ def need(rows: list[dict[str, object]], *, scaling: Path, cluster: Path, workers
                      f"node, {plan.per_worker(workers):.1f} img/s per worker")
     plan = planned(scaling, "tokenizer")
     lines.append(verdict(plan, rate=folders_rate, workers=workers,
-                         label=f"ImageNetFolder, measured wall clock, num_workers={folders['workers']}"))
+                         label=f"ImageNetFolder at {size} px, measured wall clock, num_workers={folders['workers']}"))
     lines.append(verdict(plan, rate=cpu_rate, workers=workers,
-                         label="ImageNetFolder, one dedicated core (1000 / CPU ms per image)"))
+                         label=f"ImageNetFolder at {size} px, one dedicated core (1000 / CPU ms per image)"))
     step = semhitok_batch / (gpus * workers * shards_rate)
     lines.append(f"- SemHiTok stages (ImageShards, batch {semhitok_batch} on {gpus} GPUs at {semhitok_size} px): no "
                  f"step time is planned in docs/scaling.md; {workers} workers per GPU at the measured "

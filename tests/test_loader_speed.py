@@ -163,7 +163,7 @@ def test_need_compares_the_one_worker_rate_with_the_plan(tmp_path):
     assert lines[1].startswith("Need on one 8-GPU node (72 CPUs, docs/cluster.md: 9 per GPU = 8 data workers")
     assert lines[2].endswith("160.00 img/s per GPU = 0.40 s per step; 1,280 img/s per node, 20.0 img/s per worker")
     assert lines[3].endswith("80.00 img/s per GPU = 0.80 s per step; 640 img/s per node, 10.0 img/s per worker")
-    assert lines[4] == ("- ImageNetFolder, measured wall clock, num_workers=1: 8 workers x 25.0 img/s = 200 img/s "
-                        "per GPU against 160.0 needed: yes (+25%)")
+    assert lines[4] == ("- ImageNetFolder at 384 px, measured wall clock, num_workers=1: 8 workers x 25.0 img/s = "
+                        "200 img/s per GPU against 160.0 needed: yes (+25%)")
     assert lines[5].endswith("8 workers x 100.0 img/s = 800 img/s per GPU against 160.0 needed: yes (+400%)")
     assert lines[6].endswith("at the measured 40.0 img/s (at 384 px) keep up with any step of 0.10 s or more.")
