@@ -97,8 +97,8 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
         raise DataError(f"{path}: image file not found")
     try:
         with Image.open(path) as im:
-            im.load()
-            return im.convert("RGB")
+            im.load()  # the pixels are in memory now; closing the file leaves them usable
+            return im if im.mode == "RGB" else im.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{path}: cannot read image ({e.__class__.__name__}: {e})") from None
 

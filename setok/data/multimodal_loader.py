@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 
 from setok.data.geometry import letterbox_image, letterbox_mask, region_array
 from setok.data.multimodal import MultimodalSample
+from setok.data.sample import stack
 from setok.data.transforms import image_transform
 from setok.io import load_image
 
@@ -74,8 +75,8 @@ def collate_multimodal(items: list[tuple[MultimodalSample, list[Tensor], list[Te
     size = images[0].shape[-1] if images else 1
     return RawBatch(
         samples=samples,
-        images=torch.stack(images) if images else torch.zeros(0, 3, size, size),
-        regions=torch.stack([torch.zeros(size, size) if r is None else r for r in regions])
+        images=stack(images) if images else torch.zeros(0, 3, size, size),
+        regions=stack([torch.zeros(size, size) if r is None else r for r in regions])
         if regions else torch.zeros(0, size, size),
         has_region=torch.tensor([r is not None for r in regions], dtype=torch.bool),
         owner=torch.tensor(owner, dtype=torch.long),

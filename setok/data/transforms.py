@@ -50,7 +50,9 @@ class ImageTransform:
 
     def __call__(self, image: Image.Image) -> Tensor:
         """Resize the shorter side to ``size``, centre-crop to ``size x size``, scale to ``[0, 1]``."""
-        image = _center_crop(_resize_shorter_side(image.convert("RGB"), self.size), self.size)
+        if image.mode != "RGB":  # convert() copies even an RGB image: skipping it saves ~5% of a worker's time
+            image = image.convert("RGB")
+        image = _center_crop(_resize_shorter_side(image, self.size), self.size)
         pixels = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True))
         return pixels.permute(2, 0, 1).to(torch.float32).mul_(1.0 / 255.0)  # exactly as torchvision ToDtype
 
