@@ -30,8 +30,10 @@ with numpy, so the 214k VQAv2 val questions score in about a second.
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Sequence
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain, count
 from typing import Literal
 
 import numpy as np
@@ -155,6 +157,44 @@ def evalai_normalize(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class HumanAnswers:
+    """The human answers of ``n`` questions, stored flat and interned: what readers hand :func:`vqa_accuracy`
+    without building one Python list per question or keeping a million answer strings.
+
+    Attributes:
+        codes: ``(N,)`` int64 index into ``strings`` of every answer, question after question (``N = counts.sum()``).
+        strings: The distinct answer strings, in order of first appearance.
+        counts: ``(n,)`` int64 number of answers of each question.
+    """
+
+    codes: np.ndarray
+    strings: list[str]
+    counts: np.ndarray
+
+    @classmethod
+    def from_flat(cls, flat: Iterable[str], counts: np.ndarray) -> HumanAnswers:
+        """From every question's answers in one iterable (consumed once) and the number per question."""
+        counts = np.asarray(counts, dtype=np.int64)
+        codes, strings = _encode(flat, int(counts.sum()))
+        return cls(codes=codes, strings=strings, counts=counts)
+
+    @classmethod
+    def from_lists(cls, answers: Sequence[Sequence[str]]) -> HumanAnswers:
+        """From one list of answers per question."""
+        counts = np.fromiter(map(len, answers), dtype=np.int64, count=len(answers))
+        return cls.from_flat(chain.from_iterable(answers), counts)
+
+    def __len__(self) -> int:
+        return int(self.counts.size)
+
+    def lists(self) -> list[list[str]]:
+        """One list of answer strings per question (the form the readers were given)."""
+        flat = [self.strings[c] for c in self.codes.tolist()]
+        ends = np.cumsum(self.counts).tolist()
+        return [flat[e - c:e] for e, c in zip(ends, self.counts.tolist())]
+
+
+@dataclass(frozen=True)
 class VqaScores:
     """Per-question results of :func:`vqa_accuracy`.
 
@@ -182,16 +222,21 @@ class _Codes:
         return list(self.index)
 
 
-def _encode(flat: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-    """``(codes, uniques)`` with ``uniques[codes[i]] == flat[i]`` (per-element work at C speed; Python per unique)."""
-    uniques = list(dict.fromkeys(flat))
-    index = {text: i for i, text in enumerate(uniques)}
-    return np.fromiter(map(index.__getitem__, flat), dtype=np.int64, count=len(flat)), uniques
+def _encode(flat: Iterable[str], size: int = -1) -> tuple[np.ndarray, list[str]]:
+    """``(codes, uniques)`` with ``uniques[codes[i]] == flat[i]``, codes numbered in order of first appearance.
+
+    One pass at C speed: a ``defaultdict`` whose missing keys take the next number from ``itertools.count``.
+    ``size`` is the number of items when ``flat`` is an iterator (``-1``: ``len(flat)``).
+    """
+    index: defaultdict[str, int] = defaultdict(count().__next__)
+    n = len(flat) if size < 0 else size  # type: ignore[arg-type]
+    codes = np.fromiter(map(index.__getitem__, flat), dtype=np.int64, count=n)
+    return codes, list(index)
 
 
 def vqa_accuracy(
     predictions: Sequence[str],
-    answers: Sequence[Sequence[str]],
+    answers: Sequence[Sequence[str]] | HumanAnswers,
     *,
     rule: Rule = "vqa",
     evalai: bool = True,
@@ -201,7 +246,8 @@ def vqa_accuracy(
 
     Args:
         predictions: One raw model answer per question.
-        answers: The human answers of each question (10 in VQAv2/OK-VQA/VizWiz; any number >= 1 works).
+        answers: The human answers of each question (10 in VQAv2/OK-VQA/VizWiz; any number >= 1 works), as one list
+            per question or as :class:`HumanAnswers`.
         rule: ``"vqa"`` (GT-Vision-Lab vqaEval.py) or ``"vizwiz"`` (VizWiz vqaEval.py).
         evalai: Pass predictions through LLaVA's EvalAI answer processor first (the submission pipeline).
         answer_identity: ``rule="vqa"`` only: per question, one hashable per human standing for every field of the
@@ -222,13 +268,13 @@ def vqa_accuracy(
         raise ValueError(f"unknown rule {rule!r}")
     if answer_identity is not None and len(answer_identity) != n:
         raise ValueError(f"{len(answer_identity)} answer identities for {n} questions")
-    counts = np.fromiter((len(a) for a in answers), dtype=np.int64, count=n)
+    humans = answers if isinstance(answers, HumanAnswers) else HumanAnswers.from_lists(answers)
+    counts = humans.counts
     if n and counts.min() < 1:
         raise ValueError(f"question {int(np.argmin(counts))} has no human answers")
     width = int(counts.max()) if n else 1
     valid = np.arange(width)[None, :] < counts[:, None]
-    flat = [s for a in answers for s in a]
-    gt_raw, gt_strings = _encode(flat)
+    gt_raw, gt_strings = humans.codes, humans.strings
     pred_raw, pred_strings = _encode(predictions)
     evalai_pred = [evalai_normalize(p) if evalai else p for p in pred_strings]
 
@@ -257,7 +303,7 @@ def vqa_accuracy(
     equal = (gt_key == pred_key[:, None]) & valid  # (n, width)
     matches = equal.sum(axis=1)
     left_out = equal.astype(np.int64)  # humans dropped from "the others" of human i, when they match
-    if rule == "vqa" and answer_identity is not None:
+    if rule == "vqa" and answer_identity is not None and any(i is not None for i in answer_identity):
         for q, ident in enumerate(answer_identity):
             if ident is not None and matches[q]:
                 pairs = list(zip(gt_key[q, : counts[q]].tolist(), ident))
@@ -299,12 +345,16 @@ def accuracy_by_type(
     for types in type_lists:
         if len(types) != scores.size:
             raise ValueError(f"{len(types)} types for {scores.size} scores")
-        labels = np.asarray([sanitize_type(t) for t in types], dtype=object)
-        for label in sorted(set(labels.tolist())):
+        codes, distinct = _encode(types)  # sanitise each distinct type once, not once per question
+        label_codes: dict[str, list[int]] = {}
+        for code, t in enumerate(distinct):
+            label_codes.setdefault(sanitize_type(t), []).append(code)
+        for label in sorted(label_codes):
             name = f"accuracy_{label}"
             if name in metrics:
                 raise ValueError(f"type label {label!r} appears in two groupings")
-            m, c = means_with_ci95({name: scores[labels == label]}, scale=100.0, n_boot=n_boot, seed=seed)
+            members = np.isin(codes, label_codes[label])
+            m, c = means_with_ci95({name: scores[members]}, scale=100.0, n_boot=n_boot, seed=seed)
             metrics.update(m)
             ci95.update(c)
     return metrics, ci95
