@@ -30,7 +30,7 @@ from typing import Any
 import msgspec
 
 from evaluation.readers import preview
-from setok.io import DataError, read_json
+from setok.io import DataError, read_json, read_json_typed
 
 
 @dataclass(frozen=True)
@@ -91,24 +91,16 @@ class _Prediction(msgspec.Struct, gc=False):
     prediction: str
 
 
-def _typed(path: Path, kind: Any) -> Any:
-    """``path`` decoded as ``kind`` (msgspec structs), or ``None`` when it is absent or not of that shape."""
-    try:
-        return msgspec.json.decode(path.read_bytes(), type=kind)
-    except (OSError, msgspec.DecodeError):
-        return None
-
-
 def _read_gqa_typed(predictions: Path, questions: Path) -> GqaData | None:
     """The fast path of :func:`read_gqa` (module docstring): its result, or ``None`` to take the generic path."""
-    by_qid = _typed(questions, dict[str, _Question])
+    by_qid = read_json_typed(questions, dict[str, _Question])
     if not by_qid:
         return None
     balanced = [qid for qid, q in by_qid.items() if q.isBalanced]
     chosen = [by_qid[q] for q in balanced]
     if not balanced or any(q.answer is None or q.types is None for q in chosen):
         return None
-    records = _typed(predictions, list[_Prediction])
+    records = read_json_typed(predictions, list[_Prediction])
     if not records:
         return None
     preds = {str(r.questionId): r.prediction for r in records}

@@ -43,7 +43,7 @@ import numpy as np
 
 from evaluation.metrics.vqa import HumanAnswers
 from evaluation.readers import preview
-from setok.io import DataError, read_json
+from setok.io import DataError, read_json, read_json_typed
 
 SampleId = str | int
 
@@ -210,14 +210,6 @@ class _Prediction(msgspec.Struct, gc=False):
     answer: str
 
 
-def _typed(path: Path, kind: type[Any]) -> Any:
-    """``path`` decoded as ``kind`` (msgspec structs), or ``None`` when it is absent or not of that shape."""
-    try:
-        return msgspec.json.decode(path.read_bytes(), type=kind)
-    except (OSError, msgspec.DecodeError):  # ValidationError is a DecodeError
-        return None
-
-
 def _distinct_per_question(aids: np.ndarray, counts: np.ndarray) -> bool:
     """Whether the ``answer_id`` values (flat, ``counts`` per question) are distinct within every question."""
     starts = np.repeat(np.cumsum(counts) - counts, counts)
@@ -232,12 +224,13 @@ def _distinct_per_question(aids: np.ndarray, counts: np.ndarray) -> bool:
 
 def _read_vqa_typed(predictions: Path, annotations: Path, questions: Path | None) -> VqaData | None:
     """The fast path of :func:`read_vqa` (module docstring): its result, or ``None`` to take the generic path."""
-    ann = _typed(annotations, _Annotations)
+    ann = read_json_typed(annotations, _Annotations)
     if ann is None or not ann.annotations:
         return None
     records = ann.annotations
     ids = list(map(attrgetter("question_id"), records))
-    if len(set(ids)) != len(ids):
+    known = set(ids)
+    if len(known) != len(ids):
         return None
     answer_lists = list(map(attrgetter("answers"), records))
     counts = np.fromiter(map(len, answer_lists), dtype=np.int64, count=len(records))
@@ -251,24 +244,24 @@ def _read_vqa_typed(predictions: Path, annotations: Path, questions: Path | None
         return None
     if not _distinct_per_question(aids, counts):
         return None
-    known = set(ids)
     if questions is not None:
-        qs = _typed(questions, _Questions)
-        if qs is None:
+        qs = read_json_typed(questions, _Questions)
+        if qs is None or len(qs.questions) != len(ids) or set(map(attrgetter("question_id"), qs.questions)) != known:
             return None
-        qids = list(map(attrgetter("question_id"), qs.questions))
-        if len(qids) != len(ids) or set(qids) != known:
-            return None
-    preds = _typed(predictions, list[_Prediction])
+    preds = read_json_typed(predictions, list[_Prediction])
     if preds is None:
         return None
-    by_id = dict(zip(map(attrgetter("question_id"), preds), map(attrgetter("answer"), preds)))
-    if len(by_id) != len(preds) or len(by_id) != len(ids) or not known.issuperset(by_id):
-        return None
+    if list(map(attrgetter("question_id"), preds)) == ids:  # in annotation order, as the prediction writers keep it
+        answers = list(map(attrgetter("answer"), preds))
+    else:
+        by_id = dict(zip(map(attrgetter("question_id"), preds), map(attrgetter("answer"), preds)))
+        if len(by_id) != len(preds) or len(by_id) != len(ids) or not known.issuperset(by_id):
+            return None
+        answers = list(map(by_id.__getitem__, ids))
     return VqaData(
         ids=ids,
         answer_types=list(map(attrgetter("answer_type"), records)),
-        predictions=list(map(by_id.__getitem__, ids)),
+        predictions=answers,
         answers=HumanAnswers.from_flat(map(attrgetter("answer"), chain.from_iterable(answer_lists)), counts),
         identity=[None] * len(ids),
     )
