@@ -7,11 +7,14 @@ in this one run:
 
 * ours: ``python -m evaluation score <benchmark> --predictions ... --annotations ... --out ... --variant x
   --config-sha x --bootstrap 1000`` as a subprocess, wall clock: process start, imports, parsing, scoring, the
-  bootstrap intervals and writing the result JSON and ``samples.jsonl`` (the minimum over ``--repeats``). "start" is
-  the same command with ``--help`` (interpreter start and imports alone), the floor of every run;
+  bootstrap intervals and writing the result JSON and ``samples.jsonl``. "start" is the same command with ``--help``
+  (interpreter start and imports alone), the floor of every run;
 * lmms-eval: its per-document ``process_results`` loop over fresh docs shaped like its dataset rows (and, where the
   task has them, its aggregation functions), in this process with lmms-eval already imported (its import, dataset
-  loading and model are not timed: the most favourable set-up for it). Minimum over ``--repeats``.
+  loading and model are not timed: the most favourable set-up for it).
+
+The two sides run alternately, ``--repeats`` times each (so both see the same machine load), and each side's fastest
+run counts.
 
 Scorers (sizes are the official splits'; ``--questions`` sets VQAv2's):
 
@@ -96,31 +99,41 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def time_process(cmd: list[str], repeats: int) -> tuple[float, float]:
-    """Minimum wall-clock seconds of ``cmd`` as a fresh process over ``repeats`` runs (it must exit 0), and the CPU
-    seconds (user + system) of that run."""
-    best, cpu = float("inf"), float("inf")
-    for _ in range(repeats):
-        c0, t0 = _children_cpu(), time.perf_counter()
-        done = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, check=False)
-        wall = time.perf_counter() - t0
-        if wall < best:
-            best, cpu = wall, _children_cpu() - c0
-        if done.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr}")
-    return best, cpu
+def time_process(cmd: list[str]) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (user + system) of ``cmd`` as a fresh process (it must exit 0)."""
+    c0, t0 = _children_cpu(), time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr}")
+    return wall, _children_cpu() - c0
 
 
-def time_call(fn: Callable[[], Any], repeats: int) -> tuple[float, float, Any]:
-    """Minimum seconds of ``fn()`` over ``repeats`` calls, that call's CPU seconds, and the last call's value."""
-    best, cpu, value = float("inf"), float("inf"), None
+def time_call(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    """Wall-clock and CPU seconds of ``fn()`` in this process, and its value."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    value = fn()
+    return time.perf_counter() - t0, time.process_time() - c0, value
+
+
+def compare(ours: list[str], lmms: Callable[[], Callable[[], Any]], repeats: int) -> dict[str, Any]:
+    """Time ``ours`` (a command) and lmms-eval's loop alternately, ``repeats`` times each, so that both sides see the
+    same load; keep each side's fastest run (wall clock) and its CPU seconds.
+
+    Args:
+        ours: The scoring command.
+        lmms: Prepares one lmms-eval run (fresh docs, outside the timing) and returns the callable to time.
+        repeats: Runs per side.
+
+    Returns:
+        ``{"ours": (wall, cpu), "lmms": (wall, cpu), "value": the last lmms-eval run's value}``.
+    """
+    best_ours, best_lmms, value = (float("inf"), 0.0), (float("inf"), 0.0), None
     for _ in range(repeats):
-        c0, t0 = time.process_time(), time.perf_counter()
-        value = fn()
-        wall = time.perf_counter() - t0
-        if wall < best:
-            best, cpu = wall, time.process_time() - c0
-    return best, cpu, value
+        best_ours = min(best_ours, time_process(ours))
+        wall, cpu, value = time_call(lmms())
+        best_lmms = min(best_lmms, (wall, cpu))
+    return {"ours": best_ours, "lmms": best_lmms, "value": value}
 
 
 def ours_command(benchmark: str, out: Path, files: dict[str, Path | list[Path]], script: list[str] | None = None
@@ -134,8 +147,9 @@ def ours_command(benchmark: str, out: Path, files: dict[str, Path | list[Path]],
 
 
 def start_seconds(benchmark: str, repeats: int) -> float:
-    """Wall clock of ``python -m evaluation score <benchmark> --help``: interpreter start plus imports."""
-    return time_process([sys.executable, "-m", "evaluation", "score", benchmark, "--help"], repeats)[0]
+    """Wall clock of ``python -m evaluation score <benchmark> --help``: interpreter start plus imports (fastest)."""
+    return min(time_process([sys.executable, "-m", "evaluation", "score", benchmark, "--help"])[0]
+               for _ in range(repeats))
 
 
 def read_samples(result: Path) -> list[dict[str, Any]]:
@@ -181,23 +195,14 @@ def synthesize(n: int, seed: int) -> tuple[dict[str, Any], dict[str, Any], list[
     return {"annotations": anns}, {"questions": qs}, preds
 
 
-def lmms_vqav2(annotations: list[dict[str, Any]], predictions: list[str], repeats: int
-               ) -> tuple[float, float, np.ndarray]:
-    """Minimum seconds, that run's CPU seconds and per-question scores of lmms-eval's ``vqav2_process_results`` over
-    fresh docs (it edits ``doc["answers"]`` in place, as on a dataset row copy; the copies are made outside the timed
-    loop)."""
+def lmms_vqav2(annotations: list[dict[str, Any]], predictions: list[str]) -> Callable[[], np.ndarray]:
+    """One run of lmms-eval's ``vqav2_process_results`` per question over fresh docs (it edits ``doc["answers"]`` in
+    place, as on a dataset row copy; the copies are made here, outside the timed call); the per-question scores."""
     from lmms_eval.tasks.vqav2.utils import vqav2_process_results
 
-    best, cpu, scores = float("inf"), float("inf"), np.zeros(0)
-    for _ in range(repeats):
-        docs = [{"question_id": a["question_id"], "question": "What is it?", "answers": copy.deepcopy(a["answers"])}
-                for a in annotations]
-        wall, used, scores = time_call(
-            lambda: np.asarray([vqav2_process_results(d, [p])["exact_match"] for d, p in zip(docs, predictions)]), 1
-        )
-        if wall < best:
-            best, cpu = wall, used
-    return best, cpu, scores
+    docs = [{"question_id": a["question_id"], "question": "What is it?", "answers": copy.deepcopy(a["answers"])}
+            for a in annotations]
+    return lambda: np.asarray([vqav2_process_results(d, [p])["exact_match"] for d, p in zip(docs, predictions)])
 
 
 def old_index_intervals(scores: np.ndarray, types: list[str], seed: int) -> dict[str, tuple[float, float]]:
@@ -221,16 +226,14 @@ def bench_vqav2(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     for name, obj in (("annotations", anns), ("questions", qs), ("predictions", preds)):
         files[name].write_text(json.dumps(obj), encoding="utf-8")
     out = tmp / "vqav2_result.json"
-    t_ours, c_ours = time_process(ours_command("vqav2", out, files), args.repeats)
+    texts = [p["answer"] for p in preds]
+    timed = compare(ours_command("vqav2", out, files), lambda: lmms_vqav2(anns["annotations"], texts), args.repeats)
     result = json.loads(out.read_text())
-    rows = read_samples(out)
-    ours = np.asarray([r["accuracy"] for r in rows])
-
-    best, c_lmms, lmms = lmms_vqav2(anns["annotations"], [p["answer"] for p in preds], args.repeats)
+    ours = np.asarray([r["accuracy"] for r in read_samples(out)])
+    lmms = timed["value"]
     old = old_index_intervals(ours, [a["answer_type"] for a in anns["annotations"]], seed=0)
     return {
-        "name": "vqav2", "n": args.questions, "ours": t_ours, "start": start_seconds("vqav2", args.repeats),
-        "lmms": best, "cpu": (c_ours, c_lmms),
+        "name": "vqav2", "n": args.questions, **timed, "start": start_seconds("vqav2", args.repeats),
         "checks": {"accuracy": (result["metrics"]["accuracy"], 100.0 * float(np.mean(lmms)))},
         "per_sample_diff": int((np.abs(ours - lmms) > 1e-9).sum()),
         "intervals": {k: (old[k], tuple(result["ci95"][k])) for k in old},
@@ -278,8 +281,6 @@ def bench_gqa(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     files["questions"].write_text(json.dumps(questions), encoding="utf-8")
     files["predictions"].write_text(json.dumps(preds), encoding="utf-8")
     out = tmp / "gqa_result.json"
-    t_ours, c_ours = time_process(ours_command("gqa", out, files), args.repeats)
-    result = json.loads(out.read_text())
 
     from lmms_eval.api.metrics import exact_match_hf_evaluate
 
@@ -295,10 +296,10 @@ def bench_gqa(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
             scores.append(score["exact_match"])
         return float(np.mean(scores))
 
-    t_lmms, c_lmms, lmms = time_call(run, args.repeats)
-    return {"name": "gqa", "n": GQA_QUESTIONS, "ours": t_ours, "start": start_seconds("gqa", args.repeats),
-            "lmms": t_lmms, "cpu": (c_ours, c_lmms),
-            "checks": {"accuracy": (result["metrics"]["accuracy"], 100.0 * lmms)}}
+    timed = compare(ours_command("gqa", out, files), lambda: run, args.repeats)
+    result = json.loads(out.read_text())
+    return {"name": "gqa", "n": GQA_QUESTIONS, **timed, "start": start_seconds("gqa", args.repeats),
+            "checks": {"accuracy": (result["metrics"]["accuracy"], 100.0 * timed["value"])}}
 
 
 # ----------------------------------------------------------------------------------------------------------- POPE
@@ -325,9 +326,6 @@ def bench_pope(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
         (refs / f"coco_pope_{split}.json").write_text("".join(json.dumps(r) + "\n" for r in ref_rows))
         (preds_dir / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pred_rows))
     out = tmp / "pope_result.json"
-    t_ours, c_ours = time_process(ours_command("pope", out, {"annotations": refs, "predictions": preds_dir}),
-                                  args.repeats)
-    result = json.loads(out.read_text())
 
     from lmms_eval.tasks.pope import utils as pope
 
@@ -344,11 +342,13 @@ def bench_pope(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
             }
         return per_split
 
-    t_lmms, c_lmms, lmms = time_call(run, args.repeats)
-    checks = {f"{m}_{s}": (result["metrics"][f"{m}_{s}"], 100.0 * lmms[s][m])
+    timed = compare(ours_command("pope", out, {"annotations": refs, "predictions": preds_dir}), lambda: run,
+                    args.repeats)
+    result = json.loads(out.read_text())
+    checks = {f"{m}_{s}": (result["metrics"][f"{m}_{s}"], 100.0 * timed["value"][s][m])
               for s in POPE_SPLITS for m in ("accuracy", "f1")}
-    return {"name": "pope", "n": POPE_PER_SPLIT * len(POPE_SPLITS), "ours": t_ours,
-            "start": start_seconds("pope", args.repeats), "lmms": t_lmms, "cpu": (c_ours, c_lmms), "checks": checks}
+    return {"name": "pope", "n": POPE_PER_SPLIT * len(POPE_SPLITS), **timed,
+            "start": start_seconds("pope", args.repeats), "checks": checks}
 
 
 # -------------------------------------------------------------------------------------------------------- caption
@@ -372,14 +372,14 @@ def bench_caption(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     files["predictions"].write_text(json.dumps(preds))
     out = tmp / "caption_result.json"
     script = [str(ROOT / "benchmarks" / "no_java_score.py")]
-    t_ours, c_ours = time_process(ours_command("cider", out, files, script=script), args.repeats)
-    result = json.loads(out.read_text())
 
     from lmms_eval.tasks.coco_cap import utils as coco
+    from loguru import logger
 
     import benchmarks.no_java_score as no_java
 
     no_java.patch()
+    logger.remove()
     lmms_args = argparse.Namespace(output_path=str(tmp / "lmms_out"))
 
     def run() -> dict[str, float]:
@@ -388,13 +388,11 @@ def bench_caption(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
             return {"cider": coco.coco_cider([r["coco_CIDEr"] for r in results], lmms_args),
                     "bleu4": coco.coco_bleu4([r["coco_Bleu_4"] for r in results], lmms_args)}
 
-    from loguru import logger
-
-    logger.remove()
-    t_lmms, c_lmms, lmms = time_call(run, args.repeats)
-    checks = {m: (result["metrics"][m], 100.0 * lmms[m]) for m in ("cider", "bleu4")}
-    return {"name": "caption (cider, no Java)", "n": CAPTION_IMAGES, "ours": t_ours,
-            "start": start_seconds("cider", args.repeats), "lmms": t_lmms, "cpu": (c_ours, c_lmms), "checks": checks}
+    timed = compare(ours_command("cider", out, files, script=script), lambda: run, args.repeats)
+    result = json.loads(out.read_text())
+    checks = {m: (result["metrics"][m], 100.0 * timed["value"][m]) for m in ("cider", "bleu4")}
+    return {"name": "caption (cider, no Java)", "n": CAPTION_IMAGES, **timed,
+            "start": start_seconds("cider", args.repeats), "checks": checks}
 
 
 # ------------------------------------------------------------------------------------------------------------ main
@@ -425,9 +423,9 @@ def main() -> None:
             ok = all(abs(a - b) <= TOLERANCE for a, b in r["checks"].values()) and not r.get("per_sample_diff")
             failed += [] if ok else [name]
             shown = ", ".join(f"{k} {a:.4f} vs {b:.4f}" for k, (a, b) in r["checks"].items())
-            cpu_ratio = r["cpu"][1] / r["cpu"][0]
-            print(f"{r['name']:26s} {r['n']:7d} {r['ours']:8.2f}s {r['start']:7.2f}s {r['lmms']:9.2f}s "
-                  f"{r['lmms'] / r['ours']:6.1f}x {cpu_ratio:9.1f}x   {'ok' if ok else 'MISMATCH'}: {shown}",
+            (t_ours, c_ours), (t_lmms, c_lmms) = r["ours"], r["lmms"]
+            print(f"{r['name']:26s} {r['n']:7d} {t_ours:8.2f}s {r['start']:7.2f}s {t_lmms:9.2f}s "
+                  f"{t_lmms / t_ours:6.1f}x {c_lmms / c_ours:9.1f}x   {'ok' if ok else 'MISMATCH'}: {shown}",
                   flush=True)
             if "per_sample_diff" in r:
                 print(f"{'':26s} questions whose accuracy differs from lmms-eval's: {r['per_sample_diff']}")

@@ -22,9 +22,11 @@ duplicate ids are errors, each reported in one line naming the file.
 
 Speed: the VQAv2 val annotations are 200 MB of JSON with 2.1M answer objects. :func:`read_vqa` first decodes the
 three files straight into msgspec structs of the fields it uses (the other fields are skipped, not built), which
-takes a fraction of a generic parse; any file that this typed pass does not accept as well-formed, and any question
-whose ``answer_id`` values are not distinct integers, sends the whole read through the generic path below, which
-gives the same data and words every error. The fast path only ever returns what the generic path would.
+takes a fraction of a generic parse. The official layout (10 humans numbered ``answer_id`` 1..10) is checked during
+that decoding; other ``answer_id`` numberings are decoded again with any number of humans and checked to be distinct
+integers per question. Any file that these typed passes do not accept as well-formed, and any question whose
+``answer_id`` values are not distinct integers, sends the whole read through the generic path below, which gives the
+same data and words every error. The fast path only ever returns what the generic path would.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from dataclasses import dataclass
 from itertools import chain, repeat
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import numpy as np
@@ -197,6 +199,25 @@ class _Annotations(msgspec.Struct, gc=False):
     annotations: list[_Annotation]
 
 
+# The official layout, checked while decoding: exactly 10 humans per question numbered answer_id 1..10 in order
+# (VQAv2, OK-VQA). Human k is a struct whose answer_id must be the literal k, so these ids need no check afterwards.
+OFFICIAL_HUMANS = 10
+_NumberedAnswers = tuple.__class_getitem__(tuple(
+    msgspec.defstruct(f"_Answer{k}", [("answer", str), ("answer_id", Literal[k])], gc=False)  # type: ignore[valid-type]
+    for k in range(1, OFFICIAL_HUMANS + 1)
+))
+
+
+class _NumberedAnnotation(msgspec.Struct, gc=False):
+    question_id: int | str
+    answer_type: str
+    answers: _NumberedAnswers  # type: ignore[valid-type]
+
+
+class _NumberedAnnotations(msgspec.Struct, gc=False):
+    annotations: list[_NumberedAnnotation]
+
+
 class _Question(msgspec.Struct, gc=False):
     question_id: int | str
 
@@ -224,7 +245,10 @@ def _distinct_per_question(aids: np.ndarray, counts: np.ndarray) -> bool:
 
 def _read_vqa_typed(predictions: Path, annotations: Path, questions: Path | None) -> VqaData | None:
     """The fast path of :func:`read_vqa` (module docstring): its result, or ``None`` to take the generic path."""
-    ann = read_json_typed(annotations, _Annotations)
+    ann = read_json_typed(annotations, _NumberedAnnotations)
+    numbered = ann is not None
+    if not numbered:
+        ann = read_json_typed(annotations, _Annotations)
     if ann is None or not ann.annotations:
         return None
     records = ann.annotations
@@ -233,17 +257,19 @@ def _read_vqa_typed(predictions: Path, annotations: Path, questions: Path | None
     if len(known) != len(ids):
         return None
     answer_lists = list(map(attrgetter("answers"), records))
-    counts = np.fromiter(map(len, answer_lists), dtype=np.int64, count=len(records))
-    if counts.min() < 1:
-        return None
-    total = int(counts.sum())
-    try:
-        aids = np.fromiter(map(attrgetter("answer_id"), chain.from_iterable(answer_lists)), dtype=np.int64,
-                           count=total)
-    except OverflowError:
-        return None
-    if not _distinct_per_question(aids, counts):
-        return None
+    if numbered:
+        counts = np.full(len(records), OFFICIAL_HUMANS, dtype=np.int64)
+    else:
+        counts = np.fromiter(map(len, answer_lists), dtype=np.int64, count=len(records))
+        if counts.min() < 1:
+            return None
+        try:
+            aids = np.fromiter(map(attrgetter("answer_id"), chain.from_iterable(answer_lists)), dtype=np.int64,
+                               count=int(counts.sum()))
+        except OverflowError:
+            return None
+        if not _distinct_per_question(aids, counts):
+            return None
     if questions is not None:
         qs = read_json_typed(questions, _Questions)
         if qs is None or len(qs.questions) != len(ids) or set(map(attrgetter("question_id"), qs.questions)) != known:

@@ -343,19 +343,21 @@ def test_cli_writes_result_and_per_question_samples(tmp_path: Path, cli: Any) ->
 # ------------------------------------------------------------------- the typed fast path and the scoring process
 
 
-def _small_vqav2(folder: Path, *, repeated_ids: bool) -> tuple[Path, Path, Path]:
-    """300 questions in the official layout; ``repeated_ids``: every 50th question numbers its humans 1,1,2,2,..."""
+def _small_vqav2(folder: Path, *, ids: str = "official") -> tuple[Path, Path, Path]:
+    """300 questions in the official layout; every 50th question numbers its humans 1..10 (``ids="official"``),
+    10..1 (``"reversed"``) or 1,1,2,2,...,5,5 (``"repeated"``)."""
     rng = random.Random(7)
     words = ["yes", "no", "2", "two", "dog", "a dog", "t-shirt", "red", "Red.", "don't", "dont", "hot dog"]
     anns, qs, preds = [], [], []
     for i in range(300):
         pool = rng.sample(words, rng.choice([1, 2, 3]))
         humans = rng.choices(pool, k=10)
-        ids = [1, 1, 2, 2, 3, 3, 4, 4, 5, 5] if repeated_ids and i % 50 == 0 else list(range(1, 11))
+        numbers = {"official": range(1, 11), "reversed": range(10, 0, -1), "repeated": [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]}
+        aids = numbers[ids] if i % 50 == 0 else range(1, 11)
         anns.append({"question_id": 100 + i, "image_id": i, "question_type": "what",
                      "answer_type": ["yes/no", "number", "other"][i % 3], "multiple_choice_answer": humans[0],
                      "answers": [{"answer": a, "answer_confidence": "yes", "answer_id": j}
-                                 for a, j in zip(humans, ids)]})
+                                 for a, j in zip(humans, aids)]})
         qs.append({"question_id": 100 + i, "image_id": i, "question": "What?"})
         preds.append({"question_id": 100 + i, "answer": rng.choice(pool + ["cat", "Two", "The dog."])})
     paths = folder / "predictions.json", folder / "annotations.json", folder / "questions.json"
@@ -364,14 +366,16 @@ def _small_vqav2(folder: Path, *, repeated_ids: bool) -> tuple[Path, Path, Path]
     return paths
 
 
-@pytest.mark.parametrize("repeated_ids", [False, True])
+@pytest.mark.parametrize("ids", ["official", "reversed", "repeated"])
 def test_typed_fast_path_reads_what_the_generic_reader_reads(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repeated_ids: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ids: str
 ) -> None:
     import evaluation.readers.vqa as reader
 
-    paths = _small_vqav2(tmp_path, repeated_ids=repeated_ids)
-    assert (reader._read_vqa_typed(*paths) is None) == repeated_ids  # repeated answer_ids: the generic path's job
+    paths = _small_vqav2(tmp_path, ids=ids)
+    official = reader.read_json_typed(paths[1], reader._NumberedAnnotations) is not None
+    assert official == (ids == "official")  # the official numbering is checked while decoding
+    assert (reader._read_vqa_typed(*paths) is None) == (ids == "repeated")  # repeated ids: the generic path's job
     fast = reader.read_vqa(*paths)
     monkeypatch.setattr(reader, "read_json_typed", lambda path, kind: None)  # force the generic path
     generic = reader.read_vqa(*paths)
@@ -379,12 +383,12 @@ def test_typed_fast_path_reads_what_the_generic_reader_reads(
     assert fast.predictions == generic.predictions and fast.identity == generic.identity
     assert fast.answers.lists() == generic.answers.lists() and np.array_equal(fast.answers.counts,
                                                                               generic.answers.counts)
-    assert (fast.identity[0] is not None) == repeated_ids
+    assert (fast.identity[0] is not None) == (ids == "repeated")
 
 
 def test_cli_result_of_a_small_vqav2_case_is_unchanged(tmp_path: Path, cli: Any) -> None:
     # Metrics of this case from the scorer before the fast path and the counts bootstrap (commit 7f5d0c7)
-    preds, anns, qs = _small_vqav2(tmp_path, repeated_ids=False)
+    preds, anns, qs = _small_vqav2(tmp_path)
     out = tmp_path / "r.json"
     proc = cli("score", "vqav2", "--predictions", preds, "--annotations", anns, "--questions", qs, "--out", out,
                "--variant", "x", "--config-sha", "s", "--bootstrap", "1000")
