@@ -58,6 +58,12 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as indented, key-sorted JSON atomically (same input, same bytes)."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
@@ -74,8 +80,7 @@ def write_jsonl(path: str | os.PathLike[str], rows: list[dict[str, Any]], *, com
             (``{"a": 1, "b": 2}``). Either way standard JSON meaning the same values, same rows same bytes.
     """
     if compact:
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(jsonl_bytes(rows))
+        write_bytes(path, jsonl_bytes(rows))
         return
     write_text(path, "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in rows))
 

@@ -55,6 +55,7 @@ ARTICLES = frozenset({"a", "an", "the"})
 # `periodStrip.sub("", text, re.UNICODE)`, i.e. with count=re.UNICODE=32: only the first 32 such periods go.
 _PERIOD = re.compile(r"\.(?!\d)")
 _PERIOD_COUNT = int(re.UNICODE)
+_ANY_MARK = re.compile("[" + re.escape("".join(PUNCTUATION)) + "]")
 _COMMA_IN_NUMBER_VQA = re.compile(r"\d,\d")  # vqaEval.py `self.commaStrip`
 _COMMA_IN_NUMBER_EVALAI = re.compile(r"(?<=\d),+(?=\d)")  # EvalAIAnswerProcessor.COMMA_STRIP
 
@@ -119,6 +120,8 @@ def process_punctuation(text: str, comma_in_number: re.Pattern[str] = _COMMA_IN_
     input has a comma between digits anywhere ("1,000"), and replaced by a space otherwise ("t-shirt" -> "t shirt");
     then the first 32 periods not followed by a digit are deleted ("yes." -> "yes", "2.5" kept).
     """
+    if _ANY_MARK.search(text) is None:  # nothing to replace (most answers): the period step alone
+        return _PERIOD.sub("", text, count=_PERIOD_COUNT) if "." in text else text
     glue = comma_in_number.search(text) is not None
     out = text
     for mark in PUNCTUATION:
