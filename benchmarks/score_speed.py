@@ -13,8 +13,8 @@ in this one run:
   task has them, its aggregation functions), in this process with lmms-eval already imported (its import, dataset
   loading and model are not timed: the most favourable set-up for it).
 
-Our packages are byte-compiled first (as an installed package is). The two sides run alternately, ``--repeats`` times each (so both see the same machine load), and each side's fastest
-run counts.
+Our packages are byte-compiled first (as an installed package is). The two sides run alternately, ``--repeats`` times
+each (so both see the same machine load), and each side's fastest run counts.
 
 Scorers (sizes are the official splits'; ``--questions`` sets VQAv2's):
 
