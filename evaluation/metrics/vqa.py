@@ -277,43 +277,56 @@ def vqa_accuracy(
     if n and counts.min() < 1:
         raise ValueError(f"question {int(np.argmin(counts))} has no human answers")
     width = int(counts.max()) if n else 1
-    valid = np.arange(width)[None, :] < counts[:, None]
+    uniform = not n or int(counts.min()) == width  # every question has `width` humans: no padding to mask
+    valid = None if uniform else np.arange(width)[None, :] < counts[:, None]
     gt_raw, gt_strings = humans.codes, humans.strings
     pred_raw, pred_strings = _encode(predictions)
     evalai_pred = [evalai_normalize(p) if evalai else p for p in pred_strings]
+
+    def as_grid(codes: np.ndarray) -> np.ndarray:
+        """``(n, width)`` per-human codes; ``-1`` in the padding of questions with fewer humans."""
+        if valid is None:
+            return codes.reshape(n, width)
+        grid = np.full((n, width), -1, dtype=np.int64)
+        grid[valid] = codes
+        return grid
 
     keys = _Codes()  # every string that takes part in a comparison
     if rule == "vqa":
         gt_clean_str = [clean(s) for s in gt_strings]
         clean_of_raw, clean_uniques = _encode(gt_clean_str)
-        grid = np.full((n, width), -1, dtype=np.int64)
-        grid[valid] = clean_of_raw[gt_raw]
-        unanimous = ((grid == grid[:, :1]) | ~valid).all(axis=1)
+        grid = as_grid(clean_of_raw[gt_raw])
+        unanimous = (grid == grid[:, :1]) if valid is None else (grid == grid[:, :1]) | ~valid
+        unanimous = unanimous.all(axis=1)
         plain = np.array([keys.code(s) for s in clean_uniques], dtype=np.int64)
         normed = np.array([keys.code(vqa_normalize(s)) for s in clean_uniques], dtype=np.int64)
-        gt_key = np.where(unanimous[:, None], plain[np.maximum(grid, 0)], normed[np.maximum(grid, 0)])
+        gt_key = normed[np.maximum(grid, 0)]  # normalised where the humans disagree, as stripped where unanimous
+        gt_key[unanimous] = plain[np.maximum(grid[unanimous], 0)]
         pred_plain_str = [clean(p) for p in evalai_pred]
         pred_plain = np.array([keys.code(s) for s in pred_plain_str], dtype=np.int64)
         pred_normed = np.array([keys.code(vqa_normalize(s)) for s in pred_plain_str], dtype=np.int64)
         pred_key = np.where(unanimous, pred_plain[pred_raw], pred_normed[pred_raw])
     else:
         raw_key = np.array([keys.code(s) for s in gt_strings], dtype=np.int64)
-        gt_key = np.full((n, width), -1, dtype=np.int64)
-        gt_key[valid] = raw_key[gt_raw]
+        gt_key = as_grid(raw_key[gt_raw])
         pred_normed = np.array([keys.code(vizwiz_normalize(clean(p))) for p in evalai_pred], dtype=np.int64)
         pred_key = pred_normed[pred_raw]
-    gt_key = np.where(valid, gt_key, -1)
+    if valid is not None:
+        gt_key[~valid] = -1
 
-    equal = (gt_key == pred_key[:, None]) & valid  # (n, width)
+    equal = gt_key == pred_key[:, None]  # (n, width); padding (-1) never equals a key
     matches = equal.sum(axis=1)
-    left_out = equal.astype(np.int64)  # humans dropped from "the others" of human i, when they match
     if rule == "vqa" and answer_identity is not None and list(answer_identity).count(None) < n:  # count: C speed
+        left_out = equal.astype(np.int64)  # humans dropped from "the others" of human i, when they match
         for q, ident in enumerate(answer_identity):
             if ident is not None and matches[q]:
                 pairs = list(zip(gt_key[q, : counts[q]].tolist(), ident))
                 left_out[q, : counts[q]] *= [pairs.count(p) for p in pairs]
-    others = matches[:, None] - left_out
-    credit = np.where(valid, np.minimum(others, 3), 0).sum(axis=1)  # sum over humans of 3 * min(1, others / 3)
+        others = matches[:, None] - left_out
+        in_question = np.ones((n, width), dtype=bool) if valid is None else valid
+        credit = np.where(in_question, np.minimum(others, 3), 0).sum(axis=1)  # sum over humans of 3*min(1, others/3)
+    else:  # leave-one-out: the c - m other humans see m matching others, the m matching ones m - 1
+        credit = (counts - matches) * np.minimum(matches, 3) + matches * np.minimum(np.maximum(matches - 1, 0), 3)
     accuracy = credit / (3.0 * counts)
     strings = keys.strings()
     return VqaScores(accuracy=accuracy, matches=matches, prediction=[strings[k] for k in pred_key.tolist()])
