@@ -1,9 +1,29 @@
-"""Percentile-bootstrap 95% confidence intervals over samples.
+"""Percentile-bootstrap 95% confidence intervals over samples, exact and fast.
 
-Resampling indices for all replicates are drawn as one ``(n_boot, n)`` matrix from ``numpy.random.default_rng(seed)``,
-so an interval is a deterministic function of ``(values, n_boot, seed)``. For very large ``n * n_boot`` the matrix is
-drawn in consecutive row blocks from the same generator (block size depends only on ``n``), which bounds memory at
-about :data:`MAX_BLOCK_ELEMENTS` indices and keeps the result deterministic.
+A bootstrap replicate resamples the ``n`` samples with replacement: sample ``i`` is drawn ``c_i`` times, with
+``(c_1, ..., c_n)`` multinomial over ``n`` draws with equal probabilities. Two ways to draw replicates are used, and
+both draw from exactly that distribution; an interval is a deterministic function of ``(values, n_boot, seed)``.
+
+* Index resampling (:func:`bootstrap_statistic`): all replicates' sample indices as one ``(n_boot, n)`` matrix from
+  ``numpy.random.default_rng(seed)``, drawn in consecutive row blocks from the same generator for very large
+  ``n * n_boot`` (the block size depends only on ``n``, which bounds memory at about :data:`MAX_BLOCK_ELEMENTS`
+  indices and keeps the result deterministic). :func:`bootstrap_sums` draws the same index blocks and turns each row
+  into per-sample counts, so a statistic of per-sample sums (corpus BLEU) gets the same replicates as gathering
+  ``values[idx]`` would, without the ``(n_boot, n, d)`` gather.
+* Counts over distinct values (:func:`bootstrap_counts`): a statistic that depends on the samples only through how
+  many of each KIND there are (a mean over per-sample values that take few distinct values: 0/1 correctness, VQA's
+  0/0.3/0.6/0.9/1; POPE's four confusion cells) needs only the kinds' counts, and merging the multinomial's cells by
+  kind gives again a multinomial: ``n`` draws over the ``k`` kinds with probabilities ``count_j / n``. Drawing those
+  ``(n_boot, k)`` counts directly (``Generator.multinomial``) gives the same distribution of replicates as resampling
+  indices, at a cost of ``n_boot * k`` instead of ``n_boot * n`` draws: 1000 resamples of 100K VQAv2 questions take
+  a millisecond instead of a second.
+
+:func:`mean_ci95` and :func:`means_with_ci95` take the counts path when the rows of values have at most
+``n / MULTINOMIAL_SHARE`` distinct values (where it is the cheaper one) and index resampling otherwise. The two paths
+consume the generator differently, so for the same seed the counts path gives different replicates than the index
+path did before it existed: intervals differ by Monte-Carlo error only (at 1000 resamples of 100K VQAv2 questions
+both end points agree within about 0.05 points; ``benchmarks/score_speed.py`` prints the comparison). Values with
+many distinct values (CIDEr per image, editing distances) draw exactly what they always drew.
 """
 
 from __future__ import annotations
@@ -14,6 +34,7 @@ import numpy as np
 
 DEFAULT_RESAMPLES = 1000
 MAX_BLOCK_ELEMENTS = 1 << 24  # 16M int32 indices (64 MiB) per block
+MULTINOMIAL_SHARE = 16  # counts path when distinct values <= n / 16 (a binomial draw costs ~16 uniform ones)
 
 
 def _index_blocks(
@@ -28,6 +49,11 @@ def _index_blocks(
             size=(min(rows, n_boot - start), n),
             dtype=np.int64 if n >= 2**31 else np.int32,
         )
+
+
+def _check_sizes(n: int, n_boot: int) -> None:
+    if n < 1 or n_boot < 1:
+        raise ValueError(f"need n >= 1 and n_boot >= 1, got n={n}, n_boot={n_boot}")
 
 
 def bootstrap_statistic(
@@ -49,8 +75,7 @@ def bootstrap_statistic(
     Returns:
         Replicate values stacked along the first axis, shape ``(n_boot, ...)``.
     """
-    if n < 1 or n_boot < 1:
-        raise ValueError(f"need n >= 1 and n_boot >= 1, got n={n}, n_boot={n_boot}")
+    _check_sizes(n, n_boot)
     rng = np.random.default_rng(seed)
     return np.concatenate(
         [
@@ -58,6 +83,70 @@ def bootstrap_statistic(
             for idx in _index_blocks(n, n_boot, rng)
         ]
     )
+
+
+def bootstrap_sums(
+    values: np.ndarray,
+    statistic: Callable[[np.ndarray], np.ndarray],
+    *,
+    n_boot: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> np.ndarray:
+    """Evaluate a statistic of per-sample sums on ``n_boot`` resamples: the replicates of
+    ``bootstrap_statistic(n, lambda idx: statistic(values[idx].sum(axis=1)))`` (same seed, same resamples), computed
+    from each resample's per-sample counts instead of a ``(b, n, d)`` gather.
+
+    Args:
+        values: ``(n, d)`` per-sample values (e.g. BLEU's n-gram and length statistics).
+        statistic: Maps ``(b, d)`` summed values to ``b`` replicate values, shape ``(b, ...)``.
+        n_boot: Number of resamples.
+        seed: Seed of ``numpy.random.default_rng``.
+
+    Returns:
+        Replicate values, shape ``(n_boot, ...)``.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2:
+        raise ValueError(f"values must be (n, d), got shape {v.shape}")
+    n = v.shape[0]
+    _check_sizes(n, n_boot)
+    rng = np.random.default_rng(seed)
+    out = []
+    for idx in _index_blocks(n, n_boot, rng):
+        rows = idx.shape[0]
+        flat = (idx + (np.arange(rows, dtype=np.int64) * n)[:, None]).ravel()
+        counts = np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(np.float64)
+        out.append(np.asarray(statistic(counts @ v), dtype=np.float64))
+    return np.concatenate(out)
+
+
+def bootstrap_counts(
+    counts: np.ndarray,
+    statistic: Callable[[np.ndarray], np.ndarray],
+    *,
+    n_boot: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> np.ndarray:
+    """Evaluate a statistic of kind counts on ``n_boot`` resamples (the counts path of the module docstring).
+
+    Args:
+        counts: ``(k,)`` number of samples of each kind (``n = counts.sum()``).
+        statistic: Maps ``(b, k)`` resampled kind counts (each row sums to ``n``) to ``b`` replicate values,
+            shape ``(b, ...)``.
+        n_boot: Number of resamples.
+        seed: Seed of ``numpy.random.default_rng``.
+
+    Returns:
+        Replicate values, shape ``(n_boot, ...)``.
+    """
+    c = np.asarray(counts, dtype=np.int64)
+    if c.ndim != 1 or c.size == 0 or c.min() < 0:
+        raise ValueError(f"counts must be a non-empty 1-D array of non-negative integers, got {c!r}")
+    n = int(c.sum())
+    _check_sizes(n, n_boot)
+    rng = np.random.default_rng(seed)
+    drawn = rng.multinomial(n, c / n, size=n_boot)  # (n_boot, k)
+    return np.asarray(statistic(drawn), dtype=np.float64)
 
 
 def percentile_interval(
@@ -69,6 +158,19 @@ def percentile_interval(
         np.asarray(replicates, dtype=np.float64), [tail, 100.0 - tail]
     )
     return float(lo), float(hi)
+
+
+def _mean_replicates(matrix: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """``(n_boot, k)`` bootstrap replicates of the column means of ``(n, k)`` ``matrix`` (paired over columns)."""
+    n = matrix.shape[0]
+    if matrix.shape[1] == 1:  # one column: a plain sort (the row-wise unique sorts a structured view, far slower)
+        values, counts = np.unique(matrix[:, 0], return_counts=True)
+        kinds = values[:, None]
+    else:
+        kinds, counts = np.unique(matrix, axis=0, return_counts=True)  # distinct rows, (j, k) and (j,)
+    if kinds.shape[0] * MULTINOMIAL_SHARE <= n:
+        return bootstrap_counts(counts, lambda drawn: (drawn @ kinds) / n, n_boot=n_boot, seed=seed)
+    return bootstrap_statistic(n, lambda idx: matrix[idx].mean(axis=1), n_boot=n_boot, seed=seed)
 
 
 def mean_ci95(
@@ -87,11 +189,8 @@ def mean_ci95(
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 1:
         raise ValueError(f"values must be 1-D, got shape {v.shape}")
-    return percentile_interval(
-        bootstrap_statistic(
-            v.size, lambda idx: v[idx].mean(axis=1), n_boot=n_boot, seed=seed
-        )
-    )
+    _check_sizes(v.size, n_boot)
+    return percentile_interval(_mean_replicates(v[:, None], n_boot, seed)[:, 0])
 
 
 def means_with_ci95(
@@ -122,9 +221,8 @@ def means_with_ci95(
     if n_boot == 0:
         return metrics, {}
     matrix = np.stack(list(arrays.values()), axis=1)  # (n, k)
-    reps = bootstrap_statistic(
-        matrix.shape[0], lambda idx: matrix[idx].mean(axis=1), n_boot=n_boot, seed=seed
-    ).reshape(n_boot, matrix.shape[1])
+    _check_sizes(matrix.shape[0], n_boot)
+    reps = _mean_replicates(matrix, n_boot, seed)
     ci = {
         k: tuple(x * scale for x in percentile_interval(reps[:, j]))
         for j, k in enumerate(arrays)

@@ -27,15 +27,17 @@ Adding a benchmark (vqav2, gqa, pope, ...) is one module, plus its fixture, test
             ...  # read files with evaluation.readers, compute with evaluation.metrics
             return ScoreResult(metrics={...}, n=..., rows=[...], ci95={...})
 
-Every module in :mod:`evaluation.suite` is imported on first use of :func:`get` / :func:`names`, so nothing else
-has to be edited: ``build_task``, the MLLM tables, the workflow's benchmark lists and ``python -m
-evaluation.layout_check`` read the class.
+Every module in :mod:`evaluation.suite` is imported on first use of :func:`names` (and of :func:`get` with a name
+that is not a module's), so nothing else has to be edited: ``build_task``, the MLLM tables, the workflow's benchmark
+lists and ``python -m evaluation.layout_check`` read the class. :func:`get` of a benchmark whose module bears its
+name imports that module alone, which keeps ``python -m evaluation score <benchmark>`` quick to start.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -279,11 +281,24 @@ def register(name: str) -> Callable[[B], B]:
 
 
 def _load_builtin() -> None:
-    """Import :mod:`evaluation.suite` once, which imports (and so registers) every benchmark module."""
+    """Import every module of :mod:`evaluation.suite` once (and so register every benchmark)."""
     global _LOADED
     if not _LOADED:
-        importlib.import_module("evaluation.suite")
+        importlib.import_module("evaluation.suite").load_all()
         _LOADED = True
+
+
+def _load_one(name: str) -> None:
+    """Import the module ``evaluation.suite.<name>`` alone when it exists (it registers ``name`` by convention).
+
+    Scoring one benchmark then imports only its module and what that imports (``python -m evaluation score vqav2``
+    starts in a fraction of the time all 28 take); any other name falls back to importing every module.
+    """
+    if name in _REGISTRY or _LOADED or not name.isidentifier():
+        return
+    module = f"evaluation.suite.{name}"
+    if importlib.util.find_spec(module) is not None:
+        importlib.import_module(module)
 
 
 def names() -> list[str]:
@@ -298,7 +313,9 @@ def get(name: str) -> Benchmark:
     Raises:
         KeyError: No benchmark of that name (the message lists the known ones).
     """
-    _load_builtin()
+    _load_one(name)
+    if name not in _REGISTRY:
+        _load_builtin()
     if name not in _REGISTRY:
         raise KeyError(
             f"unknown benchmark {name!r}; known: {', '.join(sorted(_REGISTRY))}"

@@ -17,7 +17,8 @@ what its options and grader decide; the caller adds what it alone knows (``pytho
 ``metrics`` and ``n`` mean the same with or without marks: ``n`` counts the samples scored.
 
 Both files are written atomically (samples first, so an existing ``R.json`` implies complete samples) and
-byte-for-byte reproducibly: the same inputs give the same bytes.
+byte-for-byte reproducibly: the same inputs give the same bytes. ``R.samples.jsonl`` is compact JSON lines with
+sorted keys (``{"accuracy":1.0,"question_id":1}``, encoded by msgspec: 100K rows in tens of milliseconds).
 """
 
 from __future__ import annotations
@@ -142,6 +143,6 @@ def write_result(
         provenance=provenance,
         out=path,
     )
-    write_jsonl(samples_path(path), result.rows)
+    write_jsonl(samples_path(path), result.rows, compact=True)
     write_json(path, record)
     return record

@@ -1,22 +1,36 @@
-"""File I/O shared by every stage: atomic writes and image loading with one-line errors.
+"""File I/O shared by every stage: atomic writes, JSON and image loading with one-line errors.
 
 Every result, checkpoint and table is written to a temporary name in the destination folder and renamed into place,
 so an interrupted job never leaves a half-written file that Snakemake would take as done.
+
+JSON is parsed with msgspec (C, several times faster than the standard library on the 80 MB benchmark reference
+files) and falls back to :mod:`json` for anything msgspec refuses, so what is accepted, what it decodes to and the
+error message of a bad file are the standard library's (msgspec rejects a subset of what ``json`` accepts: NaN and
+Infinity literals, lone surrogate escapes). PIL is imported only by the image helpers: the text scorers that import
+this module start without it.
 """
 from __future__ import annotations
 
 import contextlib
 import io
 import json
+import math
+import mmap
 import os
 import pickle
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import msgspec
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+_DECODE = msgspec.json.Decoder()
+_ENCODE_SORTED = msgspec.json.Encoder(order="sorted")
 
 
 class DataError(RuntimeError):
@@ -44,14 +58,88 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as indented, key-sorted JSON atomically (same input, same bytes)."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
-def write_jsonl(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> None:
-    """Write one JSON object per line atomically."""
+def write_jsonl(path: str | os.PathLike[str], rows: list[dict[str, Any]], *, compact: bool = False) -> None:
+    """Write one JSON object per line (keys sorted) atomically.
+
+    Args:
+        path: Output file.
+        rows: One JSON object per line.
+        compact: No spaces after ``,`` and ``:`` (``{"a":1,"b":2}``), encoded by msgspec at C speed (the per-sample
+            scores of a 200K-question benchmark in tens of milliseconds); otherwise the standard library's spacing
+            (``{"a": 1, "b": 2}``). Either way standard JSON meaning the same values, same rows same bytes.
+    """
+    if compact:
+        write_bytes(path, jsonl_bytes(rows))
+        return
     write_text(path, "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in rows))
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether ``value`` holds a NaN or infinite float anywhere (msgspec would write it as ``null``)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(map(_non_finite, value.values()))
+    if isinstance(value, (list, tuple)):
+        return any(map(_non_finite, value))
+    return False
+
+
+def jsonl_bytes(rows: Sequence[dict[str, Any]]) -> bytes:
+    """``rows`` as compact, key-sorted JSON lines (UTF-8, not ASCII-escaped).
+
+    msgspec encodes them; the standard library (same separators) takes over for what msgspec refuses (numpy
+    scalars, non-string keys) and for non-finite floats, which msgspec would turn into ``null`` while ``json`` keeps
+    them as ``NaN`` / ``Infinity`` as every other writer here does.
+    """
+    try:
+        out = _ENCODE_SORTED.encode_lines(rows)
+        if b"null" not in out or not _non_finite(list(rows)):
+            return out
+    except (TypeError, msgspec.EncodeError):
+        pass
+    return "".join(
+        json.dumps(r, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n" for r in rows
+    ).encode("utf-8")
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse JSON as :func:`json.loads` does (same values, same errors), through msgspec when it accepts the text.
+
+    Raises:
+        json.JSONDecodeError: Malformed JSON (the standard library's message and position).
+        UnicodeDecodeError: ``data`` is bytes that are not UTF-8.
+    """
+    try:
+        return _DECODE.decode(data)
+    except msgspec.DecodeError:  # the standard library decides, on the text as read_text would give it
+        return json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
+
+
+def read_json_typed(path: str | os.PathLike[str], kind: Any) -> Any:
+    """``path`` decoded by msgspec straight into ``kind`` (structs of the fields a reader uses; the other fields are
+    skipped, never built), or ``None`` when the file is missing, empty, or not JSON of that shape.
+
+    The fast first pass of a reader: on ``None`` it reads the file again generically (:func:`read_json`) to word the
+    error or to handle what the typed pass does not. The file is memory-mapped rather than copied into a buffer
+    (80 MB of VQAv2 annotations: a third fewer page faults).
+    """
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return msgspec.json.decode(mapped, type=kind)
+    except (OSError, ValueError, msgspec.DecodeError):  # ValueError: an empty file cannot be mapped
+        return None
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
@@ -60,7 +148,9 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return loads(path.read_bytes())
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: malformed JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
 
@@ -76,7 +166,7 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                rows.append(loads(line))
             except json.JSONDecodeError as e:
                 raise DataError(f"{path}: line {i} is not valid JSON ({e.msg})") from None
     return rows
@@ -92,6 +182,8 @@ def torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
 
 def load_image(path: str | os.PathLike[str]) -> Image.Image:
     """Open an image as RGB; a missing, truncated or non-image file raises :class:`DataError` naming it."""
+    from PIL import Image, UnidentifiedImageError
+
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: image file not found")
@@ -105,6 +197,8 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
 
 def array_to_image(array: np.ndarray) -> Image.Image:
     """Turn a grey ``(H, W)`` or colour ``(H, W, 3|4)`` uint8/float array into an RGB PIL image."""
+    from PIL import Image
+
     a = np.asarray(array)
     if a.dtype != np.uint8:
         a = np.clip(a * (255.0 if a.max() <= 1.0 else 1.0), 0, 255).round().astype(np.uint8)

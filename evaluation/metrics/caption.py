@@ -22,7 +22,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -102,6 +102,15 @@ def closest_ref_length(ref_lengths: Sequence[int], test_length: int) -> int:
     return min((abs(n - test_length), n) for n in ref_lengths)[1]
 
 
+def _stats_rows(cooked: Sequence[dict[str, Any]]) -> np.ndarray:
+    """``[testlen, reflen, guess_1..4, correct_1..4]`` rows of ``cook_test`` results (``reflen``: the list of
+    reference lengths, reduced to the closest one)."""
+    rows = [
+        [c["testlen"], closest_ref_length(c["reflen"], c["testlen"]), *c["guess"], *c["correct"]] for c in cooked
+    ]
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), 2 + 2 * BLEU_N)
+
+
 def bleu_statistics(references: Sequence[Sequence[str]], predictions: Sequence[str]) -> np.ndarray:
     """Per-image BLEU sufficient statistics from pycocoevalcap's own n-gram cooking (``cook_refs`` / ``cook_test``).
 
@@ -114,12 +123,27 @@ def bleu_statistics(references: Sequence[Sequence[str]], predictions: Sequence[s
     """
     from pycocoevalcap.bleu.bleu_scorer import cook_refs, cook_test
 
-    rows = []
-    for refs, hyp in zip(references, predictions):
-        comps = cook_test(hyp, cook_refs(list(refs), n=BLEU_N), n=BLEU_N)  # reflen stays the list of lengths
-        reflen = closest_ref_length(comps["reflen"], comps["testlen"])
-        rows.append([comps["testlen"], reflen, *comps["guess"], *comps["correct"]])
-    return np.asarray(rows, dtype=np.float64).reshape(len(rows), 2 + 2 * BLEU_N)
+    return _stats_rows(
+        [cook_test(hyp, cook_refs(list(refs), n=BLEU_N), n=BLEU_N) for refs, hyp in zip(references, predictions)]
+    )
+
+
+def _bleu(gts: Mapping[K, list[str]], res: Mapping[K, list[str]]) -> tuple[list[float], list[list[float]], np.ndarray]:
+    """``Bleu(4).compute_score(gts, res)`` (pycocoevalcap/bleu/bleu.py: its checks, its ``BleuScorer`` with option
+    "closest") plus the per-image statistics of :func:`bleu_statistics`, read from the scorer's own cooked n-grams
+    instead of cooking every caption a second time."""
+    from pycocoevalcap.bleu.bleu_scorer import BleuScorer
+
+    if gts.keys() != res.keys():
+        raise ValueError("references and predictions must have the same image ids")
+    scorer = BleuScorer(n=BLEU_N)
+    for key in gts:
+        hypo, ref = res[key], gts[key]
+        if not (isinstance(hypo, list) and len(hypo) == 1 and isinstance(ref, list) and len(ref) >= 1):
+            raise ValueError(f"image {key!r}: BLEU needs one prediction and at least one reference")
+        scorer += (hypo[0], ref)
+    score, scores = scorer.compute_score(option="closest", verbose=0)
+    return score, scores, _stats_rows(scorer.ctest)
 
 
 def corpus_bleu(stats: np.ndarray) -> np.ndarray:
@@ -160,7 +184,6 @@ def caption_scores(references: Mapping[K, Sequence[str]], predictions: Mapping[K
         ValueError: The keys differ or an image has no reference.
         DataError: The tokenizer could not run.
     """
-    from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
 
     ids = list(references)
@@ -171,13 +194,13 @@ def caption_scores(references: Mapping[K, Sequence[str]], predictions: Mapping[K
     gts = ptb_tokenize({i: list(references[i]) for i in ids})
     res = ptb_tokenize({i: [predictions[i]] for i in ids})
     cider, cider_each = Cider().compute_score(gts, res)
-    bleu, bleu_each = Bleu(BLEU_N).compute_score(gts, res, verbose=0)
+    bleu, bleu_each, bleu_stats = _bleu(gts, res)
     return CaptionScores(
         ids=ids,
         cider=float(cider),
         cider_per_image=np.asarray(cider_each, dtype=np.float64),
         bleu4=float(bleu[BLEU_N - 1]),
         bleu4_per_image=np.asarray(bleu_each[BLEU_N - 1], dtype=np.float64),
-        bleu_stats=bleu_statistics([gts[i] for i in ids], [res[i][0] for i in ids]),
+        bleu_stats=bleu_stats,
         tokenized_predictions=[res[i][0] for i in ids],
     )

@@ -41,6 +41,39 @@ def _safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
 
 
+CELLS = ("tp", "fp", "fn", "tn")  # the confusion cells, in the order of :func:`confusion_cells`
+
+
+def confusion_cells(pred_yes: np.ndarray, label_yes: np.ndarray) -> np.ndarray:
+    """``(n,)`` int64 cell of each question in :data:`CELLS` order: 0 TP, 1 FP, 2 FN, 3 TN."""
+    p, y = np.asarray(pred_yes, dtype=bool), np.asarray(label_yes, dtype=bool)
+    return 2 * (~p).astype(np.int64) + (~y).astype(np.int64)
+
+
+def pope_metrics_from_cells(cells: np.ndarray) -> dict[str, np.ndarray]:
+    """POPE metrics (percent) from confusion counts, vectorised over resamples.
+
+    Args:
+        cells: ``(b, 4)`` counts of TP, FP, FN, TN (:data:`CELLS`) per resample.
+
+    Returns:
+        Metric name (:data:`METRICS`) to ``(b,)`` float64 values in percent.
+    """
+    c = np.asarray(cells)
+    tp, fp, fn, tn = c[:, 0], c[:, 1], c[:, 2], c[:, 3]
+    n = tp + fp + fn + tn
+    precision = _safe_ratio(tp, tp + fp)
+    recall = _safe_ratio(tp, tp + fn)
+    f1 = _safe_ratio(2 * precision * recall, precision + recall)
+    return {
+        "accuracy": 100.0 * (tp + tn) / n,
+        "precision": 100.0 * precision,
+        "recall": 100.0 * recall,
+        "f1": 100.0 * f1,
+        "yes_ratio": 100.0 * (tp + fp) / n,
+    }
+
+
 def pope_metrics_on(pred_yes: np.ndarray, label_yes: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
     """POPE metrics (percent) of the resamples ``idx`` of one split, vectorised over resamples.
 
@@ -54,21 +87,8 @@ def pope_metrics_on(pred_yes: np.ndarray, label_yes: np.ndarray, idx: np.ndarray
     """
     p = np.asarray(pred_yes, dtype=bool)[idx]
     y = np.asarray(label_yes, dtype=bool)[idx]
-    n = p.shape[1]
-    tp = (p & y).sum(axis=1)
-    fp = (p & ~y).sum(axis=1)
-    fn = (~p & y).sum(axis=1)
-    tn = (~p & ~y).sum(axis=1)
-    precision = _safe_ratio(tp, tp + fp)
-    recall = _safe_ratio(tp, tp + fn)
-    f1 = _safe_ratio(2 * precision * recall, precision + recall)
-    return {
-        "accuracy": 100.0 * (tp + tn) / n,
-        "precision": 100.0 * precision,
-        "recall": 100.0 * recall,
-        "f1": 100.0 * f1,
-        "yes_ratio": 100.0 * p.sum(axis=1) / n,
-    }
+    cells = np.stack([(p & y).sum(axis=1), (p & ~y).sum(axis=1), (~p & y).sum(axis=1), (~p & ~y).sum(axis=1)], axis=1)
+    return pope_metrics_from_cells(cells)
 
 
 def pope_metrics(pred_yes: np.ndarray, label_yes: np.ndarray) -> dict[str, float]:

@@ -15,8 +15,6 @@ from evaluation.metrics.editing import cosine_similarities, l1_distance, l2_dist
 from evaluation.readers import preview
 from evaluation.readers.editing import EditPair, load_pair, read_captions, read_edit_pairs
 from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult
-from evaluation.tasks.base import configured
-from evaluation.tasks.editing import PairListTask
 from setok.io import DataError
 
 if TYPE_CHECKING:
@@ -143,12 +141,16 @@ class EditingBenchmark(Benchmark):
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """The ``targets/`` folder (annotations), the input list (inputs) and ``images/``: EVR ``test.json``, MA5K
         ``annotations/test_sess_1.json``, read with :attr:`pair_keys` and :meth:`instruction`."""
+        from evaluation.tasks.editing import PairListTask
+
         return PairListTask(cls.name, input_key=cls.pair_keys[0], output_key=cls.pair_keys[1],
                             instruction=cls.instruction, **cls.edit_paths(cfg))
 
     @classmethod
     def edit_paths(cls, cfg: BenchmarkConfig) -> dict[str, Any]:
         """The task's configured paths: ``targets`` (annotations), ``inputs``, ``images`` and the ``limit``."""
+        from evaluation.tasks.base import configured
+
         return {"targets": configured(cls.name, cfg, "annotations", folder=True),
                 "inputs": configured(cls.name, cfg, "inputs"),
                 "images": configured(cls.name, cfg, "images", folder=True), "limit": cfg.limit}

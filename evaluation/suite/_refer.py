@@ -18,8 +18,6 @@ from evaluation.readers.segmentation import (
     read_refer_release,
 )
 from evaluation.registry import Benchmark, Metric, ScoreResult
-from evaluation.tasks.base import configured
-from evaluation.tasks.segmentation import ReferTask
 
 if TYPE_CHECKING:
     from evaluation.tasks.base import BenchmarkTask
@@ -116,6 +114,9 @@ class PaperReferBenchmark(ReferBenchmark):
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """The REFER release folder (refs + instances: annotations), COCO ``train2014/`` (images), options.split,
         split_by."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.segmentation import ReferTask
+
         return ReferTask(cls.name, annotations=configured(cls.name, cfg, "annotations", folder=True),
                          images=configured(cls.name, cfg, "images", folder=True), split=cfg.options.get("split"),
                          split_by=cfg.options.get("split_by"), limit=cfg.limit)

@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING, Any
 from evaluation.metrics.vqa import Rule, accuracy_by_type, vqa_accuracy
 from evaluation.readers.vqa import VqaData, read_vqa
 from evaluation.registry import Benchmark, Metric, ScoreResult
-from evaluation.tasks.base import configured
-from evaluation.tasks.vqa import VqaTask
 
 if TYPE_CHECKING:
     from evaluation.tasks.base import BenchmarkTask
@@ -59,8 +57,8 @@ def score_vqa_family(
         answer_identity=data.identity if rule == "vqa" else None,
     )
     metrics, ci95 = accuracy_by_type(scores.accuracy, data.answer_types, n_boot=n_bootstrap, seed=seed)
-    rows = [
-        {id_key: i, "answer_type": t, "prediction": p, "matches": int(m), "accuracy": float(a)}
+    rows = [  # tolist() gives Python ints and floats already
+        {id_key: i, "answer_type": t, "prediction": p, "matches": m, "accuracy": a}
         for i, t, p, m, a in zip(
             data.ids, data.answer_types, scores.prediction, scores.matches.tolist(), scores.accuracy.tolist()
         )
@@ -98,6 +96,9 @@ class VqaBenchmark(Benchmark):
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """Questions and (optional) annotations JSON in the VQA format, COCO ``val2014/`` (images)."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.vqa import VqaTask
+
         return VqaTask(cls.name, questions=configured(cls.name, cfg, "questions"),
                        annotations=None if cfg.annotations is None else configured(cls.name, cfg, "annotations"),
                        images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evaluation.bootstrap import bootstrap_statistic, means_with_ci95, percentile_interval
+from evaluation.bootstrap import bootstrap_sums, means_with_ci95, percentile_interval
 from evaluation.metrics.caption import caption_scores, corpus_bleu
 from evaluation.readers.caption import read_captions
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
@@ -72,8 +72,8 @@ class CiderBenchmark(Benchmark):
         metrics, ci95 = means_with_ci95({"cider": s.cider_per_image}, scale=100.0, n_boot=n_boot, seed=seed)
         metrics = {"cider": 100.0 * s.cider, "bleu4": 100.0 * s.bleu4}  # the library's corpus values, not re-derived
         if n_boot > 0:
-            stats = s.bleu_stats
-            reps = bootstrap_statistic(len(s.ids), lambda idx: corpus_bleu(stats[idx]), n_boot=n_boot, seed=seed)
+            # corpus BLEU of a resample depends on it through its summed statistics: resample counts, not a gather
+            reps = bootstrap_sums(s.bleu_stats, lambda sums: corpus_bleu(sums[:, None, :]), n_boot=n_boot, seed=seed)
             ci95["bleu4"] = tuple(100.0 * x for x in percentile_interval(reps))  # type: ignore[assignment]
         rows = [
             {"image_id": i, "cider": 100.0 * float(c), "bleu4": 100.0 * float(b), "caption_tokens": t}

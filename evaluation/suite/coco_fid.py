@@ -10,8 +10,6 @@ from typing import TYPE_CHECKING, Any
 from evaluation.features.images import list_images
 from evaluation.registry import Metric, PathLike, ScoreResult, register
 from evaluation.suite.fid import FidBenchmark
-from evaluation.tasks.base import configured
-from evaluation.tasks.generation import CocoGenerationTask
 from setok.io import DataError
 
 if TYPE_CHECKING:
@@ -68,6 +66,9 @@ Per-sample rows: {"index", "file", "feature_norm"} per generated image. ci95 onl
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """The reference image folder or ``.npz`` (annotations), ``captions_val2014.json`` (inputs: the prompts)."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.generation import CocoGenerationTask
+
         return CocoGenerationTask(cls.name, captions=configured(cls.name, cfg, "inputs"),
                                   references=configured(cls.name, cfg, "annotations"), limit=cfg.limit)
 

@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 from evaluation.registry import register
 from evaluation.suite.cider import FORMATS, CiderBenchmark
-from evaluation.tasks.base import configured
-from evaluation.tasks.caption import CaptionTask
 
 if TYPE_CHECKING:
     from evaluation.tasks.base import BenchmarkTask
@@ -31,6 +29,9 @@ class Flickr30kBenchmark(CiderBenchmark):
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """Karpathy ``dataset_flickr30k.json`` (annotations), ``flickr30k-images/`` (images), options.split (default
         test)."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.caption import CaptionTask
+
         return CaptionTask(cls.name, annotations=configured(cls.name, cfg, "annotations"),
                            images=configured(cls.name, cfg, "images", folder=True),
                            split=cfg.options.get("split", "test"), limit=cfg.limit)

@@ -23,8 +23,6 @@ from evaluation.graders import (
 from evaluation.readers import preview
 from evaluation.readers.editing import IMAGE_EXTENSIONS
 from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
-from evaluation.tasks.base import configured
-from evaluation.tasks.text_to_image import GenAIBenchTask
 from setok.io import DataError, read_json
 
 if TYPE_CHECKING:
@@ -203,6 +201,9 @@ ci95: percentile bootstrap over prompts (default 1000 resamples), every group me
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """``genai_image.json`` (annotations, ``genai_skills.json`` beside it); options.grader, grader_file."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.text_to_image import GenAIBenchTask
+
         return GenAIBenchTask(cls.name, annotations=configured(cls.name, cfg, "annotations"), limit=cfg.limit)
 
     @classmethod

@@ -11,8 +11,6 @@ from evaluation.metrics.gqa import gqa_answer_kind, gqa_correct, llava_gqa_predi
 from evaluation.metrics.vqa import accuracy_by_type
 from evaluation.readers.gqa import read_gqa
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
-from evaluation.tasks.base import configured
-from evaluation.tasks.vqa import GqaTask
 from setok.io import DataError
 
 if TYPE_CHECKING:
@@ -64,6 +62,9 @@ types present. Per-sample rows: {"questionId", "prediction" (as compared), "answ
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """Questions ``testdev_balanced_questions.json``, ``images/``."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.vqa import GqaTask
+
         return GqaTask(cls.name, questions=configured(cls.name, cfg, "questions"),
                        images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
 
@@ -95,9 +96,14 @@ types present. Per-sample rows: {"questionId", "prediction" (as compared), "answ
         if reference is None:
             raise DataError(f"{predictions}: gqa needs --questions (the official *_balanced_questions.json)")
         data = read_gqa(predictions, reference)
-        preds = data.predictions if no_convert else [llava_gqa_prediction(p) for p in data.predictions]
+        if no_convert:
+            preds = data.predictions
+        else:  # convert each distinct prediction once
+            converted = {p: llava_gqa_prediction(p) for p in dict.fromkeys(data.predictions)}
+            preds = list(map(converted.__getitem__, data.predictions))
         correct = gqa_correct(preds, data.answers, convert=False)
-        kinds = [gqa_answer_kind(s) for s in data.structural]
+        kind_of = {s: gqa_answer_kind(s) for s in set(data.structural)}
+        kinds = list(map(kind_of.__getitem__, data.structural))
         metrics, ci95 = accuracy_by_type(
             correct, kinds, data.structural, data.semantic,
             n_boot=n_bootstrap, seed=seed,

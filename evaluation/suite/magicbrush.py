@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 from evaluation.registry import register
 from evaluation.suite._editing import FORMATS, EditingBenchmark
-from evaluation.tasks.editing import MagicBrushTask
 
 if TYPE_CHECKING:
     from evaluation.tasks.base import BenchmarkTask
@@ -24,6 +23,8 @@ class MagicBrush(EditingBenchmark):
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """The ``targets/`` folder (annotations), ``edit_sessions.json`` (inputs), ``images/`` (session folders)."""
+        from evaluation.tasks.editing import MagicBrushTask
+
         return MagicBrushTask(cls.name, **cls.edit_paths(cfg))
 
     @classmethod

@@ -14,8 +14,6 @@ from evaluation.readers.fid import read_fid_npz, write_fid_npz
 from evaluation.readers.generation import MJHQ_CATEGORIES, read_mjhq
 from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
 from evaluation.suite.coco_fid import center_crop_resize
-from evaluation.tasks.base import configured
-from evaluation.tasks.text_to_image import MjhqTask
 from setok.io import DataError
 
 if TYPE_CHECKING:
@@ -74,6 +72,9 @@ resamples generated and reference features independently, per metric (slow: seco
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """``meta_data.json`` (annotations, the reference images beside it; also the prompts unless ``inputs`` is
         set)."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.text_to_image import MjhqTask
+
         meta = configured(cls.name, cfg, "annotations")
         prompts = meta if cfg.inputs is None else configured(cls.name, cfg, "inputs")
         return MjhqTask(cls.name, prompts=prompts, meta=meta, limit=cfg.limit)

@@ -12,8 +12,6 @@ from evaluation.bootstrap import means_with_ci95
 from evaluation.metrics.multiple_choice import circular_correct, circular_group, grouped_accuracy, mmbench_infer, slug
 from evaluation.readers.multiple_choice import align, read_mmbench, read_predictions
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
-from evaluation.tasks.base import configured
-from evaluation.tasks.multiple_choice import MmbenchTask
 
 if TYPE_CHECKING:
     from evaluation.tasks.base import BenchmarkTask
@@ -72,6 +70,9 @@ Per-sample rows, one per question: {"id": index, "category", "l2_category", "ans
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """``MMBench_DEV_EN.tsv`` (annotations, base64 images)."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.multiple_choice import MmbenchTask
+
         return MmbenchTask(cls.name, annotations=configured(cls.name, cfg, "annotations"), limit=cfg.limit)
 
     @classmethod

@@ -14,8 +14,6 @@ from evaluation.metrics.mme import COGNITION, GROUPS, PERCEPTION, SUBTASKS, imag
 from evaluation.provenance import Provenance, Subset
 from evaluation.readers.mme import read_mme
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
-from evaluation.tasks.base import configured
-from evaluation.tasks.mme import MmeTask
 
 if TYPE_CHECKING:
     from evaluation.tasks.base import BenchmarkTask
@@ -68,6 +66,9 @@ reports mark its values."""
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """``Your_Results/`` templates (annotations), ``MME_Benchmark_release_version/`` (images), options.subtasks."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.mme import MmeTask
+
         return MmeTask(cls.name, templates=configured(cls.name, cfg, "annotations", folder=True),
                        images=configured(cls.name, cfg, "images", folder=True), subtasks=cfg.options.get("subtasks"),
                        limit=cfg.limit)

@@ -22,8 +22,6 @@ from evaluation.metrics.multiple_choice import (
 )
 from evaluation.readers.multiple_choice import align, read_mmmu, read_predictions
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
-from evaluation.tasks.base import configured
-from evaluation.tasks.multiple_choice import MmmuTask
 from setok.io import read_jsonl
 
 if TYPE_CHECKING:
@@ -82,6 +80,9 @@ letter (null if none) or the list of normalised open candidates. ci95: percentil
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """The JSON list export (annotations, no image columns), the ``MMMU/`` parquet snapshot (images)."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.multiple_choice import MmmuTask
+
         return MmmuTask(cls.name, annotations=configured(cls.name, cfg, "annotations"),
                         images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
 

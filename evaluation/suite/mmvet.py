@@ -22,8 +22,6 @@ from evaluation.graders import (
 )
 from evaluation.readers import preview
 from evaluation.registry import Benchmark, Metric, PathLike, ScoreResult, register
-from evaluation.tasks.base import configured
-from evaluation.tasks.mmvet import MmvetTask
 from setok.io import DataError, read_json
 
 if TYPE_CHECKING:
@@ -149,6 +147,9 @@ ci95: percentile bootstrap over samples (default 1000 resamples), per-capability
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """``mm-vet.json`` (annotations), ``images/``."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.mmvet import MmvetTask
+
         return MmvetTask(cls.name, annotations=configured(cls.name, cfg, "annotations"),
                          images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
 

@@ -9,12 +9,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from evaluation.bootstrap import bootstrap_statistic, percentile_interval
-from evaluation.metrics.pope import METRICS, parse_pope_answer, pope_metrics, pope_metrics_on
+from evaluation.bootstrap import bootstrap_counts, percentile_interval
+from evaluation.metrics.pope import (
+    CELLS,
+    METRICS,
+    confusion_cells,
+    parse_pope_answer,
+    pope_metrics,
+    pope_metrics_from_cells,
+)
 from evaluation.readers.pope import OFFICIAL_SPLITS, QUESTION_FIELDS, is_split_file, read_pope
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
-from evaluation.tasks.base import configured
-from evaluation.tasks.pope import PopeTask
 from setok.io import read_jsonl
 
 if TYPE_CHECKING:
@@ -68,7 +73,8 @@ precision_adversarial, recall_adversarial, f1_adversarial, yes_ratio_adversarial
 precision_popular, recall_popular, f1_popular, yes_ratio_popular, accuracy_random, precision_random, recall_random,
 f1_random, yes_ratio_random.
 Per-sample rows: {"split", "id", "label", "parsed", "correct": 0|1}. ci95: percentile bootstrap resampling
-questions within each split independently (default 1000 resamples); the mean-over-splits intervals use the
+questions within each split independently (default 1000 resamples, drawn as multinomial counts of the four
+confusion cells, which is the same distribution: evaluation.bootstrap); the mean-over-splits intervals use the
 same replicates."""
     metrics = tuple(
         Metric(m, higher_is_better=(m != "yes_ratio"), help=f"{_UNITS[m]}, percent, mean over splits")
@@ -86,6 +92,9 @@ same replicates."""
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """A folder of ``coco_pope_<split>.json`` (annotations), COCO ``val2014/`` (images)."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.pope import PopeTask
+
         return PopeTask(cls.name, annotations=configured(cls.name, cfg, "annotations"),
                         images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
 
@@ -134,19 +143,21 @@ same replicates."""
         rows: list[dict[str, Any]] = []
         per_split_reps: list[np.ndarray] = []
         for k, split in enumerate(splits):
-            parsed = [parse_pope_answer(a) for a in split.answers]
-            pred_yes = np.array([p == "yes" for p in parsed])
-            label_yes = np.array([lab == "yes" for lab in split.labels])
+            parse = {a: parse_pope_answer(a) for a in dict.fromkeys(split.answers)}  # once per distinct answer
+            parsed = list(map(parse.__getitem__, split.answers))
+            pred_yes = np.array([p == "yes" for p in parsed], dtype=bool)
+            label_yes = np.array([lab == "yes" for lab in split.labels], dtype=bool)
             values = pope_metrics(pred_yes, label_yes)
             metrics.update({f"{m}_{split.name}": values[m] for m in METRICS})
             rows.extend(
                 {"split": split.name, "id": i, "label": lab, "parsed": p, "correct": int(lab == p)}
                 for i, lab, p in zip(split.ids, split.labels, parsed)
             )
-            if n_boot:
-                reps = bootstrap_statistic(
-                    len(parsed),
-                    lambda idx: np.stack(list(pope_metrics_on(pred_yes, label_yes, idx).values()), axis=1),
+            if n_boot:  # the metrics depend on a resample only through its 4 confusion counts: resample those
+                cells = np.bincount(confusion_cells(pred_yes, label_yes), minlength=len(CELLS))
+                reps = bootstrap_counts(
+                    cells,
+                    lambda drawn: np.stack(list(pope_metrics_from_cells(drawn).values()), axis=1),
                     n_boot=n_boot,
                     seed=split_seed(seed, k),
                 )

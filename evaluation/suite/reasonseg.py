@@ -9,8 +9,6 @@ from typing import TYPE_CHECKING, Any
 from evaluation.readers.segmentation import read_reasonseg_folder
 from evaluation.registry import register
 from evaluation.suite._refer import FORMATS, PaperReferBenchmark
-from evaluation.tasks.base import configured
-from evaluation.tasks.segmentation import ReasonSegTask
 
 if TYPE_CHECKING:
     from evaluation.tasks.base import BenchmarkTask
@@ -29,6 +27,9 @@ class ReasonSegBenchmark(PaperReferBenchmark):
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """The split folder (``val/``: annotations; its images unless ``images`` is set)."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.segmentation import ReasonSegTask
+
         images = None if cfg.images is None else configured(cls.name, cfg, "images", folder=True)
         return ReasonSegTask(cls.name, annotations=configured(cls.name, cfg, "annotations", folder=True), images=images,
                              split=cfg.options.get("split"), split_by=cfg.options.get("split_by"), limit=cfg.limit)

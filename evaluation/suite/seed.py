@@ -13,8 +13,6 @@ from evaluation.bootstrap import means_with_ci95
 from evaluation.metrics.multiple_choice import grouped_accuracy, seed_correct, slug
 from evaluation.readers.multiple_choice import align, read_predictions, read_seed
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
-from evaluation.tasks.base import configured
-from evaluation.tasks.multiple_choice import SeedTask
 from setok.io import DataError
 
 if TYPE_CHECKING:
@@ -80,6 +78,9 @@ ci95: percentile bootstrap over questions (default 1000 resamples), within the g
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """``SEED-Bench.json`` (annotations), ``SEED-Bench-image/`` (images); options.data_type must be ``image``."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.multiple_choice import SeedTask
+
         if cfg.options.get("data_type") != "image":  # only image questions are asked: the scorer must skip the videos
             raise DataError(f"benchmarks.{cls.name}.options.data_type: must be 'image' (the scorer's --data-type; only "
                             f"SEED-Bench-1 image questions are asked), got {cfg.options.get('data_type')!r}")

@@ -10,8 +10,6 @@ from typing import TYPE_CHECKING, Any
 from evaluation.readers.vqa import read_vizwiz
 from evaluation.registry import Benchmark, Metric, ScoreResult, register
 from evaluation.suite._vqa import VQA_FAMILY_METRICS, add_raw_predictions_flag, score_vqa_family
-from evaluation.tasks.base import configured
-from evaluation.tasks.vqa import VizWizTask
 
 if TYPE_CHECKING:
     from evaluation.tasks.base import BenchmarkTask
@@ -58,6 +56,9 @@ ci95: percentile bootstrap over images (per type: over that type's images).
     @classmethod
     def task(cls, cfg: BenchmarkConfig) -> BenchmarkTask:
         """``val.json`` (annotations), ``val/`` (images)."""
+        from evaluation.tasks.base import configured
+        from evaluation.tasks.vqa import VizWizTask
+
         return VizWizTask(cls.name, annotations=configured(cls.name, cfg, "annotations"),
                           images=configured(cls.name, cfg, "images", folder=True), limit=cfg.limit)
 

@@ -29,9 +29,25 @@ text_to_i.  genai_bench                   generate  the genai_image.json prompt 
 
 ``limit`` keeps the first N queries; ``write`` then also writes the matching subset references to
 ``<out>.references/`` and ``task.references(out)`` names the files to score with (see :mod:`evaluation.tasks.base`).
+
+The task classes (and their writers) are imported by each benchmark's ``task`` when a task is built, and
+``build_task`` / ``task_names`` (which read :mod:`setok.config`) on first use: a scorer that only needs
+:func:`~evaluation.tasks.base.configured` or the contract classes starts without them.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from evaluation.tasks.base import BenchmarkTask, Query, Task, subset_dir
-from evaluation.tasks.build import build_task, task_names
 
 __all__ = ["BenchmarkTask", "Query", "Task", "build_task", "subset_dir", "task_names"]
+
+
+def __getattr__(name: str) -> Any:
+    """``build_task`` and ``task_names`` from :mod:`evaluation.tasks.build`, imported on first access."""
+    if name in ("build_task", "task_names"):
+        from evaluation.tasks import build
+
+        return getattr(build, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -125,3 +125,22 @@ def test_cli_scores_gqa_with_questions_only(tmp_path: Path, cli: Any) -> None:
     proc = cli("score", "gqa", "--predictions", preds, "--questions", questions, "--out", out, "--bootstrap", "0")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text())["metrics"]["accuracy"] == 50.0
+
+
+def test_typed_fast_path_reads_what_the_generic_reader_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import evaluation.readers.gqa as reader
+
+    preds, questions = _files(tmp_path, preds=[*PREDICTIONS, {"questionId": 205, "prediction": "no"}])
+    fast = reader._read_gqa_typed(preds, questions)
+    assert fast is not None  # an integer questionId is read as its decimal string on both paths
+    monkeypatch.setattr(reader, "read_json_typed", lambda path, kind: None)
+    assert reader.read_gqa(preds, questions) == fast
+
+
+def test_typed_fast_path_leaves_a_non_boolean_isbalanced_to_the_generic_reader(tmp_path: Path) -> None:
+    import evaluation.readers.gqa as reader
+
+    questions = {**QUESTIONS, "205": {**QUESTIONS["205"], "isBalanced": 0}}  # falsy, not a bool: eval.py skips it
+    preds, qpath = _files(tmp_path, questions=questions)
+    assert reader._read_gqa_typed(preds, qpath) is None
+    assert reader.read_gqa(preds, qpath).ids == ["201", "202", "203", "204"]

@@ -9,9 +9,16 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 
-from evaluation.metrics.pope import parse_pope_answer, pope_metrics
+from evaluation.metrics.pope import (
+    confusion_cells,
+    parse_pope_answer,
+    pope_metrics,
+    pope_metrics_from_cells,
+    pope_metrics_on,
+)
 from evaluation.registry import get
 from setok.io import DataError, write_jsonl
 
@@ -213,3 +220,13 @@ def test_cli_takes_repeated_annotations_and_writes_split_metrics(
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads(out.read_text())["metrics"]
     assert metrics["f1"] == pytest.approx((200 / 3 + 100) / 2) and "f1_random" not in metrics
+
+
+def test_metrics_from_confusion_counts_equal_the_metrics_of_the_resampled_questions() -> None:
+    rng = np.random.default_rng(0)
+    pred, label = rng.uniform(size=40) < 0.5, rng.uniform(size=40) < 0.5
+    idx = rng.integers(0, 40, size=(25, 40))
+    cells = np.stack([np.bincount(row, minlength=4) for row in confusion_cells(pred, label)[idx]])
+    on_idx, on_cells = pope_metrics_on(pred, label, idx), pope_metrics_from_cells(cells)
+    for name in on_idx:
+        np.testing.assert_array_equal(on_idx[name], on_cells[name])

@@ -36,7 +36,7 @@ def test_write_result_writes_the_contract_and_the_samples(tmp_path: Path) -> Non
     assert on_disk["ci95"] == {"acc": [0.0, 100.0]} and on_disk["variant"] is None
     assert (
         tmp_path / "R.samples.jsonl"
-    ).read_text() == '{"acc": 1, "id": 1}\n{"acc": 0, "id": 2}\n'
+    ).read_text() == '{"acc":1,"id":1}\n{"acc":0,"id":2}\n'  # compact, keys sorted
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "R.json",
         "R.samples.jsonl",

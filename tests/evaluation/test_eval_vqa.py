@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import random
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -335,3 +338,86 @@ def test_cli_writes_result_and_per_question_samples(tmp_path: Path, cli: Any) ->
     preds.write_text(json.dumps([{"question_id": 11, "answer": "yes"}]))
     bad = cli("score", "vqav2", "--predictions", preds, "--annotations", anns, "--out", out)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "missing question_id 12, 21, 22" in bad.stderr
+
+
+# ------------------------------------------------------------------- the typed fast path and the scoring process
+
+
+def _small_vqav2(folder: Path, *, ids: str = "official") -> tuple[Path, Path, Path]:
+    """300 questions in the official layout; every 50th question numbers its humans 1..10 (``ids="official"``),
+    10..1 (``"reversed"``) or 1,1,2,2,...,5,5 (``"repeated"``)."""
+    rng = random.Random(7)
+    words = ["yes", "no", "2", "two", "dog", "a dog", "t-shirt", "red", "Red.", "don't", "dont", "hot dog"]
+    anns, qs, preds = [], [], []
+    for i in range(300):
+        pool = rng.sample(words, rng.choice([1, 2, 3]))
+        humans = rng.choices(pool, k=10)
+        numbers = {"official": range(1, 11), "reversed": range(10, 0, -1), "repeated": [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]}
+        aids = numbers[ids] if i % 50 == 0 else range(1, 11)
+        anns.append({"question_id": 100 + i, "image_id": i, "question_type": "what",
+                     "answer_type": ["yes/no", "number", "other"][i % 3], "multiple_choice_answer": humans[0],
+                     "answers": [{"answer": a, "answer_confidence": "yes", "answer_id": j}
+                                 for a, j in zip(humans, aids)]})
+        qs.append({"question_id": 100 + i, "image_id": i, "question": "What?"})
+        preds.append({"question_id": 100 + i, "answer": rng.choice(pool + ["cat", "Two", "The dog."])})
+    paths = folder / "predictions.json", folder / "annotations.json", folder / "questions.json"
+    for path, obj in zip(paths, (preds[::-1], {"annotations": anns}, {"questions": qs})):
+        path.write_text(json.dumps(obj))
+    return paths
+
+
+@pytest.mark.parametrize("ids", ["official", "reversed", "repeated"])
+def test_typed_fast_path_reads_what_the_generic_reader_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ids: str
+) -> None:
+    import evaluation.readers.vqa as reader
+
+    paths = _small_vqav2(tmp_path, ids=ids)
+    official = reader.read_json_typed(paths[1], reader._NumberedAnnotations) is not None
+    assert official == (ids == "official")  # the official numbering is checked while decoding
+    assert (reader._read_vqa_typed(*paths) is None) == (ids == "repeated")  # repeated ids: the generic path's job
+    fast = reader.read_vqa(*paths)
+    monkeypatch.setattr(reader, "read_json_typed", lambda path, kind: None)  # force the generic path
+    generic = reader.read_vqa(*paths)
+    assert fast.ids == generic.ids and fast.answer_types == generic.answer_types
+    assert fast.predictions == generic.predictions and fast.identity == generic.identity
+    assert fast.answers.lists() == generic.answers.lists() and np.array_equal(fast.answers.counts,
+                                                                              generic.answers.counts)
+    assert (fast.identity[0] is not None) == (ids == "repeated")
+
+
+def test_cli_result_of_a_small_vqav2_case_is_unchanged(tmp_path: Path, cli: Any) -> None:
+    # Metrics of this case from the scorer before the fast path and the counts bootstrap (commit 7f5d0c7)
+    preds, anns, qs = _small_vqav2(tmp_path)
+    out = tmp_path / "r.json"
+    proc = cli("score", "vqav2", "--predictions", preds, "--annotations", anns, "--questions", qs, "--out", out,
+               "--variant", "x", "--config-sha", "s", "--bootstrap", "1000")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert sorted(result) == ["benchmark", "checkpoint", "ci95", "config_sha", "git_sha", "metrics", "n",
+                              "provenance", "variant"]
+    expected = {"accuracy": 42.5333, "accuracy_number": 42.1, "accuracy_other": 37.9, "accuracy_yes_no": 47.6}
+    assert sorted(result["metrics"]) == sorted(expected) == sorted(result["ci95"]) and result["n"] == 300
+    for name, value in expected.items():
+        assert result["metrics"][name] == pytest.approx(value, abs=0.01)
+        lo, hi = result["ci95"][name]
+        assert lo < result["metrics"][name] < hi
+    rows = [json.loads(line) for line in (tmp_path / "r.samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 300 and sorted(rows[0]) == ["accuracy", "answer_type", "matches", "prediction", "question_id"]
+    assert 100 * np.mean([r["accuracy"] for r in rows]) == pytest.approx(expected["accuracy"], abs=0.01)
+
+
+def test_scoring_a_text_benchmark_imports_no_model_library() -> None:
+    code = (
+        "import sys\n"
+        "from evaluation.cli import main\n"
+        "try:\n    main(['score', 'vqav2', '--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = ('torch', 'transformers', 'scipy', 'PIL', 'pandas', 'setok.config', 'evaluation.tasks.vqa')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('evaluation.suite.')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    loaded, suite = proc.stdout.splitlines()[-2:]
+    assert loaded == "[]"
+    assert suite == "['evaluation.suite._vqa', 'evaluation.suite.vqav2']"  # the scored benchmark's module alone
