@@ -21,11 +21,12 @@ number of tokens), from the same packed batch:
 
 Both run in this process with the same threads, one warm-up each, then ``--repeats`` interleaved rounds; the table
 gives the best wall time of each. tokens/s = batch x new tokens / best wall time, prefill included; ratio =
-generate's best time / ours' (> 1: ours faster); round ratios = the lowest and highest ratio of one round's two
+generate's best time / ours' (> 1: ours faster); rounds = the lowest and highest ratio of one round's two
 back-to-back runs (the noise band on a shared machine); cpu ratio = the same ratio on the best process CPU times;
-prefill = the share of ours' time spent in the prompt pass (identical work on both sides). "identical" compares the
-greedy tokens of both, twice: with the stop off (the timed runs) and with SmolLM2's own end-of-sequence id (rows stop
-apart, padding after).
+prefill = the share of ours' time spent in the prompt pass (identical work on both sides); loop ms = each side's
+best wall time outside the LLM's forward calls, per run (embedding the prompt, masks, positions, token choice,
+stopping: all that the two loops do differently). "identical" compares the greedy tokens of both, twice: with the
+stop off (the timed runs) and with SmolLM2's own end-of-sequence id (rows stop apart, padding after).
 
 Image generation: :func:`setok.modeling.generation.generate_image` with classifier-free guidance (``cfg`` 3.0, the
 unconditional prompt drops the caption) on a paper-width diffusion head (``--diffloss-width`` 1024, depth 3, learned
@@ -46,11 +47,9 @@ from typing import Any
 import torch
 from torch import nn
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evaluation.tasks.vqa import SHORT_ANSWER  # noqa: E402
-from setok.config import load_config  # noqa: E402
 from setok.data.templates import Piece, prompt_pieces  # noqa: E402
 from setok.modeling.diffloss import DiffLoss  # noqa: E402
 from setok.modeling.generation import (  # noqa: E402
@@ -60,7 +59,7 @@ from setok.modeling.generation import (  # noqa: E402
     pack_prompts,
     transformers_greedy,
 )
-from setok.modeling.llm import load_llm, random_llama, special_ids  # noqa: E402
+from setok.modeling.llm import load_llm, special_ids  # noqa: E402
 from setok.modeling.mllm import Segment, SeTokIM  # noqa: E402
 
 TOKEN_DIM = 512  # SeTok's token width (config/paper.yaml tokenizer.merger.dim)
@@ -119,29 +118,52 @@ def build(*, diffloss_width: int, seed: int) -> tuple[SeTokIM, Callable[..., Any
     return model, pack, ids
 
 
-def interleaved(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[tuple[float, float]]]:
-    """One warm-up of each, then ``repeats`` interleaved rounds. Returns ``{name: [(wall s, CPU s) per round]}``."""
+class ForwardClock:
+    """Sums the wall time spent inside ``module``'s forward calls (a pre- and a post-hook; the rest of a decoding
+    run is its loop: masks, positions, token choice, stopping)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.total, self._start = 0.0, 0.0
+        module.register_forward_pre_hook(self._pre)
+        module.register_forward_hook(self._post)
+
+    def _pre(self, *_: Any) -> None:
+        self._start = time.perf_counter()
+
+    def _post(self, *_: Any) -> None:
+        self.total += time.perf_counter() - self._start
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], repeats: int,
+                clock: ForwardClock | None = None) -> dict[str, list[tuple[float, float, float]]]:
+    """One warm-up of each, then ``repeats`` interleaved rounds.
+
+    Returns: ``{name: [(wall s, CPU s, wall s outside the clock's forward) per round]}``.
+    """
     for fn in fns.values():
         fn()
-    times: dict[str, list[tuple[float, float]]] = {k: [] for k in fns}
+    times: dict[str, list[tuple[float, float, float]]] = {k: [] for k in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            f = 0.0 if clock is None else clock.total
             w, c = time.perf_counter(), time.process_time()
             fn()
-            times[name].append((time.perf_counter() - w, time.process_time() - c))
+            wall, cpu = time.perf_counter() - w, time.process_time() - c
+            times[name].append((wall, cpu, wall - (0.0 if clock is None else clock.total - f)))
     return times
 
 
-def best(times: list[tuple[float, float]]) -> tuple[float, float]:
-    """The best wall and the best CPU time of the rounds."""
-    return min(w for w, _ in times), min(c for _, c in times)
+def best(times: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """The best wall, CPU and outside-forward time of the rounds."""
+    return min(t[0] for t in times), min(t[1] for t in times), min(t[2] for t in times)
 
 
-def compare(model: SeTokIM, prompts: Any, *, new_tokens: int, pad_id: int, eos_id: int,
-            repeats: int) -> dict[str, Any]:
+def compare(model: SeTokIM, prompts: Any, *, new_tokens: int, pad_id: int, eos_id: int, repeats: int,
+            clock: ForwardClock) -> dict[str, Any]:
     """Time ours against ``generate`` (and the prompt pass) on one packed batch and check their greedy tokens.
 
-    Returns: best wall/CPU seconds per side, the per-round ratios, the prefill share and the two equality checks.
+    Returns: best wall/CPU seconds per side, the per-round ratios, the prefill share, each loop's best time outside
+    the LLM's forward and the two equality checks.
     """
     kw = {"max_new_tokens": new_tokens, "pad_id": pad_id}
     same = generate_text(model, prompts, eos_id=-1, **kw) == transformers_greedy(model, prompts, eos_id=-1, **kw)
@@ -151,42 +173,33 @@ def compare(model: SeTokIM, prompts: Any, *, new_tokens: int, pad_id: int, eos_i
         "ours": lambda: generate_text(model, prompts, eos_id=-1, **kw),
         "generate": lambda: transformers_greedy(model, prompts, eos_id=-1, **kw),
         "prefill": lambda: CachedLM(model, prompts, keep_hidden=False),  # the prompt pass both sides make
-    }, repeats)
-    (w_o, c_o), (w_g, c_g) = best(t["ours"]), best(t["generate"])
+    }, repeats, clock)
+    (w_o, c_o, l_o), (w_g, c_g, l_g) = best(t["ours"]), best(t["generate"])
     paired = [g[0] / o[0] for o, g in zip(t["ours"], t["generate"])]  # a round's two runs are back to back
     return {
         "ours": w_o, "generate": w_g, "ratio": w_g / w_o, "rounds": (min(paired), max(paired)),
-        "cpu_ratio": c_g / c_o, "prefill": best(t["prefill"])[0] / w_o, "identical": same,
+        "cpu_ratio": c_g / c_o, "prefill": best(t["prefill"])[0] / w_o, "loop": (l_o, l_g), "identical": same,
         "identical_eos": same_eos, "stopped": sum(1 for row in stops if row and row[-1] == eos_id),
     }
 
 
-def text_table(model: SeTokIM, pack: Callable[..., Any], ids: dict[str, Any], args: argparse.Namespace, *,
-               title: str, repeats: int) -> list[str]:
-    lines = [f"{title}, {args.new_tokens} new tokens, threads={torch.get_num_threads()}, best of {repeats}",
-             f"{'batch':>5} {'prompt':>7} {'ours tok/s':>11} {'generate tok/s':>15} {'ratio':>6} "
-             f"{'round ratios':>12} {'cpu ratio':>9} {'prefill':>7} {'identical':>9} {'identical (eos)':>17}"]
+def text_table(model: SeTokIM, pack: Callable[..., Any], ids: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    clock = ForwardClock(model.lm)
+    lines = [f"text: SmolLM2-135M float32, {args.new_tokens} new tokens, threads={torch.get_num_threads()}, "
+             f"best of {args.repeats}",
+             f"{'batch':>5} {'prompt':>6} {'ours tok/s':>10} {'generate tok/s':>14} {'ratio':>5} {'rounds':>9} "
+             f"{'cpu ratio':>9} {'prefill':>7} {'loop ms ours/gen':>16} {'identical':>9} {'identical (eos)':>17}"]
     for b in args.batches:
         prompts = pack(vqa_prompts(b, seed=args.seed + b))
-        r = compare(model, prompts, new_tokens=args.new_tokens, pad_id=ids["pad"], eos_id=ids["eos"], repeats=repeats)
-        n, (lo, hi) = b * args.new_tokens, r["rounds"]
+        r = compare(model, prompts, new_tokens=args.new_tokens, pad_id=ids["pad"], eos_id=ids["eos"],
+                    repeats=args.repeats, clock=clock)
+        n, (lo, hi), (l_o, l_g) = b * args.new_tokens, r["rounds"], r["loop"]
         eos = ("yes" if r["identical_eos"] else "NO") + f" ({r['stopped']}/{b} stop)"
-        lines.append(f"{b:>5} {prompts.input_ids.shape[1]:>7} {n / r['ours']:>11.1f} {n / r['generate']:>15.1f} "
-                     f"{r['ratio']:>6.2f} {f'{lo:.2f}-{hi:.2f}':>12} {r['cpu_ratio']:>9.2f} {r['prefill']:>7.0%} "
-                     f"{'yes' if r['identical'] else 'NO':>9} {eos:>17}")
+        lines.append(f"{b:>5} {prompts.input_ids.shape[1]:>6} {n / r['ours']:>10.1f} {n / r['generate']:>14.1f} "
+                     f"{r['ratio']:>5.2f} {f'{lo:.2f}-{hi:.2f}':>9} {r['cpu_ratio']:>9.2f} {r['prefill']:>7.0%} "
+                     f"{f'{l_o * 1e3:.0f} / {l_g * 1e3:.0f}':>16} {'yes' if r['identical'] else 'NO':>9} {eos:>17}")
         print(lines[-1], flush=True)
     return lines
-
-
-def tiny_model(model: SeTokIM) -> SeTokIM:
-    """The CI-size random Llama (config/ci.yaml ``mllm.llm.model_config``) with ``model``'s vocabulary size, in a
-    SeTokIM: the forward is cheap, so what the two decoding loops do around it shows."""
-    llm = load_config([ROOT / "config/paper.yaml", ROOT / "config/ci.yaml"]).mllm.llm
-    sizes = {**llm.model_config, "vocab_size": model.lm.get_input_embeddings().num_embeddings}
-    lm = random_llama(model_config=sizes).eval()
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        return SeTokIM(lm=lm, diffloss=nn.Identity(), token_dim=TOKEN_DIM, cond_dim=8).eval()
 
 
 def image_table(model: SeTokIM, pack: Callable[..., Any], ids: dict[str, Any], args: argparse.Namespace) -> list[str]:
@@ -204,7 +217,7 @@ def image_table(model: SeTokIM, pack: Callable[..., Any], ids: dict[str, Any], a
                            img_end_id=ids["img_end"], cfg=3.0, num_steps=args.diffusion_steps, uncond_prompts=uncond,
                            generator=torch.Generator().manual_seed(0), pad_id=ids["pad"])
 
-        wall, _ = best(interleaved({"image": run}, args.image_repeats)["image"])
+        wall = best(interleaved({"image": run}, args.image_repeats)["image"])[0]
         steps = args.image_tokens / wall
         lines.append(f"{b:>5} {steps:>8.2f} {b * steps:>13.2f} {steps * args.diffusion_steps:>17.1f} "
                      f"{1 / steps:>7.2f}")
@@ -219,7 +232,6 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1, help="torch threads for both sides (default 1: stable on a "
                     "shared machine)")
-    ap.add_argument("--loop-repeats", type=int, default=15)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--image-batches", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--image-tokens", type=int, default=4)
@@ -231,11 +243,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model, pack, ids = build(diffloss_width=args.diffloss_width, seed=args.seed)
     with torch.no_grad():
-        text = text_table(model, pack, ids, args, title="text: SmolLM2-135M float32", repeats=args.repeats)
-        loop = text_table(tiny_model(model), pack, ids, args, repeats=args.loop_repeats,
-                          title="loop overhead: the CI-size random Llama (2 layers, width 64), same prompts")
+        text = text_table(model, pack, ids, args)
         image = [] if args.no_image else image_table(model, pack, ids, args)
-    print("\n" + "\n".join(text + [""] + loop + [""] + image))
+    print("\n" + "\n".join(text + [""] + image))
 
 
 if __name__ == "__main__":
