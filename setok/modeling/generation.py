@@ -9,11 +9,15 @@ Images are generated as ``[Img] v_1 .. v_C``: ``z_k = W_out h_{k-1}`` conditions
 its hidden state decides whether the image ends after it. With classifier-free guidance the unconditional prompts run
 as a second half of the batch, ``[cond; uncond]``, sharing one KV cache but not one history.
 
-The only Python loop runs over generation steps; everything inside a step is batched.
+The only Python loop runs over generation steps; everything inside a step is batched. Greedy text gives the same
+tokens as transformers' ``generate`` over the same ``inputs_embeds`` and mask (:func:`transformers_greedy`, tested),
+with the same forward passes (measured in ``benchmarks/generate_speed.py``); the image loop needs what ``generate``
+does not expose between steps (the hidden state, new embeddings that are not token ids), and text shares its cache.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -90,10 +94,15 @@ class CachedLM:
         model: the SeTokIM whose LLM is run.
         prompt: the left-padded prompt batch ``(B, L)``.
         extra: ``(B, E, H)`` embeddings appended after the prompt before the first pass (e.g. ``[Img]``), or None.
+        keep_hidden: keep the last hidden state of each new column (``self.hidden``; images need it, text does not,
+            and without it the LLM skips collecting every layer's states at every step).
     """
 
-    def __init__(self, model: SeTokIM, prompt: MultimodalBatch, *, extra: Tensor | None = None) -> None:
+    def __init__(
+        self, model: SeTokIM, prompt: MultimodalBatch, *, extra: Tensor | None = None, keep_hidden: bool = True
+    ) -> None:
         self.model = model
+        self.keep_hidden = keep_hidden
         emb = model.embed(prompt)  # (B, L, H)
         mask = prompt.attention_mask.long()  # (B, L)
         if extra is not None:
@@ -102,24 +111,28 @@ class CachedLM:
         self.mask = mask
         self.next_position = mask.sum(1, keepdim=True)  # (B, 1) position of the next column
         out = model.lm(inputs_embeds=emb, attention_mask=mask, position_ids=positions(mask), use_cache=True,
-                       output_hidden_states=True, logits_to_keep=1)  # the next token's logits only, not the prompt's
-        self.cache = out.past_key_values
-        self.logits, self.hidden = out.logits[:, -1], out.hidden_states[-1][:, -1]  # (B, V), (B, H)
+                       output_hidden_states=keep_hidden, logits_to_keep=1)  # the next token's logits only
+        self._keep(out)
 
-    def step(self, emb: Tensor) -> tuple[Tensor, Tensor]:
+    def _keep(self, out: Any) -> None:
+        """Keep the cache, the logits ``(B, V)`` and (``keep_hidden``) the last hidden state ``(B, H)`` of ``out``."""
+        self.cache = out.past_key_values
+        self.logits = out.logits[:, -1]
+        self.hidden = out.hidden_states[-1][:, -1] if self.keep_hidden else None
+
+    def step(self, emb: Tensor) -> tuple[Tensor, Tensor | None]:
         """Append one column.
 
         Args:
             emb: ``(B, H)`` embeddings of the new tokens.
 
-        Returns: ``(logits (B, V), last hidden state (B, H))`` at the new column.
+        Returns: ``(logits (B, V), last hidden state (B, H) or None without keep_hidden)`` at the new column.
         """
         self.mask = torch.cat([self.mask, self.mask.new_ones(emb.shape[0], 1)], dim=1)  # (B, L + 1)
         out = self.model.lm(inputs_embeds=emb[:, None], attention_mask=self.mask, position_ids=self.next_position,
-                            past_key_values=self.cache, use_cache=True, output_hidden_states=True)
+                            past_key_values=self.cache, use_cache=True, output_hidden_states=self.keep_hidden)
         self.next_position = self.next_position + 1
-        self.cache = out.past_key_values
-        self.logits, self.hidden = out.logits[:, -1], out.hidden_states[-1][:, -1]  # (B, V), (B, H)
+        self._keep(out)
         return self.logits, self.hidden
 
 
@@ -133,12 +146,12 @@ def generate_text(
         model: the SeTokIM.
         prompts: a left-padded batch from :func:`pack_prompts` (``(B, L)``).
         max_new_tokens: the longest answer.
-        eos_id: a row stops after emitting it (the returned answer ends with it).
+        eos_id: a row stops after emitting it (the returned answer ends with it); negative: no stop.
         pad_id: fed to rows that already stopped (their outputs are discarded).
 
     Returns: ``B`` lists of generated ids.
     """
-    run = CachedLM(model, prompts)
+    run = CachedLM(model, prompts, keep_hidden=False)
     table = model.lm.get_input_embeddings()
     b = prompts.input_ids.shape[0]
     done = torch.zeros(b, dtype=torch.bool, device=run.logits.device)
@@ -153,6 +166,23 @@ def generate_text(
             break
         run.step(table(token))
     return [row[:n].tolist() for row, n in zip(out.cpu(), lengths.cpu())]
+
+
+@torch.no_grad()
+def transformers_greedy(
+    model: SeTokIM, prompts: MultimodalBatch, *, max_new_tokens: int, eos_id: int, pad_id: int
+) -> list[list[int]]:
+    """:func:`generate_text`'s reference: transformers' greedy ``generate`` over the same ``inputs_embeds``.
+
+    Same arguments and result as :func:`generate_text` (``eos_id < 0``: no stop); ``generate`` pads the rows that
+    stopped with ``pad_id``, cut here after each row's first ``eos_id``. Used by the equality test and the speed
+    benchmark (``benchmarks/generate_speed.py``).
+    """
+    eos = eos_id if eos_id >= 0 else None  # an explicit None switches off the checkpoint's own stop id
+    ids = model.lm.generate(inputs_embeds=model.embed(prompts), attention_mask=prompts.attention_mask,
+                            max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, eos_token_id=eos,
+                            pad_token_id=pad_id).tolist()  # (B, n <= max_new_tokens): the new tokens only
+    return [row[: row.index(eos_id) + 1] if eos_id in row else row for row in ids]
 
 
 @torch.no_grad()
