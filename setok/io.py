@@ -187,12 +187,19 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: image file not found")
+    from PIL import ImageFile
+
+    # A truncated file must fail here even when another library switched PIL to padding truncated images with grey
+    # (lmms-eval's task module sets ImageFile.LOAD_TRUNCATED_IMAGES = True when imported).
+    lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
     try:
         with Image.open(path) as im:
             im.load()  # the pixels are in memory now; closing the file leaves them usable
             return im if im.mode == "RGB" else im.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{path}: cannot read image ({e.__class__.__name__}: {e})") from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
 
 
 def array_to_image(array: np.ndarray) -> Image.Image:

@@ -80,3 +80,21 @@ def test_truncated_jpeg_raises_data_error_naming_the_file(imagenet_root: Path) -
         ds[ds.ids.index("n01440764_9")]
     assert str(path) in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_truncated_jpeg_fails_even_after_a_library_made_pil_pad_truncated_images(imagenet_root: Path) -> None:
+    """lmms-eval sets ``ImageFile.LOAD_TRUNCATED_IMAGES = True`` on import; the readers still refuse the file, and
+    the caller's setting is left as it was."""
+    from PIL import ImageFile
+
+    path = imagenet_root / "n01440764" / "n01440764_9.JPEG"
+    path.write_bytes(path.read_bytes()[:-200])
+    ds = ImageNetFolder(imagenet_root, image_size=16)
+    before = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    try:
+        with pytest.raises(DataError, match="cannot read image"):
+            ds[ds.ids.index("n01440764_9")]
+        assert ImageFile.LOAD_TRUNCATED_IMAGES is True
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = before

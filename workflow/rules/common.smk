@@ -299,7 +299,7 @@ def checkpoint_flag(wildcards):
     if wildcards.variant not in REFERENCE_VARIANTS:
         return ""
     ref = resolve(config, wildcards.variant).reference
-    return f"--checkpoint {ref.name if ref.source == 'pretrained' else 'random:' + ref.name}"
+    return f"--checkpoint {ref.name}" if ref.source == "pretrained" else f"--checkpoint random:{ref.name}"
 
 
 def prediction_name(wildcards):

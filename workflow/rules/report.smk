@@ -314,8 +314,12 @@ rule validate_eval:
     (no training job), then the validation table (published / ours with its interval / Δ / verdict)."""
     input:
         "reports/tables/validation.md",
+    log:
+        "logs/validate_eval.log",
+    conda:
+        ENV
     shell:
-        "cat {input}"
+        "cat {input} | tee {log}"
 
 
 VALIDATION_TABLES = ["reports/tables/validation.md"] if REFERENCE_VARIANTS else []
