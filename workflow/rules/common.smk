@@ -283,14 +283,18 @@ def benchmark_flags(wildcards, input):
 # --------------------------------------------------------------------------------------------- SeTokIM (mllm.smk)
 
 
-def optional_flags(wildcards, input):
-    """--tokenizer / --init for the inputs a job has."""
-    return " ".join(f"--{k} {input[k]}" for k in ("tokenizer", "init") if k in input.keys())
+def input_flags(*keys):
+    """A params function: ``--<key> <path>`` for each of ``keys`` that is among the job's inputs."""
+
+    def flags(wildcards, input):
+        return " ".join(f"--{k} {input[k]}" for k in keys if k in input.keys())
+
+    return flags
 
 
-def prediction_flags(wildcards, input):
-    """--model / --tokenizer of a prediction job, for the inputs it has (a reference variant has neither)."""
-    return " ".join(f"--{k} {input[k]}" for k in ("model", "tokenizer") if k in input.keys())
+optional_flags = input_flags("tokenizer", "init")  # training and cost jobs: the tokenizer, the previous stage's model
+# prediction jobs: the Stage-II model and the tokenizer (a reference variant has neither)
+prediction_flags = input_flags("model", "tokenizer")
 
 
 def checkpoint_flag(wildcards):
